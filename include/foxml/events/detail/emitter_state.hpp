@@ -1,0 +1,171 @@
+#pragma once
+// The shared state between an emitter's producers and its worker thread. The hot path (push) is
+// inline here; everything that may wait, allocate or do I/O lives in src/emitter_state.cpp.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "foxml/events/detail/bounded_queue.hpp"
+#include "foxml/events/detail/clock.hpp"
+#include "foxml/events/detail/record.hpp"
+#include "foxml/events/event.hpp"
+#include "foxml/events/options.hpp"
+#include "foxml/events/sink.hpp"
+
+#define FOXML_EVENTS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define FOXML_EVENTS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+namespace foxml::events::detail {
+
+// Bumped in every child created by fork(); an emitter compares it with the value it was made under.
+extern std::atomic<std::uint64_t> fork_generation;
+
+// What every line carries besides the event's own fields.
+struct stamp {
+  std::string run_id;
+  std::string host;
+  std::int64_t pid = 0;
+  std::int64_t rank = 0;
+  std::int64_t world_size = 1;
+};
+
+// Stands in for a destination that cannot be used (a fork child whose sink cannot be reopened).
+class refusing_sink final : public sink {
+ public:
+  std::size_t write(const line_batch&) noexcept override { return 0; }
+  bool healthy() noexcept override { return false; }
+  std::string describe() const override { return "none://"; }
+};
+
+class emitter_state : public std::enable_shared_from_this<emitter_state> {
+ public:
+  emitter_state(stamp identity, std::unique_ptr<sink> destination, const emitter_options& options);
+  ~emitter_state();
+  emitter_state(const emitter_state&) = delete;
+  emitter_state& operator=(const emitter_state&) = delete;
+
+  // Starts the worker thread; it keeps this state alive until it exits.
+  void start();
+  // Marks a state that never gets a worker (a disabled fork child): every emit is counted refused.
+  void refuse_all() noexcept;
+
+  // Captures one event. `visit` writes the payload fields in schema order to the writer it is given;
+  // it is called twice (measure, then copy), so it must be side-effect free.
+  template <class Visit>
+  bool push(event_type type, const Visit& visit) noexcept {
+    payload_measure measure(max_string_);
+    visit(measure);
+    const std::size_t size = measure.size();
+    std::byte* heap = nullptr;
+    if (FOXML_EVENTS_UNLIKELY(size > record_inline_bytes)) {
+      heap = take_spill(size);
+      if (heap == nullptr) return count_drop(next_seq_.fetch_add(1, std::memory_order_relaxed));
+      payload_writer writer(heap, max_string_);
+      visit(writer);
+    }
+    const std::uint64_t seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+    const std::uint64_t ticks = read_ticks(use_tsc_);
+    const std::uint8_t flags = measure.truncates() ? record_flag_truncated : 0;
+    auto fill = [&](record& r) noexcept {
+      r.seq = seq;
+      r.ticks = ticks;
+      r.type = type;
+      r.flags = flags;
+      r.size = static_cast<std::uint32_t>(size);
+      r.heap = heap;
+      if (heap == nullptr) {
+        payload_writer writer(r.inline_payload, max_string_);
+        visit(writer);
+      }
+    };
+    if (FOXML_EVENTS_LIKELY(queue_.try_push(fill))) return true;
+    record staged;
+    fill(staged);
+    return push_when_full(staged);
+  }
+
+  // Counts an emit that was refused before capture (closed emitter, disabled fork child).
+  void count_refused() noexcept { dropped_closed_.fetch_add(1, std::memory_order_relaxed); }
+
+  delivery_report flush(std::chrono::nanoseconds timeout) noexcept;
+  delivery_report close(std::chrono::nanoseconds timeout) noexcept;
+  emitter_stats stats() const noexcept;
+
+  const stamp& identity() const noexcept { return identity_; }
+  const emitter_options& options() const noexcept { return options_; }
+  // Opens this state's destination again for a forked child (nullptr when it cannot be shared).
+  std::unique_ptr<sink> reopen_sink_after_fork() const;
+
+  bool is_closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
+  std::uint64_t generation() const noexcept { return generation_; }
+  std::chrono::steady_clock::time_point created() const noexcept { return created_; }
+
+ private:
+  class worker;
+  friend class worker;
+
+  bool push_when_full(record& staged) noexcept;
+  bool count_drop(std::uint64_t seq) noexcept;
+  void note_drop(std::uint64_t seq) noexcept;  // adds a seq to the next `dropped` report
+  std::byte* take_spill(std::size_t size) noexcept;
+  void release_spill(record& r) noexcept;
+  void wake_worker() noexcept;
+
+  // Immutable after construction.
+  const stamp identity_;
+  const emitter_options options_;
+  const std::size_t max_string_;
+  const bool use_tsc_;
+  const std::uint64_t generation_;
+  const std::chrono::steady_clock::time_point created_;
+
+  // Producer side.
+  bounded_queue<record> queue_;
+  alignas(cache_line) std::atomic<std::uint64_t> next_seq_{0};
+  std::atomic<bool> closed_{false};
+  std::atomic<std::size_t> spill_bytes_{0};
+
+  // Overflow paths: taken only when the queue is full, so their locks never touch the common path.
+  std::mutex drops_mutex_;
+  std::uint64_t pending_drop_count_ = 0;
+  std::uint64_t pending_drop_first_ = 0;
+  std::uint64_t pending_drop_last_ = 0;
+  std::mutex lane_mutex_;
+  std::vector<record> lane_;
+  std::atomic<std::uint64_t> lane_pushed_{0};
+
+  // Counters, written by whichever side counts the event, read by stats().
+  std::atomic<std::uint64_t> written_{0};
+  std::atomic<std::uint64_t> dropped_queue_full_{0};
+  std::atomic<std::uint64_t> dropped_sink_{0};
+  std::atomic<std::uint64_t> dropped_oversize_{0};
+  std::atomic<std::uint64_t> dropped_closed_{0};
+  std::atomic<std::uint64_t> truncated_{0};
+  std::atomic<std::uint64_t> lifecycle_reserved_{0};
+
+  // Control between callers of flush/close and the worker.
+  std::mutex control_mutex_;
+  std::condition_variable worker_wakeup_;
+  std::condition_variable delivered_cv_;
+  std::uint64_t flush_target_ = 0;      // queue position a flush waits for
+  std::uint64_t lane_flush_target_ = 0;
+  std::uint64_t delivered_pos_ = 0;     // queue position written and flushed to the sink
+  std::uint64_t delivered_lane_ = 0;
+  bool flush_wanted_ = false;
+  bool stop_wanted_ = false;
+  bool worker_done_ = false;
+
+  std::unique_ptr<sink> sink_;  // used by the worker only
+  std::thread thread_;
+  bool started_ = false;
+};
+
+}  // namespace foxml::events::detail

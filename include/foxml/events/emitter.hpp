@@ -1,0 +1,184 @@
+#pragma once
+/// The training event emitter: typed emit calls for a training loop. An emit call captures its
+/// fields, stamps seq and time, and pushes to a bounded queue; a background worker encodes JSON
+/// lines and writes them to the sink. Emit calls never throw, never block on I/O and never grow
+/// memory beyond the configured bounds.
+
+#include <atomic>
+#include <chrono>
+#include <initializer_list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "foxml/events/detail/emitter_state.hpp"
+#include "foxml/events/event.hpp"
+#include "foxml/events/options.hpp"
+#include "foxml/events/sink.hpp"
+
+namespace foxml::events {
+
+/// Emits the events of one training run to one sink (which may be a chain or tee of sinks).
+/// Emit calls are thread-safe and return true when the event was queued, false when it was
+/// counted as dropped.
+class training_event_emitter {
+ public:
+  /// Starts an emitter for `run_id` writing to `destination`. Throws std::invalid_argument for an
+  /// empty run id, a null sink, unusable options or a malformed $RANK / $WORLD_SIZE.
+  training_event_emitter(std::string run_id, std::unique_ptr<sink> destination, emitter_options options = {});
+  /// Closes with `options.close_timeout` as the deadline.
+  ~training_event_emitter();
+  training_event_emitter(const training_event_emitter&) = delete;
+  training_event_emitter& operator=(const training_event_emitter&) = delete;
+
+  /// Announces the run: its name, config (a JSON object as text), tags and planned length.
+  bool emit_run_start(const run_start_info& info = {}) noexcept {
+    return push(event_type::run_start, [&](auto& w) {
+      w.opt_str(info.name);
+      info.config_json.empty() ? w.absent() : w.json(info.config_json);
+      info.tag_count == 0 ? w.absent() : w.strings(info.tags, info.tag_count);
+      w.opt_i64(info.total_steps);
+      w.opt_i64(info.total_epochs);
+    });
+  }
+
+  /// Reports progress within a stage.
+  bool emit_progress(const progress_update& update) noexcept {
+    return push(event_type::progress, [&](auto& w) {
+      w.str(update.stage);
+      w.num(update.progress_pct);
+      w.opt_str(update.current_target);
+      w.i64(update.targets_complete);
+      w.i64(update.targets_total);
+      w.opt_i64(update.step);
+      w.opt_i64(update.total_steps);
+      w.opt_i64(update.epoch);
+      w.opt_i64(update.total_epochs);
+    });
+  }
+
+  /// Reports progress within a stage, with only a percentage.
+  bool emit_progress(std::string_view stage, double progress_pct) noexcept {
+    progress_update update;
+    update.stage = stage;
+    update.progress_pct = progress_pct;
+    return emit_progress(update);
+  }
+
+  /// Reports a move from `previous_stage` (empty at the start) to `new_stage`.
+  bool emit_stage_change(std::optional<std::string_view> previous_stage, std::string_view new_stage) noexcept {
+    return push(event_type::stage_change, [&](auto& w) {
+      w.opt_str(previous_stage);
+      w.str(new_stage);
+    });
+  }
+
+  /// Reports that one target (a model, a label, a task) finished.
+  bool emit_target_complete(const target_result& result) noexcept {
+    return push(event_type::target_complete, [&](auto& w) {
+      w.str(result.target);
+      w.str(result.status);
+      w.i64(result.models_trained);
+      w.opt_num(result.best_auc);
+      result.metric_count == 0 ? w.absent() : w.metrics(result.metrics, result.metric_count);
+    });
+  }
+
+  /// Reports metric scalars at `step`.
+  bool emit_metrics(std::int64_t step, const metric* metrics, std::size_t count,
+                    std::optional<std::int64_t> epoch = std::nullopt) noexcept {
+    return push(event_type::metrics, [&](auto& w) {
+      w.i64(step);
+      w.opt_i64(epoch);
+      w.metrics(metrics, count);
+    });
+  }
+
+  /// Reports metric scalars at `step`: `emit_metrics(step, {{"loss", 0.4}, {"lr", 1e-3}})`.
+  bool emit_metrics(std::int64_t step, std::initializer_list<metric> metrics,
+                    std::optional<std::int64_t> epoch = std::nullopt) noexcept {
+    return emit_metrics(step, metrics.begin(), metrics.size(), epoch);
+  }
+
+  /// Emits a log message (`level`: debug, info, warning, error...).
+  bool emit_log(std::string_view level, std::string_view message) noexcept {
+    return push(event_type::log, [&](auto& w) {
+      w.str(level);
+      w.str(message);
+    });
+  }
+
+  /// Reports a resource sample (CPU, memory, GPUs).
+  bool emit_resources(const resource_sample& sample) noexcept {
+    return push(event_type::resources, [&](auto& w) {
+      w.num(sample.cpu_pct);
+      w.i64(sample.rss_bytes);
+      w.i64(sample.mem_used_bytes);
+      w.i64(sample.mem_total_bytes);
+      w.gpus(sample.gpus, sample.gpu_count);
+    });
+  }
+
+  /// Reports an error; `recoverable` says whether training goes on.
+  bool emit_error(std::string_view error_message, std::string_view error_type = "unknown",
+                  bool recoverable = true) noexcept {
+    return push(event_type::error, [&](auto& w) {
+      w.str(error_message);
+      w.str(error_type);
+      w.boolean(recoverable);
+    });
+  }
+
+  /// Says the run is alive (lets a reader tell a dead run from a slow one).
+  bool emit_heartbeat() noexcept {
+    return push(event_type::heartbeat, [](auto&) {});
+  }
+
+  /// Reports the end of the run: `success`, `failed`, `cancelled` or `killed`. Without a duration,
+  /// the time since this emitter was created is sent.
+  bool emit_run_complete(std::string_view status = "success",
+                         std::optional<double> duration_s = std::nullopt) noexcept;
+
+  /// Waits until every event emitted before the call reached the sink and the sink flushed, or the
+  /// timeout passed. Returns within the timeout even when the sink hangs.
+  delivery_report flush(std::chrono::milliseconds timeout = std::chrono::milliseconds(1000)) noexcept;
+
+  /// Delivers what is queued, flushes and closes the sink, within the timeout. Later emits are
+  /// counted as dropped. A worker stuck in a hanging sink is left behind; it holds its own state.
+  delivery_report close(std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) noexcept;
+
+  /// Returns the counters since creation.
+  emitter_stats stats() const noexcept;
+
+  const std::string& run_id() const noexcept { return run_id_; }
+
+ private:
+  template <class Visit>
+  bool push(event_type type, const Visit& visit) noexcept {
+    detail::emitter_state* state = state_.load(std::memory_order_acquire);
+    if (FOXML_EVENTS_UNLIKELY(state->generation() != detail::fork_generation.load(std::memory_order_relaxed))) {
+      state = state_after_fork();
+      if (state == nullptr) return false;
+    }
+    if (FOXML_EVENTS_UNLIKELY(state->is_closed())) {
+      state->count_refused();
+      return false;
+    }
+    return state->push(type, visit);
+  }
+
+  // In a forked child: the state this process should use, or nullptr when emits are disabled here.
+  detail::emitter_state* state_after_fork() noexcept;
+
+  std::string run_id_;
+  std::atomic<detail::emitter_state*> state_{nullptr};
+  std::shared_ptr<detail::emitter_state> owner_;
+  std::mutex fork_mutex_;
+};
+
+/// The seed's name for the emitter.
+using TrainingEventEmitter = training_event_emitter;
+
+}  // namespace foxml::events

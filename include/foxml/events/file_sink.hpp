@@ -1,0 +1,39 @@
+#pragma once
+/// The JSONL file sink: appends whole lines to one file, safely shared by many processes.
+
+#include <string>
+
+#include "foxml/events/sink.hpp"
+
+namespace foxml::events {
+
+/// Appends lines to a file opened with O_APPEND and writes each batch with a single write(), so
+/// processes appending to the same file never interleave inside a line. A new file is created 0600
+/// and missing parent directories 0700; a symlink at the final path is refused.
+class file_sink final : public sink {
+ public:
+  /// Opens (creating when missing) `path`. Throws std::system_error naming the path on failure.
+  explicit file_sink(std::string path);
+  ~file_sink() override;
+  file_sink(const file_sink&) = delete;
+  file_sink& operator=(const file_sink&) = delete;
+
+  const std::string& path() const noexcept { return path_; }
+
+  std::size_t write(const line_batch& batch) noexcept override;
+  bool flush() noexcept override;
+  void close() noexcept override;
+  bool healthy() noexcept override { return fd_ >= 0 && !failing_; }
+  std::unique_ptr<sink> reopen_after_fork() const override;
+  std::string describe() const override { return "file://" + path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  bool failing_ = false;  // the last write failed (ENOSPC, EIO...); cleared by the next success
+};
+
+/// Creates missing directories of `dir` with mode 0700. Throws std::system_error on failure.
+void create_private_directories(const std::string& dir);
+
+}  // namespace foxml::events

@@ -1,0 +1,100 @@
+#pragma once
+/// Emitter configuration and the reports its calls return.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace foxml::events {
+
+/// What an emit call does when the queue is full. Lifecycle events (run_start, stage_change,
+/// error, run_complete) never follow it: they go to a reserved lane and are never dropped silently.
+enum class overflow_policy : std::uint8_t {
+  drop,   ///< count the event as dropped and return at once (the default: training never waits)
+  block,  ///< wait up to `block_timeout` for space, then drop and count
+};
+
+/// What an emitter does in a child made by fork() (PyTorch DataLoader workers, for instance).
+enum class fork_policy : std::uint8_t {
+  restart,  ///< the child gets its own worker and reopened sinks on its first emit; pid changes,
+            ///< seq starts again at 0 (readers key runs by run_id, host, pid)
+  disable,  ///< the child's emits are counted as dropped and go nowhere
+};
+
+/// Settings of a training_event_emitter. Every field has a working default; the constructor
+/// rejects values that cannot work with std::invalid_argument naming the field.
+struct emitter_options {
+  /// Queue slots (rounded up to a power of two; 256 bytes each). Bounds the emitter's memory.
+  std::size_t queue_capacity = 16384;
+  overflow_policy overflow = overflow_policy::drop;
+  /// Longest wait of an emit call under overflow_policy::block.
+  std::chrono::microseconds block_timeout{10'000};
+  /// Longest JSON line. Longer events have their strings shortened (and carry `"truncated":true`);
+  /// an event that still does not fit is dropped and counted.
+  std::size_t max_line_bytes = 1u << 20;
+  /// Bytes held outside the queue by events too large for a slot; beyond it such events drop.
+  std::size_t max_spill_bytes = 64u << 20;
+  /// Slots reserved for lifecycle events that find the queue full.
+  std::size_t lifecycle_reserve = 1024;
+  /// Largest batch the worker hands a sink in one write.
+  std::size_t max_batch_bytes = 1u << 20;
+  /// Longest the idle worker sleeps before looking at the queue again (emit -> sink latency).
+  std::chrono::microseconds max_idle_wait{500};
+  /// Interval of `heartbeat` events; zero turns them off.
+  std::chrono::milliseconds heartbeat_interval{0};
+  /// Deadline the destructor gives close().
+  std::chrono::milliseconds close_timeout{2000};
+  /// Stamped on every event; when unset, from $RANK / $WORLD_SIZE (0 and 1 when those are unset).
+  std::optional<std::int64_t> rank;
+  std::optional<std::int64_t> world_size;
+  /// Stamped on every event; when unset, gethostname().
+  std::optional<std::string> host;
+  fork_policy after_fork = fork_policy::restart;
+  /// Stamp events with the CPU's invariant TSC when it has one (cheaper than clock_gettime).
+  bool use_tsc = true;
+};
+
+/// Counters of an emitter since it was created. Every event is either written or in one drop count.
+struct emitter_stats {
+  std::uint64_t emitted = 0;           ///< seqs handed out (accepted or dropped)
+  std::uint64_t written = 0;           ///< lines the sink accepted
+  std::uint64_t dropped_queue_full = 0;
+  std::uint64_t dropped_sink = 0;      ///< lines the sink refused
+  std::uint64_t dropped_oversize = 0;  ///< events over max_line_bytes even after shortening
+  std::uint64_t dropped_closed = 0;    ///< emits after close() or in a disabled fork child
+  std::uint64_t truncated = 0;         ///< events whose strings were shortened
+  std::uint64_t lifecycle_reserved = 0;  ///< lifecycle events that went through the reserve lane
+
+  std::uint64_t dropped() const noexcept {
+    return dropped_queue_full + dropped_sink + dropped_oversize + dropped_closed;
+  }
+};
+
+/// Outcome of flush() and close().
+enum class delivery_status : std::uint8_t {
+  ok,         ///< everything emitted before the call reached the sink (or was counted as dropped)
+  timed_out,  ///< the deadline passed first; `pending` events were still on their way
+  closed,     ///< flush() on an emitter that was already closed
+};
+
+struct delivery_report {
+  delivery_status status = delivery_status::ok;
+  std::uint64_t dropped = 0;  ///< total drops since the emitter was created
+  std::uint64_t pending = 0;  ///< events not yet handed to the sink when the call returned
+
+  bool ok() const noexcept { return status == delivery_status::ok; }
+};
+
+/// Returns "ok", "timed_out" or "closed".
+constexpr const char* to_string(delivery_status status) noexcept {
+  switch (status) {
+    case delivery_status::ok: return "ok";
+    case delivery_status::timed_out: return "timed_out";
+    case delivery_status::closed: return "closed";
+  }
+  return "unknown";
+}
+
+}  // namespace foxml::events

@@ -1,0 +1,171 @@
+#include "foxml/events/emitter.hpp"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace foxml::events {
+namespace {
+
+void on_fork_child() noexcept { detail::fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+void install_fork_handler() {
+  static const int installed = pthread_atfork(nullptr, nullptr, on_fork_child);
+  (void)installed;
+}
+
+[[noreturn]] void reject(const std::string& what) { throw std::invalid_argument("foxml::events: " + what); }
+
+std::optional<std::int64_t> integer_from_env(const char* name) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return std::nullopt;
+  errno = 0;
+  char* end = nullptr;
+  const long long value = std::strtoll(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0') {
+    reject(std::string("$") + name + "='" + text + "' is not an integer");
+  }
+  return value;
+}
+
+std::string local_host_name() {
+  char name[HOST_NAME_MAX + 1] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
+  return name;
+}
+
+template <class Duration>
+void require_non_negative(Duration d, const char* field) {
+  if (d.count() < 0) reject(std::string("emitter_options.") + field + " must not be negative");
+}
+
+void validate(const emitter_options& o) {
+  if (o.queue_capacity < 2 || o.queue_capacity > (std::size_t{1} << 26)) {
+    reject("emitter_options.queue_capacity must be between 2 and 2^26 slots, got " +
+           std::to_string(o.queue_capacity));
+  }
+  if (o.max_line_bytes < 1024 || o.max_line_bytes > (std::size_t{64} << 20)) {
+    reject("emitter_options.max_line_bytes must be between 1 KiB and 64 MiB, got " +
+           std::to_string(o.max_line_bytes));
+  }
+  if (o.max_batch_bytes < 4096) {
+    reject("emitter_options.max_batch_bytes must be at least 4096, got " + std::to_string(o.max_batch_bytes));
+  }
+  if (o.lifecycle_reserve > (std::size_t{1} << 20)) {
+    reject("emitter_options.lifecycle_reserve must be at most 2^20, got " + std::to_string(o.lifecycle_reserve));
+  }
+  require_non_negative(o.block_timeout, "block_timeout");
+  require_non_negative(o.heartbeat_interval, "heartbeat_interval");
+  require_non_negative(o.close_timeout, "close_timeout");
+  if (o.max_idle_wait.count() <= 0 || o.max_idle_wait > std::chrono::seconds(1)) {
+    reject("emitter_options.max_idle_wait must be between 1 us and 1 s");
+  }
+}
+
+detail::stamp make_identity(std::string run_id, const emitter_options& o) {
+  if (run_id.empty()) reject("run_id must not be empty");
+  if (run_id.size() > 1024) reject("run_id is longer than 1024 bytes");
+  detail::stamp id;
+  id.run_id = std::move(run_id);
+  id.host = o.host ? *o.host : local_host_name();
+  id.pid = static_cast<std::int64_t>(getpid());
+  id.rank = o.rank ? *o.rank : integer_from_env("RANK").value_or(0);
+  id.world_size = o.world_size ? *o.world_size : integer_from_env("WORLD_SIZE").value_or(1);
+  if (id.world_size < 1) reject("world_size must be at least 1, got " + std::to_string(id.world_size));
+  if (id.rank < 0 || id.rank >= id.world_size) {
+    reject("rank must be in [0, world_size), got rank " + std::to_string(id.rank) + " of " +
+           std::to_string(id.world_size));
+  }
+  return id;
+}
+
+}  // namespace
+
+training_event_emitter::training_event_emitter(std::string run_id, std::unique_ptr<sink> destination,
+                                               emitter_options options)
+    : run_id_(run_id) {
+  validate(options);
+  if (!destination) reject("the sink must not be null");
+  install_fork_handler();
+  owner_ = std::make_shared<detail::emitter_state>(make_identity(std::move(run_id), options), std::move(destination),
+                                                   options);
+  owner_->start();
+  state_.store(owner_.get(), std::memory_order_release);
+}
+
+training_event_emitter::~training_event_emitter() {
+  detail::emitter_state* state = state_.load(std::memory_order_acquire);
+  if (state != nullptr) close(state->options().close_timeout);
+}
+
+bool training_event_emitter::emit_run_complete(std::string_view status, std::optional<double> duration_s) noexcept {
+  if (!duration_s) {
+    const detail::emitter_state* state = state_.load(std::memory_order_acquire);
+    duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - state->created()).count();
+  }
+  return push(event_type::run_complete, [&](auto& w) {
+    w.str(status);
+    w.opt_num(duration_s);
+  });
+}
+
+delivery_report training_event_emitter::flush(std::chrono::milliseconds timeout) noexcept {
+  detail::emitter_state* state = state_.load(std::memory_order_acquire);
+  if (state->generation() != detail::fork_generation.load(std::memory_order_relaxed)) {
+    state = state_after_fork();
+    if (state == nullptr) return delivery_report{delivery_status::closed, 0, 0};
+  }
+  return state->flush(timeout);
+}
+
+delivery_report training_event_emitter::close(std::chrono::milliseconds timeout) noexcept {
+  detail::emitter_state* state = state_.load(std::memory_order_acquire);
+  if (state->generation() != detail::fork_generation.load(std::memory_order_relaxed)) {
+    // A forked child that never emitted: the state is the parent's, whose worker does not exist
+    // in this process. Leave it untouched.
+    state = state_after_fork();
+    if (state == nullptr) return delivery_report{delivery_status::ok, 0, 0};
+  }
+  return state->close(timeout);
+}
+
+emitter_stats training_event_emitter::stats() const noexcept {
+  return state_.load(std::memory_order_acquire)->stats();
+}
+
+detail::emitter_state* training_event_emitter::state_after_fork() noexcept {
+  std::lock_guard<std::mutex> lock(fork_mutex_);
+  detail::emitter_state* current = state_.load(std::memory_order_acquire);
+  const std::uint64_t generation = detail::fork_generation.load(std::memory_order_relaxed);
+  if (current->generation() == generation) return current;  // another thread of this child did it
+  try {
+    std::shared_ptr<detail::emitter_state> parent = std::move(owner_);
+    // The parent's state stays allocated in this child, on purpose: its worker thread does not
+    // exist here and its locks may have been held at the fork, so neither destroying nor using
+    // it is safe.
+    new std::shared_ptr<detail::emitter_state>(parent);
+
+    detail::stamp identity = parent->identity();
+    identity.pid = static_cast<std::int64_t>(getpid());
+    std::unique_ptr<sink> reopened;
+    if (parent->options().after_fork == fork_policy::restart) reopened = parent->reopen_sink_after_fork();
+    const bool usable = reopened != nullptr;
+    if (!usable) reopened = std::make_unique<detail::refusing_sink>();
+    owner_ = std::make_shared<detail::emitter_state>(std::move(identity), std::move(reopened), parent->options());
+    if (usable) {
+      owner_->start();
+    } else {
+      owner_->refuse_all();
+    }
+    state_.store(owner_.get(), std::memory_order_release);
+    return owner_.get();
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+}  // namespace foxml::events

@@ -1,0 +1,375 @@
+#include "foxml/events/detail/emitter_state.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+
+#include "line_encoder.hpp"
+
+namespace foxml::events::detail {
+
+std::atomic<std::uint64_t> fork_generation{0};
+
+namespace {
+
+std::size_t round_up_power_of_two(std::size_t n) {
+  std::size_t p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+// How often, at most, the worker reports drops with a `dropped` event (also on flush and close).
+constexpr auto drop_report_interval = std::chrono::milliseconds(100);
+constexpr auto shortest_idle_wait = std::chrono::microseconds(20);
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
+// Everything the worker thread owns: it alone touches the sink, the encoder and the batch.
+class emitter_state::worker {
+ public:
+  explicit worker(emitter_state& state)
+      : s_(state), encoder_(state.identity_, state.options_.max_line_bytes), clock_(state.use_tsc_) {
+    lane_taken_.reserve(state.options_.lifecycle_reserve);
+    last_drop_report_ = std::chrono::steady_clock::now();
+    last_heartbeat_ = last_drop_report_;
+  }
+
+  void run() {
+    auto idle_wait = std::chrono::duration_cast<std::chrono::microseconds>(shortest_idle_wait);
+    for (;;) {
+      const bool busy = drain();
+      service(false);
+      if (handle_control()) return;
+      if (busy) {
+        idle_wait = shortest_idle_wait;
+        continue;
+      }
+      std::unique_lock<std::mutex> lock(s_.control_mutex_);
+      s_.worker_wakeup_.wait_for(lock, idle_wait, [&] { return s_.flush_wanted_ || s_.stop_wanted_; });
+      idle_wait = std::min(idle_wait * 2, s_.options_.max_idle_wait);
+    }
+  }
+
+ private:
+  // Moves what the producers queued into one batch, encodes it and hands it to the sink.
+  bool drain() {
+    bool any = false;
+    clock_.refresh();
+    while (batch_.bytes() < s_.options_.max_batch_bytes) {
+      record* r = s_.queue_.front();
+      if (r == nullptr) break;
+      encode(*r);
+      s_.release_spill(*r);
+      s_.queue_.pop();
+      any = true;
+    }
+    if (s_.lane_pushed_.load(std::memory_order_acquire) != lane_done_) {
+      {
+        std::lock_guard<std::mutex> lock(s_.lane_mutex_);
+        lane_taken_.swap(s_.lane_);  // both keep their reserved capacity: no allocation here
+      }
+      for (record& r : lane_taken_) {
+        encode(r);
+        s_.release_spill(r);
+      }
+      lane_done_ += lane_taken_.size();
+      lane_taken_.clear();
+      any = true;
+    }
+    deliver();
+    return any;
+  }
+
+  void encode(const record& r) {
+    switch (encoder_.encode(r, clock_.to_unix_ns(r.ticks), batch_)) {
+      case encode_outcome::ok: break;
+      case encode_outcome::truncated: s_.truncated_.fetch_add(1, std::memory_order_relaxed); break;
+      case encode_outcome::oversize:
+        s_.dropped_oversize_.fetch_add(1, std::memory_order_relaxed);
+        s_.note_drop(r.seq);
+        break;
+    }
+  }
+
+  void deliver() {
+    if (!batch_.empty()) {
+      const std::size_t accepted = std::min(s_.sink_->write(batch_), batch_.size());
+      s_.written_.fetch_add(accepted, std::memory_order_relaxed);
+      for (std::size_t i = accepted; i < batch_.size(); ++i) s_.note_drop(batch_.seq(i));
+      s_.dropped_sink_.fetch_add(batch_.size() - accepted, std::memory_order_relaxed);
+      batch_.clear();
+    }
+    // Lines the sink took but has since lost (a connection broke before they were acknowledged).
+    reclaimed_.clear();
+    const std::size_t lost = std::min(s_.sink_->reclaim(reclaimed_), reclaimed_.size());
+    if (lost != 0) {
+      for (std::size_t i = 0; i < lost; ++i) s_.note_drop(reclaimed_.seq(i));
+      s_.written_.fetch_sub(lost, std::memory_order_relaxed);
+      s_.dropped_sink_.fetch_add(lost, std::memory_order_relaxed);
+    }
+  }
+
+  // Sink upkeep, heartbeats and drop reports; `force` reports drops now (flush, close).
+  void service(bool force) {
+    const auto now = std::chrono::steady_clock::now();
+    s_.sink_->poll(now);
+    const auto heartbeat = s_.options_.heartbeat_interval;
+    if (heartbeat.count() > 0 && now - last_heartbeat_ >= heartbeat) {
+      last_heartbeat_ = now;
+      record r = synthesized(event_type::heartbeat);
+      encode(r);
+      deliver();
+    }
+    if (force || now - last_drop_report_ >= drop_report_interval) report_drops(now);
+  }
+
+  void report_drops(std::chrono::steady_clock::time_point now) {
+    std::uint64_t count = 0, first = 0, last = 0;
+    {
+      std::lock_guard<std::mutex> lock(s_.drops_mutex_);
+      count = s_.pending_drop_count_;
+      first = s_.pending_drop_first_;
+      last = s_.pending_drop_last_;
+      s_.pending_drop_count_ = 0;
+    }
+    last_drop_report_ = now;
+    if (count == 0) return;
+    record r = synthesized(event_type::dropped);
+    payload_writer writer(r.inline_payload, 0);
+    writer.i64(static_cast<std::int64_t>(count));
+    writer.i64(static_cast<std::int64_t>(first));
+    writer.i64(static_cast<std::int64_t>(last));
+    r.size = 3 * (1 + sizeof(std::int64_t));
+    encode(r);
+    deliver();  // a refused report is itself noted as a drop and goes into the next one
+  }
+
+  record synthesized(event_type type) {
+    record r;
+    r.seq = s_.next_seq_.fetch_add(1, std::memory_order_relaxed);
+    r.ticks = read_ticks(s_.use_tsc_);
+    r.type = type;
+    r.flags = 0;
+    r.size = 0;
+    r.heap = nullptr;
+    return r;
+  }
+
+  // Answers flush and close requests; returns true when the worker should exit.
+  bool handle_control() {
+    std::unique_lock<std::mutex> lock(s_.control_mutex_);
+    if (!s_.flush_wanted_ && !s_.stop_wanted_) return false;
+    const std::uint64_t consumed = s_.queue_.consumed();
+    const bool lane_empty = s_.lane_pushed_.load(std::memory_order_acquire) == lane_done_;
+    const bool stopping = s_.stop_wanted_ && lane_empty && s_.queue_.front() == nullptr;
+    const bool flush_reached =
+        s_.flush_wanted_ && consumed >= s_.flush_target_ && lane_done_ >= s_.lane_flush_target_;
+    if (!stopping && !flush_reached) return false;
+    lock.unlock();
+
+    service(true);
+    s_.sink_->flush();
+    if (stopping) s_.sink_->close();
+
+    lock.lock();
+    s_.delivered_pos_ = consumed;
+    s_.delivered_lane_ = lane_done_;
+    if (consumed >= s_.flush_target_ && lane_done_ >= s_.lane_flush_target_) s_.flush_wanted_ = false;
+    if (stopping) s_.worker_done_ = true;
+    s_.delivered_cv_.notify_all();
+    return stopping;
+  }
+
+  emitter_state& s_;
+  line_encoder encoder_;
+  tick_converter clock_;
+  line_batch batch_;
+  line_batch reclaimed_;
+  std::vector<record> lane_taken_;
+  std::uint64_t lane_done_ = 0;
+  std::chrono::steady_clock::time_point last_drop_report_;
+  std::chrono::steady_clock::time_point last_heartbeat_;
+};
+
+emitter_state::emitter_state(stamp identity, std::unique_ptr<sink> destination, const emitter_options& options)
+    : identity_(std::move(identity)),
+      options_(options),
+      max_string_(options.max_line_bytes),
+      use_tsc_(options.use_tsc && tsc_usable()),
+      generation_(fork_generation.load(std::memory_order_relaxed)),
+      created_(std::chrono::steady_clock::now()),
+      queue_(round_up_power_of_two(options.queue_capacity)),
+      sink_(std::move(destination)) {
+  lane_.reserve(options.lifecycle_reserve);
+}
+
+emitter_state::~emitter_state() {
+  if (thread_.joinable()) {
+    // The worker holds a reference, so it can be the one running this destructor.
+    if (thread_.get_id() == std::this_thread::get_id()) {
+      thread_.detach();
+    } else {
+      thread_.join();
+    }
+  }
+  // Events still queued were never delivered (an emit raced close()); free what they hold.
+  while (record* r = queue_.front()) {
+    release_spill(*r);
+    queue_.pop();
+    dropped_closed_.fetch_add(1, std::memory_order_relaxed);
+  }
+  for (record& r : lane_) release_spill(r);
+}
+
+void emitter_state::start() {
+  // The worker takes no signals, so SIGINT and SIGTERM reach the application's own threads.
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  try {
+    thread_ = std::thread([self = shared_from_this()] {
+      pthread_setname_np(pthread_self(), "foxml-events");
+      worker(*self).run();
+    });
+  } catch (...) {
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    throw;
+  }
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  started_ = true;
+}
+
+void emitter_state::refuse_all() noexcept { closed_.store(true, std::memory_order_relaxed); }
+
+bool emitter_state::push_when_full(record& staged) noexcept {
+  wake_worker();
+  if (is_lifecycle(staged.type)) {
+    std::lock_guard<std::mutex> lock(lane_mutex_);
+    if (lane_.size() < options_.lifecycle_reserve) {
+      lane_.push_back(staged);
+      lane_pushed_.fetch_add(1, std::memory_order_release);
+      lifecycle_reserved_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+  } else if (options_.overflow == overflow_policy::block) {
+    const auto deadline = std::chrono::steady_clock::now() + options_.block_timeout;
+    for (unsigned attempt = 0;; ++attempt) {
+      if (queue_.try_push([&](record& r) noexcept { r = staged; })) return true;
+      if (std::chrono::steady_clock::now() >= deadline) break;
+      if (attempt < 64) {
+        cpu_relax();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+    }
+  }
+  release_spill(staged);
+  return count_drop(staged.seq);
+}
+
+bool emitter_state::count_drop(std::uint64_t seq) noexcept {
+  dropped_queue_full_.fetch_add(1, std::memory_order_relaxed);
+  note_drop(seq);
+  return false;
+}
+
+void emitter_state::note_drop(std::uint64_t seq) noexcept {
+  std::lock_guard<std::mutex> lock(drops_mutex_);
+  if (pending_drop_count_ == 0) {
+    pending_drop_first_ = seq;
+    pending_drop_last_ = seq;
+  } else {
+    pending_drop_first_ = std::min(pending_drop_first_, seq);
+    pending_drop_last_ = std::max(pending_drop_last_, seq);
+  }
+  ++pending_drop_count_;
+}
+
+std::byte* emitter_state::take_spill(std::size_t size) noexcept {
+  const std::size_t before = spill_bytes_.fetch_add(size, std::memory_order_relaxed);
+  if (before + size > options_.max_spill_bytes) {
+    spill_bytes_.fetch_sub(size, std::memory_order_relaxed);
+    return nullptr;
+  }
+  auto* block = new (std::nothrow) std::byte[size];
+  if (block == nullptr) spill_bytes_.fetch_sub(size, std::memory_order_relaxed);
+  return block;
+}
+
+void emitter_state::release_spill(record& r) noexcept {
+  if (r.heap == nullptr) return;
+  delete[] r.heap;
+  r.heap = nullptr;
+  spill_bytes_.fetch_sub(r.size, std::memory_order_relaxed);
+}
+
+void emitter_state::wake_worker() noexcept { worker_wakeup_.notify_one(); }
+
+delivery_report emitter_state::flush(std::chrono::nanoseconds timeout) noexcept {
+  if (closed_.load(std::memory_order_relaxed) || !started_) {
+    return delivery_report{delivery_status::closed, stats().dropped(), 0};
+  }
+  const std::uint64_t target = queue_.claimed();
+  const std::uint64_t lane_target = lane_pushed_.load(std::memory_order_acquire);
+  bool reached = false;
+  {
+    std::unique_lock<std::mutex> lock(control_mutex_);
+    flush_target_ = std::max(flush_target_, target);
+    lane_flush_target_ = std::max(lane_flush_target_, lane_target);
+    flush_wanted_ = true;
+    worker_wakeup_.notify_one();
+    reached = delivered_cv_.wait_for(lock, timeout, [&] {
+      return (delivered_pos_ >= target && delivered_lane_ >= lane_target) || worker_done_;
+    });
+  }
+  const std::uint64_t consumed = std::min(queue_.consumed(), target);
+  return delivery_report{reached ? delivery_status::ok : delivery_status::timed_out, stats().dropped(),
+                         reached ? 0 : target - consumed};
+}
+
+delivery_report emitter_state::close(std::chrono::nanoseconds timeout) noexcept {
+  closed_.store(true, std::memory_order_relaxed);
+  if (!started_) return delivery_report{delivery_status::ok, stats().dropped(), 0};
+  bool done = false;
+  {
+    std::unique_lock<std::mutex> lock(control_mutex_);
+    stop_wanted_ = true;
+    worker_wakeup_.notify_one();
+    done = delivered_cv_.wait_for(lock, timeout, [&] { return worker_done_; });
+  }
+  if (done) {
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    return delivery_report{delivery_status::ok, stats().dropped(), 0};
+  }
+  // The worker is stuck in the sink. It keeps its own reference to this state and finishes (or
+  // not) on its own; nothing here waits for it any longer.
+  if (thread_.joinable()) thread_.detach();
+  const std::uint64_t queued = queue_.claimed() - queue_.consumed();
+  return delivery_report{delivery_status::timed_out, stats().dropped(), queued};
+}
+
+emitter_stats emitter_state::stats() const noexcept {
+  emitter_stats s;
+  s.emitted = next_seq_.load(std::memory_order_relaxed);
+  s.written = written_.load(std::memory_order_relaxed);
+  s.dropped_queue_full = dropped_queue_full_.load(std::memory_order_relaxed);
+  s.dropped_sink = dropped_sink_.load(std::memory_order_relaxed);
+  s.dropped_oversize = dropped_oversize_.load(std::memory_order_relaxed);
+  s.dropped_closed = dropped_closed_.load(std::memory_order_relaxed);
+  s.truncated = truncated_.load(std::memory_order_relaxed);
+  s.lifecycle_reserved = lifecycle_reserved_.load(std::memory_order_relaxed);
+  return s;
+}
+
+std::unique_ptr<sink> emitter_state::reopen_sink_after_fork() const {
+  return sink_ ? sink_->reopen_after_fork() : nullptr;
+}
+
+}  // namespace foxml::events::detail

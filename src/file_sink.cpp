@@ -1,0 +1,101 @@
+#include "foxml/events/file_sink.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+namespace foxml::events {
+namespace {
+
+std::system_error path_error(int err, const std::string& what, const std::string& path) {
+  return std::system_error(err, std::generic_category(), "foxml::events: " + what + " '" + path + "'");
+}
+
+std::string parent_of(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return {};
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace
+
+void create_private_directories(const std::string& dir) {
+  if (dir.empty()) return;
+  struct stat st{};
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) throw path_error(ENOTDIR, "not a directory:", dir);
+    return;
+  }
+  create_private_directories(parent_of(dir));
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw path_error(errno, "cannot create directory", dir);
+}
+
+file_sink::file_sink(std::string path) : path_(std::move(path)) {
+  if (path_.empty()) throw std::invalid_argument("foxml::events: file sink path must not be empty");
+  if (path_.back() == '/') throw std::invalid_argument("foxml::events: file sink path '" + path_ + "' names a directory");
+  create_private_directories(parent_of(path_));
+  // O_NOFOLLOW: a symlink planted at the final path (in a shared directory, say) is refused
+  // rather than followed to a file the user did not name.
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd_ < 0) {
+    const int err = errno;
+    if (err == ELOOP) throw path_error(err, "refusing to follow a symlink at", path_);
+    throw path_error(err, "cannot open event file", path_);
+  }
+}
+
+file_sink::~file_sink() { close(); }
+
+std::size_t file_sink::write(const line_batch& batch) noexcept {
+  if (fd_ < 0 || batch.empty()) return 0;
+  const std::string_view text = batch.text();
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  failing_ = done < text.size();
+  // Count the whole lines that reached the file. A line cut by a failed write is ended with a
+  // newline, so the next batch starts on a line of its own and readers skip one malformed line.
+  std::size_t whole = 0;
+  while (whole < batch.size()) {
+    const std::string_view upto = batch.text(0, whole + 1);
+    if (upto.size() > done) break;
+    ++whole;
+  }
+  if (failing_ && done > 0 && batch.text(0, whole).size() != done) {
+    const char newline = '\n';
+    (void)!::write(fd_, &newline, 1);
+  }
+  return whole;
+}
+
+bool file_sink::flush() noexcept {
+  // write() already handed the bytes to the kernel; nothing is buffered in this process.
+  return fd_ >= 0 && !failing_;
+}
+
+void file_sink::close() noexcept {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+std::unique_ptr<sink> file_sink::reopen_after_fork() const {
+  try {
+    return std::make_unique<file_sink>(path_);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+}  // namespace foxml::events

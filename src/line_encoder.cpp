@@ -1,0 +1,151 @@
+#include "line_encoder.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "foxml/events/schema.hpp"
+
+namespace foxml::events::detail {
+namespace {
+// Below this many bytes per string, shortening further stops helping; the event is dropped.
+constexpr std::size_t min_string_limit = 16;
+}  // namespace
+
+line_encoder::line_encoder(const stamp& identity, std::size_t max_line_bytes) : max_line_bytes_(max_line_bytes) {
+  for (std::size_t i = 0; i < event_type_count; ++i) {
+    std::string& prefix = type_prefix_[i];
+    prefix = "{\"event_type\":\"";
+    prefix.append(to_string(static_cast<event_type>(i)));
+    prefix.append("\",\"run_id\":");
+    append_json_string(prefix, identity.run_id);
+    prefix.append(",\"timestamp\":\"");
+  }
+  process_fields_ = ",\"pid\":";
+  append_json_integer(process_fields_, identity.pid);
+  process_fields_.append(",\"host\":");
+  append_json_string(process_fields_, identity.host);
+  process_fields_.append(",\"rank\":");
+  append_json_integer(process_fields_, identity.rank);
+  process_fields_.append(",\"world_size\":");
+  append_json_integer(process_fields_, identity.world_size);
+}
+
+encode_outcome line_encoder::encode(const record& r, std::int64_t unix_ns, line_batch& batch) {
+  std::string& out = batch.buffer();
+  const std::size_t start = out.size();
+  std::size_t limit = max_line_bytes_;
+  for (;;) {
+    cut_ = false;
+    write_line(out, r, unix_ns, limit);
+    if (out.size() - start <= max_line_bytes_) {
+      batch.commit(start, r.seq);
+      return (cut_ || (r.flags & record_flag_truncated) != 0) ? encode_outcome::truncated : encode_outcome::ok;
+    }
+    out.resize(start);
+    if (limit <= min_string_limit) return encode_outcome::oversize;
+    limit = std::max(min_string_limit, std::min(limit, max_line_bytes_) / 4);
+  }
+}
+
+void line_encoder::write_line(std::string& out, const record& r, std::int64_t unix_ns, std::size_t string_limit) {
+  out.append(type_prefix_[static_cast<std::size_t>(r.type)]);
+  timestamps_.append(out, unix_ns);
+  out.append("\",\"seq\":");
+  append_json_unsigned(out, r.seq);
+  out.append(process_fields_);
+  payload_reader in(r.payload(), r.size);
+  for (const field_spec& field : fields_of(r.type)) {
+    if (in.done()) break;
+    const value_tag tag = in.tag();
+    if (tag == value_tag::absent) continue;
+    out.append(",\"");
+    out.append(field.key);
+    out.append("\":");
+    write_value(out, in, tag, string_limit);
+  }
+  if (cut_ || (r.flags & record_flag_truncated) != 0) out.append(",\"truncated\":true");
+  out.append("}\n");
+}
+
+void line_encoder::write_string(std::string& out, std::string_view s, std::size_t string_limit) {
+  if (append_json_string(out, s, string_limit)) cut_ = true;
+}
+
+void line_encoder::write_value(std::string& out, payload_reader& in, value_tag tag, std::size_t string_limit) {
+  switch (tag) {
+    case value_tag::absent:
+    case value_tag::null: out.append("null"); return;
+    case value_tag::string: write_string(out, in.string(), string_limit); return;
+    case value_tag::number: append_json_number(out, in.get<double>()); return;
+    case value_tag::integer: append_json_integer(out, in.get<std::int64_t>()); return;
+    case value_tag::boolean: out.append(in.get<std::uint8_t>() != 0 ? "true" : "false"); return;
+    case value_tag::metric_map: {
+      const auto count = in.get<std::uint32_t>();
+      out.push_back('{');
+      for (std::uint32_t i = 0; i < count; ++i) {
+        if (i != 0) out.push_back(',');
+        write_string(out, in.string(), string_limit);
+        out.push_back(':');
+        append_json_number(out, in.get<double>());
+      }
+      out.push_back('}');
+      return;
+    }
+    case value_tag::json_object: write_config(out, in.string(), string_limit); return;
+    case value_tag::string_list: {
+      const auto count = in.get<std::uint32_t>();
+      out.push_back('[');
+      for (std::uint32_t i = 0; i < count; ++i) {
+        if (i != 0) out.push_back(',');
+        write_string(out, in.string(), string_limit);
+      }
+      out.push_back(']');
+      return;
+    }
+    case value_tag::gpu_list: {
+      const auto count = in.get<std::uint32_t>();
+      out.push_back('[');
+      for (std::uint32_t i = 0; i < count; ++i) {
+        if (i != 0) out.push_back(',');
+        out.append("{\"index\":");
+        append_json_integer(out, in.get<std::int64_t>());
+        out.append(",\"name\":");
+        write_string(out, in.string(), string_limit);
+        out.append(",\"util_pct\":");
+        append_json_number(out, in.get<double>());
+        out.append(",\"mem_used_bytes\":");
+        append_json_integer(out, in.get<std::int64_t>());
+        out.append(",\"mem_total_bytes\":");
+        append_json_integer(out, in.get<std::int64_t>());
+        const bool has_temperature = in.get<std::uint8_t>() != 0;
+        const double temperature = in.get<double>();
+        if (has_temperature) {
+          out.append(",\"temperature_c\":");
+          append_json_number(out, temperature);
+        }
+        out.push_back('}');
+      }
+      out.push_back(']');
+      return;
+    }
+  }
+  out.append("null");
+}
+
+// The config arrives as text from the caller. It is parsed and written back compact, so that a
+// pretty-printed config cannot break the one-line rule and invalid JSON cannot reach the wire.
+void line_encoder::write_config(std::string& out, std::string_view text, std::size_t string_limit) {
+  if (text.size() <= string_limit) {
+    const auto parsed = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+    if (!parsed.is_discarded() && parsed.is_object()) {
+      out.append(parsed.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      return;
+    }
+    out.append("{\"_invalid_config\":");
+  } else {
+    out.append("{\"_truncated_config\":");
+  }
+  write_string(out, text, string_limit);
+  out.push_back('}');
+}
+
+}  // namespace foxml::events::detail
