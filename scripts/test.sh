@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test: the C++ suite (plain, then under ASan+UBSan, then the threaded parts under
+# TSan), the downstream consumer builds, and the Python suite. Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+jobs=$(nproc)
+configure_and_test() {  # build-dir ctest-args... -- cmake-args...
+  local dir=$1; shift
+  local ctest_args=()
+  while [ "$1" != "--" ]; do ctest_args+=("$1"); shift; done
+  shift
+  cmake -S . -B "$dir" -G Ninja -DFOXML_EVENTS_BUILD_BENCHMARKS=ON "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" "${ctest_args[@]}"
+}
+
+echo "== C++ tests (RelWithDebInfo)"
+configure_and_test build/release -- -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+echo "== C++ tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+configure_and_test build/asan -- -DCMAKE_BUILD_TYPE=Debug -DFOXML_EVENTS_SANITIZE=address,undefined
+
+echo "== C++ tests under ThreadSanitizer"
+# TSan cannot map its shadow memory under the high ASLR entropy of recent kernels; setarch -R
+# turns address randomisation off for the test processes only.
+configure_and_test build/tsan -LE consumers -- -DCMAKE_BUILD_TYPE=Debug -DFOXML_EVENTS_SANITIZE=thread \
+  -DCMAKE_CROSSCOMPILING_EMULATOR="setarch;-R"
+
+if [ -f pyproject.toml ]; then
+  echo "== Python tests"
+  python3 -m pip install -q . 
+  python3 -m pytest tests/python
+fi
