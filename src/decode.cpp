@@ -8,7 +8,8 @@
 namespace foxml::events {
 namespace {
 
-using json = nlohmann::json;
+// ordered_json keeps the order of keys as sent (metrics appear as the trainer listed them).
+using json = nlohmann::ordered_json;
 using setter = bool (*)(event&, const json&);
 
 std::optional<double> number_of(const json& v) {

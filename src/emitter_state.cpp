@@ -319,6 +319,7 @@ delivery_report emitter_state::flush(std::chrono::nanoseconds timeout) noexcept 
   const std::uint64_t target = queue_.claimed();
   const std::uint64_t lane_target = lane_pushed_.load(std::memory_order_acquire);
   bool reached = false;
+  std::uint64_t delivered = 0;
   {
     std::unique_lock<std::mutex> lock(control_mutex_);
     flush_target_ = std::max(flush_target_, target);
@@ -328,10 +329,10 @@ delivery_report emitter_state::flush(std::chrono::nanoseconds timeout) noexcept 
     reached = delivered_cv_.wait_for(lock, timeout, [&] {
       return (delivered_pos_ >= target && delivered_lane_ >= lane_target) || worker_done_;
     });
+    delivered = std::min(delivered_pos_, target);
   }
-  const std::uint64_t consumed = std::min(queue_.consumed(), target);
   return delivery_report{reached ? delivery_status::ok : delivery_status::timed_out, stats().dropped(),
-                         reached ? 0 : target - consumed};
+                         reached ? 0 : target - delivered};
 }
 
 delivery_report emitter_state::close(std::chrono::nanoseconds timeout) noexcept {

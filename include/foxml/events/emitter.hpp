@@ -36,7 +36,7 @@ class training_event_emitter {
   /// Announces the run: its name, config (a JSON object as text), tags and planned length.
   bool emit_run_start(const run_start_info& info = {}) noexcept {
     return push(event_type::run_start, [&](auto& w) {
-      w.opt_str(info.name);
+      info.name ? w.str(*info.name) : w.absent();
       info.config_json.empty() ? w.absent() : w.json(info.config_json);
       info.tag_count == 0 ? w.absent() : w.strings(info.tags, info.tag_count);
       w.opt_i64(info.total_steps);

@@ -1,0 +1,407 @@
+// The emitter's promises: seq continuity, overflow policies with exact drop counts, deadlines that
+// hold with a hanging sink, heartbeats, fork handling and set-up errors.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "foxml/events.hpp"
+#include "test_support.hpp"
+
+namespace fe = foxml::events;
+namespace ft = foxml::events::testing;
+using nlohmann::json;
+
+namespace {
+
+std::vector<json> parse_all(const std::vector<std::string>& lines) {
+  std::vector<json> out;
+  for (const auto& line : lines) out.push_back(json::parse(line));
+  return out;
+}
+
+// An emitter whose worker is stuck inside its first write: exactly one event has left the queue.
+struct stalled_emitter {
+  std::shared_ptr<ft::gate> gate = std::make_shared<ft::gate>();
+  std::shared_ptr<fe::memory_store> store = std::make_shared<fe::memory_store>();
+  std::unique_ptr<fe::training_event_emitter> emitter;
+
+  explicit stalled_emitter(fe::emitter_options options) {
+    emitter = std::make_unique<fe::training_event_emitter>("run-stall", std::make_unique<ft::gated_sink>(gate, store),
+                                                           options);
+    emitter->emit_log("info", "first");
+    REQUIRE(ft::eventually([&] { return gate->someone_waiting(); }));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("seq starts at 0 and grows by one per event") {
+  auto out = std::make_unique<fe::memory_sink>();
+  auto store = out->store();
+  fe::training_event_emitter emitter("run-seq", std::move(out));
+  for (int i = 0; i < 10'000; ++i) emitter.emit_metrics(i, {{"loss", 1.0}});
+  REQUIRE(emitter.flush().ok());
+  const auto lines = parse_all(store->lines());
+  REQUIRE(lines.size() == 10'000);
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    CHECK(lines[i]["seq"] == i);
+    CHECK(lines[i]["step"] == i);
+  }
+  CHECK(emitter.stats().written == 10'000);
+  CHECK(emitter.stats().dropped() == 0);
+}
+
+TEST_CASE("drop policy: a full queue drops exactly the overflow and reports it") {
+  fe::emitter_options options;
+  options.queue_capacity = 64;
+  stalled_emitter s(options);
+  // The queue is empty (the worker holds event 0); 64 fit, the next 36 are dropped.
+  int accepted = 0;
+  for (int i = 0; i < 100; ++i) accepted += s.emitter->emit_metrics(i, {{"loss", 0.5}}) ? 1 : 0;
+  CHECK(accepted == 64);
+  CHECK(s.emitter->stats().dropped_queue_full == 36);
+  s.gate->open();
+  REQUIRE(s.emitter->close().ok());
+
+  const auto lines = parse_all(s.store->lines());
+  REQUIRE(lines.size() == 1 + 64 + 1);
+  const json& report = lines.back();
+  CHECK(report["event_type"] == "dropped");
+  CHECK(report["count"] == 36);
+  CHECK(report["first_seq"] == 65);
+  CHECK(report["last_seq"] == 100);
+  CHECK(report["seq"] == 101);
+  // Every seq from 0 to 100 is either delivered or inside the reported range.
+  std::set<std::int64_t> seen;
+  for (const auto& line : lines) seen.insert(line["seq"].get<std::int64_t>());
+  for (std::int64_t seq = 0; seq <= 100; ++seq) CHECK((seen.count(seq) == 1 || (seq >= 65 && seq <= 100)));
+}
+
+TEST_CASE("block policy: waits for space while the worker frees it, drops only after the timeout") {
+  SUBCASE("space frees up in time: nothing is lost") {
+    fe::emitter_options options;
+    options.queue_capacity = 16;
+    options.overflow = fe::overflow_policy::block;
+    options.block_timeout = std::chrono::seconds(30);
+    stalled_emitter s(options);
+    std::thread opener([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      s.gate->open();
+    });
+    for (int i = 0; i < 1000; ++i) CHECK(s.emitter->emit_metrics(i, {{"loss", 0.5}}));
+    opener.join();
+    REQUIRE(s.emitter->close().ok());
+    CHECK(s.emitter->stats().dropped() == 0);
+    CHECK(s.store->size() == 1001);
+  }
+  SUBCASE("the timeout passes: the event is dropped and counted") {
+    fe::emitter_options options;
+    options.queue_capacity = 16;
+    options.overflow = fe::overflow_policy::block;
+    options.block_timeout = std::chrono::milliseconds(1);
+    stalled_emitter s(options);
+    int accepted = 0;
+    for (int i = 0; i < 20; ++i) accepted += s.emitter->emit_metrics(i, {{"loss", 0.5}}) ? 1 : 0;
+    CHECK(accepted == 16);
+    CHECK(s.emitter->stats().dropped_queue_full == 4);
+    s.gate->open();
+    REQUIRE(s.emitter->close().ok());
+  }
+}
+
+TEST_CASE("lifecycle events are never dropped by a full queue") {
+  fe::emitter_options options;
+  options.queue_capacity = 8;
+  stalled_emitter s(options);
+  for (int i = 0; i < 8; ++i) REQUIRE(s.emitter->emit_metrics(i, {{"loss", 0.5}}));
+  CHECK_FALSE(s.emitter->emit_metrics(99, {{"loss", 0.5}}));  // full: ordinary events drop
+  CHECK(s.emitter->emit_run_start());
+  CHECK(s.emitter->emit_stage_change("a", "b"));
+  CHECK(s.emitter->emit_error("boom", "RuntimeError", false));
+  CHECK(s.emitter->emit_run_complete("failed"));
+  CHECK(s.emitter->stats().lifecycle_reserved == 4);
+  s.gate->open();
+  REQUIRE(s.emitter->close().ok());
+  std::multiset<std::string> types;
+  for (const auto& line : parse_all(s.store->lines())) types.insert(line["event_type"].get<std::string>());
+  CHECK(types.count("run_start") == 1);
+  CHECK(types.count("stage_change") == 1);
+  CHECK(types.count("error") == 1);
+  CHECK(types.count("run_complete") == 1);
+  CHECK(types.count("dropped") == 1);
+}
+
+TEST_CASE("flush and close keep their deadlines when the sink hangs") {
+  auto g = std::make_shared<ft::gate>();
+  auto store = std::make_shared<fe::memory_store>();
+  fe::delivery_report flushed, closed;
+  std::chrono::steady_clock::duration flush_took{}, close_took{};
+  {
+    fe::emitter_options options;
+    options.close_timeout = std::chrono::milliseconds(100);
+    fe::training_event_emitter emitter("run-hang", std::make_unique<ft::gated_sink>(g, store), options);
+    for (int i = 0; i < 100; ++i) emitter.emit_metrics(i, {{"loss", 1.0}});
+    REQUIRE(ft::eventually([&] { return g->someone_waiting(); }));
+    auto t0 = std::chrono::steady_clock::now();
+    flushed = emitter.flush(std::chrono::milliseconds(100));
+    flush_took = std::chrono::steady_clock::now() - t0;
+    t0 = std::chrono::steady_clock::now();
+    closed = emitter.close(std::chrono::milliseconds(100));
+    close_took = std::chrono::steady_clock::now() - t0;
+    CHECK_FALSE(emitter.emit_log("info", "after close"));
+    CHECK(emitter.stats().dropped_closed == 1);
+  }  // the destructor must not wait for the stuck worker either
+  CHECK(flushed.status == fe::delivery_status::timed_out);
+  CHECK(flushed.pending > 0);
+  CHECK(closed.status == fe::delivery_status::timed_out);
+  // Generous bounds: the point is that the calls return, not how fast.
+  CHECK(flush_took < std::chrono::seconds(5));
+  CHECK(close_took < std::chrono::seconds(5));
+  g->open();  // let the abandoned worker finish and free its state
+  REQUIRE(ft::eventually([&] { return store->size() == 100; }));
+}
+
+TEST_CASE("flush on a healthy sink delivers everything emitted before it") {
+  auto out = std::make_unique<fe::memory_sink>();
+  auto store = out->store();
+  fe::training_event_emitter emitter("run-flush", std::move(out));
+  for (int round = 1; round <= 5; ++round) {
+    for (int i = 0; i < 100; ++i) emitter.emit_metrics(i, {{"loss", 1.0}});
+    const auto report = emitter.flush(std::chrono::seconds(10));
+    CHECK(report.ok());
+    CHECK(store->size() == static_cast<std::size_t>(round * 100));
+  }
+  CHECK(store->flush_count() >= 5);
+}
+
+TEST_CASE("4 threads x 100k events into one file: every line parses, every seq present") {
+  ft::temp_dir dir;
+  const std::string path = dir.file("threads.jsonl");
+  constexpr int threads = 4, per_thread = 100'000;
+  {
+    fe::emitter_options options;
+    options.overflow = fe::overflow_policy::block;  // the acceptance asks for every seq
+    options.block_timeout = std::chrono::seconds(60);
+    fe::training_event_emitter emitter("run-threads", std::make_unique<fe::file_sink>(path), options);
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([&, t] {
+        for (int i = 0; i < per_thread; ++i) {
+          fe::progress_update p;
+          p.stage = "training";
+          p.progress_pct = i * 100.0 / per_thread;
+          p.targets_complete = t;
+          p.step = i;
+          emitter.emit_progress(p);
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
+    REQUIRE(emitter.close(std::chrono::seconds(60)).ok());
+    CHECK(emitter.stats().dropped() == 0);
+  }
+  const auto lines = ft::read_lines(path);
+  REQUIRE(lines.size() == threads * per_thread);
+  std::vector<bool> seen(threads * per_thread, false);
+  std::map<std::int64_t, std::int64_t> last_step_of_thread;
+  for (const auto& line : lines) {
+    const auto decoded = fe::decode_line(line);
+    REQUIRE_MESSAGE(decoded, decoded.error);
+    const auto seq = decoded.value->seq;
+    REQUIRE(seq < seen.size());
+    CHECK_FALSE(seen[seq]);
+    seen[seq] = true;
+    // Within one producer thread, events keep their order.
+    const auto thread_id = *decoded.value->targets_complete;
+    const auto step = *decoded.value->step;
+    auto [it, fresh] = last_step_of_thread.emplace(thread_id, step);
+    if (!fresh) {
+      CHECK(step == it->second + 1);
+      it->second = step;
+    }
+  }
+}
+
+TEST_CASE("4 processes appending to one file never tear a line") {
+  ft::temp_dir dir;
+  const std::string path = dir.file("procs.jsonl");
+  constexpr int processes = 4, per_process = 20'000;
+  // Long messages make batches large, so concurrent writes overlap in time.
+  const std::string padding(700, 'p');
+  std::vector<pid_t> children;
+  for (int p = 0; p < processes; ++p) {
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      int rc = 0;
+      {
+        fe::emitter_options options;
+        options.overflow = fe::overflow_policy::block;
+        options.block_timeout = std::chrono::seconds(60);
+        fe::training_event_emitter emitter("run-procs", std::make_unique<fe::file_sink>(path), options);
+        for (int i = 0; i < per_process; ++i) emitter.emit_log("info", padding);
+        rc = emitter.close(std::chrono::seconds(60)).ok() && emitter.stats().dropped() == 0 ? 0 : 1;
+      }
+      _exit(rc);
+    }
+    children.push_back(child);
+  }
+  for (pid_t child : children) {
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  const auto lines = ft::read_lines(path);
+  CHECK(lines.size() == processes * per_process);
+  std::map<std::int64_t, std::set<std::uint64_t>> seqs_by_pid;
+  for (const auto& line : lines) {
+    const auto decoded = fe::decode_line(line);
+    REQUIRE_MESSAGE(decoded, decoded.error);
+    CHECK(decoded.value->message == padding);
+    seqs_by_pid[decoded.value->pid].insert(decoded.value->seq);
+  }
+  CHECK(seqs_by_pid.size() == processes);
+  for (const auto& [pid, seqs] : seqs_by_pid) {
+    CHECK(seqs.size() == per_process);
+    CHECK(*seqs.rbegin() == per_process - 1);
+  }
+}
+
+TEST_CASE("a forked child gets its own worker: its events carry its pid and seq from 0") {
+  ft::temp_dir dir;
+  const std::string path = dir.file("fork.jsonl");
+  fe::training_event_emitter emitter("run-fork", std::make_unique<fe::file_sink>(path));
+  emitter.emit_log("info", "parent before fork");
+  REQUIRE(emitter.flush().ok());
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    bool ok = true;
+    for (int i = 0; i < 100; ++i) ok = emitter.emit_log("info", "child") && ok;
+    ok = emitter.close(std::chrono::seconds(10)).ok() && ok;
+    _exit(ok ? 0 : 1);
+  }
+  emitter.emit_log("info", "parent after fork");
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK(WEXITSTATUS(status) == 0);
+  REQUIRE(emitter.close().ok());
+
+  std::map<std::int64_t, std::vector<std::uint64_t>> seqs_by_pid;
+  for (const auto& line : ft::read_lines(path)) {
+    const auto decoded = fe::decode_line(line);
+    REQUIRE(decoded);
+    seqs_by_pid[decoded.value->pid].push_back(decoded.value->seq);
+  }
+  REQUIRE(seqs_by_pid.count(child) == 1);
+  const auto& child_seqs = seqs_by_pid[child];
+  REQUIRE(child_seqs.size() == 100);
+  for (std::size_t i = 0; i < child_seqs.size(); ++i) CHECK(child_seqs[i] == i);
+  CHECK(seqs_by_pid[getpid()] == std::vector<std::uint64_t>{0, 1});
+}
+
+TEST_CASE("fork_policy::disable: a child's emits are refused and nothing it does reaches the file") {
+  ft::temp_dir dir;
+  const std::string path = dir.file("fork-disabled.jsonl");
+  fe::emitter_options options;
+  options.after_fork = fe::fork_policy::disable;
+  fe::training_event_emitter emitter("run-fork-off", std::make_unique<fe::file_sink>(path), options);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const bool accepted = emitter.emit_log("info", "child");
+    const bool counted = emitter.stats().dropped_closed == 1;
+    _exit(!accepted && counted ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK(WEXITSTATUS(status) == 0);
+  REQUIRE(emitter.close().ok());
+  CHECK(ft::read_lines(path).empty());
+}
+
+TEST_CASE("heartbeats arrive at the configured interval when enabled") {
+  auto out = std::make_unique<fe::memory_sink>();
+  auto store = out->store();
+  fe::emitter_options options;
+  options.heartbeat_interval = std::chrono::milliseconds(10);
+  fe::training_event_emitter emitter("run-hb", std::move(out), options);
+  REQUIRE(ft::eventually([&] { return store->size() >= 3; }));
+  REQUIRE(emitter.close().ok());
+  for (const auto& line : parse_all(store->lines())) CHECK(line["event_type"] == "heartbeat");
+}
+
+TEST_CASE("no heartbeats by default") {
+  auto out = std::make_unique<fe::memory_sink>();
+  auto store = out->store();
+  fe::training_event_emitter emitter("run-quiet", std::move(out));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(emitter.close().ok());
+  CHECK(store->size() == 0);
+}
+
+TEST_CASE("bad configuration is a clear error at construction") {
+  auto make = [](std::string run_id, fe::emitter_options options) {
+    fe::training_event_emitter emitter(std::move(run_id), std::make_unique<fe::memory_sink>(), options);
+  };
+  auto message_of = [&](std::string run_id, fe::emitter_options options) -> std::string {
+    try {
+      make(std::move(run_id), options);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "";
+  };
+  fe::emitter_options o;
+  CHECK(message_of("", o).find("run_id") != std::string::npos);
+  o = {};
+  o.queue_capacity = 1;
+  CHECK(message_of("r", o).find("queue_capacity") != std::string::npos);
+  o = {};
+  o.max_line_bytes = 10;
+  CHECK(message_of("r", o).find("max_line_bytes") != std::string::npos);
+  o = {};
+  o.block_timeout = std::chrono::microseconds(-1);
+  CHECK(message_of("r", o).find("block_timeout") != std::string::npos);
+  o = {};
+  o.rank = 4;
+  o.world_size = 4;
+  CHECK(message_of("r", o).find("rank") != std::string::npos);
+  CHECK_THROWS_AS(fe::training_event_emitter("r", nullptr), std::invalid_argument);
+
+  setenv("RANK", "two", 1);
+  CHECK(message_of("r", {}).find("$RANK='two'") != std::string::npos);
+  setenv("RANK", "2", 1);
+  setenv("WORLD_SIZE", "8", 1);
+  {
+    auto out = std::make_unique<fe::memory_sink>();
+    auto store = out->store();
+    fe::training_event_emitter emitter("r", std::move(out));
+    emitter.emit_heartbeat();
+    REQUIRE(emitter.close().ok());
+    const auto line = json::parse(store->lines().at(0));
+    CHECK(line["rank"] == 2);
+    CHECK(line["world_size"] == 8);
+  }
+  unsetenv("RANK");
+  unsetenv("WORLD_SIZE");
+}
+
+TEST_CASE("events too large for a slot spill to the heap within the byte budget") {
+  fe::emitter_options options;
+  options.max_spill_bytes = 64 * 1024;
+  stalled_emitter s(options);
+  const std::string big(10'000, 'b');
+  int accepted = 0;
+  for (int i = 0; i < 10; ++i) accepted += s.emitter->emit_log("info", big) ? 1 : 0;
+  CHECK(accepted == 6);  // 6 x ~10 KB fit the 64 KiB budget; the rest drop, counted
+  CHECK(s.emitter->stats().dropped_queue_full == 4);
+  s.gate->open();
+  REQUIRE(s.emitter->close().ok());
+  const auto stats = s.emitter->stats();
+  CHECK(stats.emitted == stats.written + stats.dropped());  // every seq is written or counted
+}
