@@ -1,5 +1,9 @@
 #include "json_writer.hpp"
 
+#define FMT_HEADER_ONLY
+#include <fmt/compile.h>
+#include <fmt/format.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -20,20 +24,25 @@ constexpr auto plain_table = make_plain_table();
 
 constexpr char hex_digits[] = "0123456789abcdef";
 
-void append_escaped_control(std::string& out, unsigned char c) {
+char* write_escaped_control(char* p, unsigned char c) {
+  char second = 0;
   switch (c) {
-    case '"': out.append("\\\""); return;
-    case '\\': out.append("\\\\"); return;
-    case '\n': out.append("\\n"); return;
-    case '\r': out.append("\\r"); return;
-    case '\t': out.append("\\t"); return;
-    case '\b': out.append("\\b"); return;
-    case '\f': out.append("\\f"); return;
+    case '"': second = '"'; break;
+    case '\\': second = '\\'; break;
+    case '\n': second = 'n'; break;
+    case '\r': second = 'r'; break;
+    case '\t': second = 't'; break;
+    case '\b': second = 'b'; break;
+    case '\f': second = 'f'; break;
     default: {
       const char esc[6] = {'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 0xF]};
-      out.append(esc, 6);
+      std::memcpy(p, esc, 6);
+      return p + 6;
     }
   }
+  p[0] = '\\';
+  p[1] = second;
+  return p + 2;
 }
 
 bool is_continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
@@ -73,77 +82,110 @@ void append_two_digits(char* out, unsigned v) {
 
 }  // namespace
 
-bool append_json_string(std::string& out, std::string_view s, std::size_t limit) {
+bool write_json_string(json_out& out, std::string_view s, std::size_t limit) {
   bool cut = false;
   std::size_t end = s.size();
   if (end > limit) {
     cut = true;
     end = limit;
   }
-  out.push_back('"');
+  // Worst case: every byte becomes \u00XX (6 bytes); plus quotes and the cut marker.
+  out.ensure(end * 6 + 64);
+  char* p = out.cursor();
+  *p++ = '"';
   std::size_t i = 0;
   while (i < end) {
     std::size_t run = i;
     while (run < end && plain_table.plain[static_cast<unsigned char>(s[run])]) ++run;
-    out.append(s.data() + i, run - i);
+    std::memcpy(p, s.data() + i, run - i);
+    p += run - i;
     i = run;
     if (i >= end) break;
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
-      append_escaped_control(out, c);
+      p = write_escaped_control(p, c);
       ++i;
       continue;
     }
     const std::size_t len = utf8_sequence_length(s, i);
     if (len == 0) {
-      out.append(replacement_character, 3);
+      std::memcpy(p, replacement_character, 3);
+      p += 3;
       ++i;
     } else if (i + len > end) {
       break;  // the cut falls inside this character: leave it out whole
     } else {
-      out.append(s.data() + i, len);
+      std::memcpy(p, s.data() + i, len);
+      p += len;
       i += len;
     }
   }
   if (cut) {
-    out.append("\xE2\x80\xA6[truncated ");  // "…[truncated N bytes]"
-    append_json_unsigned(out, s.size() - i);
-    out.append(" bytes]");
+    constexpr std::string_view marker = "\xE2\x80\xA6[truncated ";  // "…[truncated N bytes]"
+    std::memcpy(p, marker.data(), marker.size());
+    p += marker.size();
+    p = std::to_chars(p, p + 24, s.size() - i).ptr;
+    std::memcpy(p, " bytes]", 7);
+    p += 7;
   }
-  out.push_back('"');
+  *p++ = '"';
+  out.advance_to(p);
   return cut;
 }
 
-void append_json_number(std::string& out, double value) {
+void write_json_number(json_out& out, double value) {
   if (std::isnan(value)) {
-    out.append("\"NaN\"");
+    out.literal("\"NaN\"");
     return;
   }
   if (std::isinf(value)) {
-    out.append(value > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+    value > 0 ? out.literal("\"Infinity\"") : out.literal("\"-Infinity\"");
     return;
   }
-  char buf[32];
-  const auto result = std::to_chars(buf, buf + sizeof(buf), value);
-  const std::size_t n = static_cast<std::size_t>(result.ptr - buf);
-  out.append(buf, n);
+  out.ensure(40);
+  char* begin = out.cursor();
+  // fmt's Dragonbox: the shortest representation that reads back to the same double.
+  char* end = fmt::format_to(begin, FMT_COMPILE("{}"), value);
+  bool has_fraction_or_exponent = false;
+  for (const char* c = begin; c != end; ++c) {
+    if (*c == '.' || *c == 'e') {
+      has_fraction_or_exponent = true;
+      break;
+    }
+  }
   // Keep floats visibly floats for consumers that type by the token (Python's json, serde).
-  if (std::memchr(buf, '.', n) == nullptr && std::memchr(buf, 'e', n) == nullptr) out.append(".0");
+  if (!has_fraction_or_exponent) {
+    end[0] = '.';
+    end[1] = '0';
+    end += 2;
+  }
+  out.advance_to(end);
+}
+
+void write_json_integer(json_out& out, std::int64_t value) {
+  out.ensure(24);
+  out.advance_to(std::to_chars(out.cursor(), out.cursor() + 24, value).ptr);
+}
+
+void write_json_unsigned(json_out& out, std::uint64_t value) {
+  out.ensure(24);
+  out.advance_to(std::to_chars(out.cursor(), out.cursor() + 24, value).ptr);
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  line_batch scratch;
+  json_out writer(scratch);
+  write_json_string(writer, s);
+  writer.finish();
+  out.append(scratch.text());
 }
 
 void append_json_integer(std::string& out, std::int64_t value) {
   char buf[24];
-  const auto result = std::to_chars(buf, buf + sizeof(buf), value);
-  out.append(buf, static_cast<std::size_t>(result.ptr - buf));
+  out.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof(buf), value).ptr - buf));
 }
 
-void append_json_unsigned(std::string& out, std::uint64_t value) {
-  char buf[24];
-  const auto result = std::to_chars(buf, buf + sizeof(buf), value);
-  out.append(buf, static_cast<std::size_t>(result.ptr - buf));
-}
-
-void timestamp_formatter::append(std::string& out, std::int64_t unix_ns) {
+void timestamp_formatter::write(json_out& out, std::int64_t unix_ns) {
   if (unix_ns < 0) unix_ns = 0;
   const std::int64_t second = unix_ns / 1'000'000'000;
   const auto micros = static_cast<unsigned>((unix_ns % 1'000'000'000) / 1000);
@@ -166,7 +208,8 @@ void timestamp_formatter::append(std::string& out, std::int64_t unix_ns) {
     append_two_digits(prefix_ + 17, static_cast<unsigned>(tm.tm_sec));
     cached_second_ = second;
   }
-  char buf[32];
+  out.ensure(32);
+  char* buf = out.cursor();
   std::memcpy(buf, prefix_, 19);
   buf[19] = '.';
   unsigned rest = micros;
@@ -175,7 +218,7 @@ void timestamp_formatter::append(std::string& out, std::int64_t unix_ns) {
     rest /= 10;
   }
   std::memcpy(buf + 26, "+00:00", 6);
-  out.append(buf, 32);
+  out.advance_to(buf + 32);
 }
 
 }  // namespace foxml::events::detail

@@ -30,122 +30,126 @@ line_encoder::line_encoder(const stamp& identity, std::size_t max_line_bytes) : 
 }
 
 encode_outcome line_encoder::encode(const record& r, std::int64_t unix_ns, line_batch& batch) {
-  std::string& out = batch.buffer();
-  const std::size_t start = out.size();
+  json_out out(batch);
+  const std::size_t start = out.position();
   std::size_t limit = max_line_bytes_;
   for (;;) {
     cut_ = false;
     write_line(out, r, unix_ns, limit);
-    if (out.size() - start <= max_line_bytes_) {
+    if (out.position() - start <= max_line_bytes_) {
+      out.finish();
       batch.commit(start, r.seq);
       return (cut_ || (r.flags & record_flag_truncated) != 0) ? encode_outcome::truncated : encode_outcome::ok;
     }
-    out.resize(start);
+    out.rewind(start);
     if (limit <= min_string_limit) return encode_outcome::oversize;
     limit = std::max(min_string_limit, std::min(limit, max_line_bytes_) / 4);
   }
 }
 
-void line_encoder::write_line(std::string& out, const record& r, std::int64_t unix_ns, std::size_t string_limit) {
-  out.append(type_prefix_[static_cast<std::size_t>(r.type)]);
-  timestamps_.append(out, unix_ns);
-  out.append("\",\"seq\":");
-  append_json_unsigned(out, r.seq);
-  out.append(process_fields_);
+void line_encoder::write_line(json_out& out, const record& r, std::int64_t unix_ns, std::size_t string_limit) {
+  out.raw(type_prefix_[static_cast<std::size_t>(r.type)]);
+  timestamps_.write(out, unix_ns);
+  out.literal("\",\"seq\":");
+  write_json_unsigned(out, r.seq);
+  out.raw(process_fields_);
   payload_reader in(r.payload(), r.size);
   for (const field_spec& field : fields_of(r.type)) {
     if (in.done()) break;
     const value_tag tag = in.tag();
     if (tag == value_tag::absent) continue;
-    out.append(",\"");
-    out.append(field.key);
-    out.append("\":");
+    out.ensure(field.key.size() + 4);
+    out.put(',');
+    out.put('"');
+    out.raw(field.key);
+    out.put('"');
+    out.put(':');
     write_value(out, in, tag, string_limit);
   }
-  if (cut_ || (r.flags & record_flag_truncated) != 0) out.append(",\"truncated\":true");
-  out.append("}\n");
+  if (cut_ || (r.flags & record_flag_truncated) != 0) out.literal(",\"truncated\":true");
+  out.literal("}\n");
 }
 
-void line_encoder::write_string(std::string& out, std::string_view s, std::size_t string_limit) {
-  if (append_json_string(out, s, string_limit)) cut_ = true;
+void line_encoder::write_string(json_out& out, std::string_view s, std::size_t string_limit) {
+  if (write_json_string(out, s, string_limit)) cut_ = true;
 }
 
-void line_encoder::write_value(std::string& out, payload_reader& in, value_tag tag, std::size_t string_limit) {
+void line_encoder::write_value(json_out& out, payload_reader& in, value_tag tag, std::size_t string_limit) {
   switch (tag) {
     case value_tag::absent:
-    case value_tag::null: out.append("null"); return;
+    case value_tag::null: out.literal("null"); return;
     case value_tag::string: write_string(out, in.string(), string_limit); return;
-    case value_tag::number: append_json_number(out, in.get<double>()); return;
-    case value_tag::integer: append_json_integer(out, in.get<std::int64_t>()); return;
-    case value_tag::boolean: out.append(in.get<std::uint8_t>() != 0 ? "true" : "false"); return;
+    case value_tag::number: write_json_number(out, in.get<double>()); return;
+    case value_tag::integer: write_json_integer(out, in.get<std::int64_t>()); return;
+    case value_tag::boolean: in.get<std::uint8_t>() != 0 ? out.literal("true") : out.literal("false"); return;
     case value_tag::metric_map: {
       const auto count = in.get<std::uint32_t>();
-      out.push_back('{');
+      out.push('{');
       for (std::uint32_t i = 0; i < count; ++i) {
-        if (i != 0) out.push_back(',');
+        if (i != 0) out.push(',');
         write_string(out, in.string(), string_limit);
-        out.push_back(':');
-        append_json_number(out, in.get<double>());
+        out.push(':');
+        write_json_number(out, in.get<double>());
       }
-      out.push_back('}');
+      out.push('}');
       return;
     }
     case value_tag::json_object: write_config(out, in.string(), string_limit); return;
     case value_tag::string_list: {
       const auto count = in.get<std::uint32_t>();
-      out.push_back('[');
+      out.push('[');
       for (std::uint32_t i = 0; i < count; ++i) {
-        if (i != 0) out.push_back(',');
+        if (i != 0) out.push(',');
         write_string(out, in.string(), string_limit);
       }
-      out.push_back(']');
+      out.push(']');
       return;
     }
     case value_tag::gpu_list: {
       const auto count = in.get<std::uint32_t>();
-      out.push_back('[');
+      out.push('[');
       for (std::uint32_t i = 0; i < count; ++i) {
-        if (i != 0) out.push_back(',');
-        out.append("{\"index\":");
-        append_json_integer(out, in.get<std::int64_t>());
-        out.append(",\"name\":");
+        if (i != 0) out.push(',');
+        out.literal("{\"index\":");
+        write_json_integer(out, in.get<std::int64_t>());
+        out.literal(",\"name\":");
         write_string(out, in.string(), string_limit);
-        out.append(",\"util_pct\":");
-        append_json_number(out, in.get<double>());
-        out.append(",\"mem_used_bytes\":");
-        append_json_integer(out, in.get<std::int64_t>());
-        out.append(",\"mem_total_bytes\":");
-        append_json_integer(out, in.get<std::int64_t>());
+        out.literal(",\"util_pct\":");
+        write_json_number(out, in.get<double>());
+        out.literal(",\"mem_used_bytes\":");
+        write_json_integer(out, in.get<std::int64_t>());
+        out.literal(",\"mem_total_bytes\":");
+        write_json_integer(out, in.get<std::int64_t>());
         const bool has_temperature = in.get<std::uint8_t>() != 0;
         const double temperature = in.get<double>();
         if (has_temperature) {
-          out.append(",\"temperature_c\":");
-          append_json_number(out, temperature);
+          out.literal(",\"temperature_c\":");
+          write_json_number(out, temperature);
         }
-        out.push_back('}');
+        out.push('}');
       }
-      out.push_back(']');
+      out.push(']');
       return;
     }
   }
-  out.append("null");
+  out.literal("null");
 }
 
 // The config arrives as text from the caller. It is parsed and written back compact, so that a
 // pretty-printed config cannot break the one-line rule and invalid JSON cannot reach the wire.
-void line_encoder::write_config(std::string& out, std::string_view text, std::size_t string_limit) {
+void line_encoder::write_config(json_out& out, std::string_view text, std::size_t string_limit) {
   if (text.size() <= string_limit) {
     const auto parsed = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
     if (!parsed.is_discarded() && parsed.is_object()) {
-      out.append(parsed.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      out.raw(parsed.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       return;
     }
-    out.append("{\"_invalid_config\":");
+    out.literal("{\"_invalid_config\":");
   } else {
-    out.append("{\"_truncated_config\":");
+    out.literal("{\"_truncated_config\":");
   }
   write_string(out, text, string_limit);
-  out.push_back('}');
+  out.push('}');
 }
 
 }  // namespace foxml::events::detail

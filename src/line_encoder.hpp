@@ -23,10 +23,10 @@ class line_encoder {
   encode_outcome encode(const record& r, std::int64_t unix_ns, line_batch& batch);
 
  private:
-  void write_line(std::string& out, const record& r, std::int64_t unix_ns, std::size_t string_limit);
-  void write_value(std::string& out, payload_reader& in, value_tag tag, std::size_t string_limit);
-  void write_string(std::string& out, std::string_view s, std::size_t string_limit);
-  void write_config(std::string& out, std::string_view text, std::size_t string_limit);
+  void write_line(json_out& out, const record& r, std::int64_t unix_ns, std::size_t string_limit);
+  void write_value(json_out& out, payload_reader& in, value_tag tag, std::size_t string_limit);
+  void write_string(json_out& out, std::string_view s, std::size_t string_limit);
+  void write_config(json_out& out, std::string_view text, std::size_t string_limit);
 
   std::string type_prefix_[event_type_count];  // {"event_type":"...","run_id":"...","timestamp":"
   std::string process_fields_;                 // ,"pid":..,"host":"..","rank":..,"world_size":..

@@ -2,6 +2,7 @@
 /// The sink interface: where the worker delivers encoded JSON lines. Sinks are called only from the
 /// emitter's worker thread, so an implementation needs no locking of its own.
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -17,37 +18,41 @@ class line_batch {
  public:
   /// Appends one line; `line` must end with `\n`.
   void append(std::string_view line, std::uint64_t seq) {
-    lines_.push_back(entry{text_.size(), line.size(), seq});
-    text_.append(line);
+    if (text_.size() < used_ + line.size()) text_.resize(std::max(text_.size() * 2, used_ + line.size()));
+    line.copy(text_.data() + used_, line.size());
+    lines_.push_back(entry{used_, line.size(), seq});
+    used_ += line.size();
   }
   /// Removes every line; keeps the buffers' capacity.
   void clear() noexcept {
-    text_.clear();
+    used_ = 0;
     lines_.clear();
   }
 
   std::size_t size() const noexcept { return lines_.size(); }
   bool empty() const noexcept { return lines_.empty(); }
-  std::size_t bytes() const noexcept { return text_.size(); }
+  std::size_t bytes() const noexcept { return used_; }
 
   /// Returns line `i`, with its `\n`.
   std::string_view line(std::size_t i) const noexcept {
-    return std::string_view(text_).substr(lines_[i].offset, lines_[i].size);
+    return std::string_view(text_.data() + lines_[i].offset, lines_[i].size);
   }
   std::uint64_t seq(std::size_t i) const noexcept { return lines_[i].seq; }
   /// Returns all lines as one buffer.
-  std::string_view text() const noexcept { return text_; }
+  std::string_view text() const noexcept { return std::string_view(text_.data(), used_); }
   /// Returns lines [first, last) as one buffer.
   std::string_view text(std::size_t first, std::size_t last) const noexcept {
     if (first >= last) return {};
     const std::size_t begin = lines_[first].offset;
     const std::size_t end = lines_[last - 1].offset + lines_[last - 1].size;
-    return std::string_view(text_).substr(begin, end - begin);
+    return std::string_view(text_.data() + begin, end - begin);
   }
 
-  // For encoders that write a line in place: the line is text()[start, bytes()).
-  std::string& buffer() noexcept { return text_; }
-  void commit(std::size_t start, std::uint64_t seq) { lines_.push_back(entry{start, text_.size() - start, seq}); }
+  // For encoders that write a line in place: `storage()` may be larger than `bytes()`; an encoder
+  // writes past bytes(), then calls set_bytes() and commit() for the line [start, bytes()).
+  std::string& storage() noexcept { return text_; }
+  void set_bytes(std::size_t used) noexcept { used_ = used; }
+  void commit(std::size_t start, std::uint64_t seq) { lines_.push_back(entry{start, used_ - start, seq}); }
 
  private:
   struct entry {
@@ -56,6 +61,7 @@ class line_batch {
     std::uint64_t seq;
   };
   std::string text_;
+  std::size_t used_ = 0;
   std::vector<entry> lines_;
 };
 
