@@ -88,7 +88,14 @@ class emitter_state::worker {
   }
 
   void encode(const record& r) {
-    switch (encoder_.encode(r, clock_.to_unix_ns(r.ticks), batch_)) {
+    encode_outcome outcome = encode_outcome::oversize;
+    try {
+      outcome = encoder_.encode(r, clock_.to_unix_ns(r.ticks), batch_);
+    } catch (...) {
+      // Out of memory while growing the batch: this event is lost, counted like an oversize one.
+      // Nothing may escape this thread: an exception here would terminate the training process.
+    }
+    switch (outcome) {
       case encode_outcome::ok: break;
       case encode_outcome::truncated: s_.truncated_.fetch_add(1, std::memory_order_relaxed); break;
       case encode_outcome::oversize:
@@ -236,7 +243,15 @@ void emitter_state::start() {
   try {
     thread_ = std::thread([self = shared_from_this()] {
       pthread_setname_np(pthread_self(), "foxml-events");
-      worker(*self).run();
+      try {
+        worker(*self).run();
+      } catch (...) {
+        // Only allocation failures can get here (sinks and encoding do not throw). Stop cleanly:
+        // later emits fill the queue and are counted as dropped; flush and close return.
+        std::lock_guard<std::mutex> lock(self->control_mutex_);
+        self->worker_done_ = true;
+        self->delivered_cv_.notify_all();
+      }
     });
   } catch (...) {
     pthread_sigmask(SIG_SETMASK, &previous, nullptr);
