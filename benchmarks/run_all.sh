@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every benchmark and prints the tables: C++ producer latency, worker throughput and memory
+# (against spdlog), Python emit cost (against the seed emitter, logging, pyzmq, W&B, MLflow,
+# TensorBoard) and training overhead. Peers install into the benchmark's own virtual environment.
+# Usage: benchmarks/run_all.sh [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=${1:-}
+scripts/setup.sh
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFOXML_EVENTS_BUILD_BENCHMARKS=ON >/dev/null
+cmake --build build/release -j "$(nproc)" >/dev/null
+
+venv=build/bench-venv
+if [ ! -x "$venv/bin/python" ]; then
+  # System site packages: the pinned CPU torch already installed there is reused, not fetched again.
+  python3 -m venv --system-site-packages "$venv"
+fi
+if [ -z "$quick" ]; then
+  "$venv/bin/python" -m pip install -q -r benchmarks/python/requirements-peers.txt
+fi
+"$venv/bin/python" -m pip install -q .
+
+echo "## Machine"; echo; echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"; echo
+if [ -n "$quick" ]; then
+  build/release/benchmarks/hot_path_latency 20000
+  build/release/benchmarks/backend_throughput 200000
+  build/release/benchmarks/stalled_consumer 1000000
+  "$venv/bin/python" benchmarks/python/bench_emit.py --calls 2000 --no-peers
+  "$venv/bin/python" benchmarks/python/bench_training_overhead.py --epochs-per-variant 2
+else
+  build/release/benchmarks/hot_path_latency
+  echo; build/release/benchmarks/backend_throughput
+  echo; build/release/benchmarks/stalled_consumer
+  echo; "$venv/bin/python" benchmarks/python/bench_emit.py
+  echo; "$venv/bin/python" benchmarks/python/bench_training_overhead.py
+fi
