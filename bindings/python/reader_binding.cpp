@@ -23,8 +23,9 @@ namespace foxml::events::python {
 namespace {
 
 py::object json_loads() {
-  static py::object loads = py::module_::import("json").attr("loads");  // leaked on purpose
-  return loads;
+  // Leaked on purpose: a static py::object would be released after the interpreter is gone.
+  static PyObject* loads = py::object(py::module_::import("json").attr("loads")).release().ptr();
+  return py::reinterpret_borrow<py::object>(loads);
 }
 
 template <class T>

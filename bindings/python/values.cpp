@@ -8,6 +8,37 @@ namespace {
 const char* const number_expected = "a number (int, float, numpy scalar or one-element tensor)";
 const char* const integer_expected = "an integer (int, numpy integer or one-element integer tensor)";
 
+// A torch.Tensor, when torch was imported by the application (never imported here): its value
+// through .item() (which, unlike __float__, does not warn for tensors that require grad).
+// Returns 1 with a new reference in `item`, 0 when `value` is not a tensor, -1 with an exception.
+int tensor_item(PyObject* value, PyObject*& item) {
+  static PyObject* tensor_type = nullptr;  // leaked on purpose; torch is never unloaded
+  if (tensor_type == nullptr) {
+    PyObject* modules = PyImport_GetModuleDict();
+    PyObject* module = PyDict_GetItemString(modules, "torch");  // borrowed
+    if (module == nullptr) return 0;
+    tensor_type = PyObject_GetAttrString(module, "Tensor");
+    if (tensor_type == nullptr) {
+      PyErr_Clear();
+      return 0;
+    }
+  }
+  const int is_tensor = PyObject_IsInstance(value, tensor_type);
+  if (is_tensor <= 0) return is_tensor;
+  PyObject* numel = PyObject_CallMethod(value, "numel", nullptr);
+  if (numel == nullptr) return -1;
+  const long long count = PyLong_AsLongLong(numel);
+  Py_DECREF(numel);
+  if (count != 1) {
+    if (!PyErr_Occurred()) {
+      PyErr_Format(PyExc_ValueError, "a tensor with %lld elements is not a scalar", count);
+    }
+    return -1;
+  }
+  item = PyObject_CallMethod(value, "item", nullptr);
+  return item == nullptr ? -1 : 1;
+}
+
 }  // namespace
 
 bool raise_type_error(const char* field, const char* expected, PyObject* value) {
@@ -49,6 +80,20 @@ bool to_double(PyObject* value, const char* field, double& out) {
     if (out == -1.0 && PyErr_Occurred()) return raise_type_error(field, number_expected, value);
     return true;
   }
+  if (PyFloat_Check(value)) {  // numpy.float64 is a float subclass
+    out = PyFloat_AsDouble(value);
+    return !(out == -1.0 && PyErr_Occurred()) || raise_type_error(field, number_expected, value);
+  }
+  PyObject* item = nullptr;
+  const int tensor = tensor_item(value, item);
+  if (tensor < 0) return raise_type_error(field, number_expected, value);
+  if (tensor > 0) {
+    const bool converted = PyLong_Check(item) || PyFloat_Check(item);
+    out = converted ? PyFloat_AsDouble(item) : 0.0;
+    Py_DECREF(item);
+    if (!converted || (out == -1.0 && PyErr_Occurred())) return raise_type_error(field, number_expected, value);
+    return true;
+  }
   // No text, bytes or None: they have no __float__, but a subclass could add one by accident.
   if (value == Py_None || PyUnicode_Check(value) || PyBytes_Check(value) || PyByteArray_Check(value)) {
     return raise_type_error(field, number_expected, value);
@@ -81,8 +126,14 @@ bool to_int64(PyObject* value, const char* field, std::int64_t& out) {
     Py_INCREF(index);
   } else if (PyFloat_Check(value) || value == Py_None || PyUnicode_Check(value)) {
     return raise_type_error(field, integer_expected, value);
+  } else if (const int tensor = tensor_item(value, index); tensor != 0) {
+    if (tensor < 0) return raise_type_error(field, integer_expected, value);
+    if (!PyLong_Check(index)) {  // a float tensor where an integer belongs
+      Py_DECREF(index);
+      return raise_type_error(field, integer_expected, value);
+    }
   } else {
-    index = PyNumber_Index(value);  // numpy integers, integer tensors
+    index = PyNumber_Index(value);  // numpy integers
     if (index == nullptr) return raise_type_error(field, integer_expected, value);
   }
   int overflow = 0;
