@@ -1,0 +1,34 @@
+// foxml_events._core: the compiled half of the Python package.
+
+#include <pybind11/pybind11.h>
+
+#include <system_error>
+
+#include "foxml/events/defaults.hpp"
+
+namespace py = pybind11;
+
+namespace foxml::events::python {
+void bind_emitter(py::module_& m);
+void bind_reader(py::module_& m);
+}  // namespace foxml::events::python
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "Compiled core of foxml_events (emitter and reader bindings). Import foxml_events instead.";
+  m.attr("__version__") = FOXML_EVENTS_VERSION_STRING;
+  // A sink that cannot open its file raises the matching OSError subclass (FileNotFoundError...).
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::system_error& e) {
+      py::object error = py::module_::import("builtins").attr("OSError")(e.code().value(), e.what());
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error.ptr())), error.ptr());
+    }
+  });
+  m.def("default_event_file", &foxml::events::default_event_file,
+        "The file the default sink writes: $FOXML_TRAINING_EVENT_FILE, else <per-user dir>/events.jsonl.");
+  m.def("default_event_directory", &foxml::events::default_event_directory,
+        "The per-user directory for event files and sockets ($XDG_RUNTIME_DIR/foxml or ~/.cache/foxml).");
+  foxml::events::python::bind_emitter(m);
+  foxml::events::python::bind_reader(m);
+}

@@ -1,0 +1,82 @@
+"""foxml_events: structured events from training jobs, for dashboards and bridges.
+
+An emit call stamps the event (run_id, seq, time, pid, host, rank), pushes it to a bounded in-memory
+queue and returns; a background thread writes JSON lines to the sink. Training never waits on I/O.
+
+    import foxml_events as fe
+
+    with fe.init_training_events("run-42") as events:      # default sink: the per-user event file
+        events.emit_run_start(config={"lr": 1e-3}, total_epochs=3)
+        with events.stage("training"):
+            for step in range(steps):
+                ...
+                events.log_metrics({"loss": loss, "lr": lr}, step=step, epoch=epoch)
+                events.emit_progress("training", 100 * step / steps, step=step, total_steps=steps)
+    # run_complete(success) on exit; failed (after an error event) if an exception escapes
+
+Values may be Python numbers, numpy scalars or one-element torch tensors; anything else raises a
+TypeError naming the field.
+
+fork(): a child made by fork() (PyTorch DataLoader workers under the default "fork" start method,
+os.fork) never waits on the parent's background thread or its locks. With ``after_fork="restart"``
+(the default) the child's first emit starts a fresh background thread and reopens the sink: a file
+sink opens the same file again in append mode (lines never interleave), a ``memory://`` sink cannot
+be shared, so the child's events are counted as dropped. A child's events carry the child's pid and
+its seq starts again at 0, so readers key a stream by (run_id, host, pid). multiprocessing children
+deliver their events when they finish (a multiprocessing exit hook closes their emitters); a child
+that leaves with os._exit() must call flush() first. ``after_fork="disable"`` drops a child's emits.
+
+Exit: at interpreter exit every emitter is closed within one deadline (2 s; set_exit_timeout() or
+$FOXML_EVENTS_EXIT_TIMEOUT), so a stalled consumer never hangs the process.
+"""
+
+from __future__ import annotations
+
+from . import _core
+from ._core import DeliveryReport, decode_line, default_event_directory, default_event_file
+from ._emitter import StageScope, TrainingEventEmitter
+from ._functions import (
+    emit_error,
+    emit_progress,
+    emit_run_complete,
+    emit_run_start,
+    emit_stage_change,
+    emit_target_complete,
+    log,
+    log_metrics,
+)
+from ._lifecycle import (
+    close_all,
+    close_training_events,
+    get_training_emitter,
+    init_training_events,
+    set_exit_timeout,
+)
+from ._reader import follow_events, read_events
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "DeliveryReport",
+    "StageScope",
+    "TrainingEventEmitter",
+    "__version__",
+    "close_all",
+    "close_training_events",
+    "decode_line",
+    "default_event_directory",
+    "default_event_file",
+    "emit_error",
+    "emit_progress",
+    "emit_run_complete",
+    "emit_run_start",
+    "emit_stage_change",
+    "emit_target_complete",
+    "follow_events",
+    "get_training_emitter",
+    "init_training_events",
+    "log",
+    "log_metrics",
+    "read_events",
+    "set_exit_timeout",
+]

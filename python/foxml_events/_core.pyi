@@ -1,0 +1,119 @@
+"""Type stubs for the compiled module foxml_events._core."""
+
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+
+__version__: str
+
+Number = Union[int, float, Any]  # also numpy scalars and one-element torch tensors
+
+class DeliveryReport:
+    @property
+    def status(self) -> str: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def ok(self) -> bool: ...
+
+class EmitterBase:
+    def __init__(
+        self,
+        run_id: str,
+        sink: Any = None,
+        *,
+        queue_capacity: int = 16384,
+        overflow: str = "drop",
+        block_timeout: float = 0.01,
+        close_timeout: float = 2.0,
+        heartbeat_interval: float = 0.0,
+        max_line_bytes: int = 1048576,
+        rank: Optional[int] = None,
+        world_size: Optional[int] = None,
+        host: Optional[str] = None,
+        after_fork: str = "restart",
+    ) -> None: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def sink(self) -> str: ...
+    @property
+    def current_stage(self) -> Optional[str]: ...
+    @property
+    def closed(self) -> bool: ...
+    def emit_progress(
+        self,
+        stage: str,
+        progress_pct: Number,
+        current_target: Optional[str] = None,
+        targets_complete: int = 0,
+        targets_total: int = 0,
+        step: Optional[int] = None,
+        total_steps: Optional[int] = None,
+        epoch: Optional[int] = None,
+        total_epochs: Optional[int] = None,
+    ) -> bool: ...
+    def log_metrics(
+        self, metrics: Dict[str, Number], step: Optional[int] = None, epoch: Optional[int] = None
+    ) -> bool: ...
+    def emit_stage_change(self, previous_stage: Optional[str], new_stage: str) -> bool: ...
+    def emit_target_complete(
+        self,
+        target: str,
+        status: str,
+        models_trained: int = 0,
+        best_auc: Optional[Number] = None,
+        metrics: Optional[Dict[str, Number]] = None,
+    ) -> bool: ...
+    def emit_run_complete(self, status: str = "success", duration_s: Optional[Number] = None) -> bool: ...
+    def emit_error(self, error_message: str, error_type: str = "unknown", recoverable: bool = True) -> bool: ...
+    def log(self, level: str, message: str) -> bool: ...
+    def emit_log(self, level: str, message: str) -> bool: ...
+    def emit_heartbeat(self) -> bool: ...
+    def _emit_run_start(
+        self,
+        config_json: Optional[str],
+        name: Optional[str],
+        tags: Optional[Sequence[str]],
+        total_steps: Optional[int],
+        total_epochs: Optional[int],
+    ) -> bool: ...
+    def flush(self, timeout: float = 1.0) -> DeliveryReport: ...
+    def close(self, timeout: Optional[float] = None) -> DeliveryReport: ...
+    def stats(self) -> Dict[str, int]: ...
+    def _memory_lines(self) -> List[str]: ...
+
+def emit_progress(
+    stage: str,
+    progress_pct: Number,
+    current_target: Optional[str] = None,
+    targets_complete: int = 0,
+    targets_total: int = 0,
+    step: Optional[int] = None,
+    total_steps: Optional[int] = None,
+    epoch: Optional[int] = None,
+    total_epochs: Optional[int] = None,
+) -> bool: ...
+def log_metrics(metrics: Dict[str, Number], step: Optional[int] = None, epoch: Optional[int] = None) -> bool: ...
+def _set_global(emitter: Optional[EmitterBase]) -> None: ...
+def _get_global() -> Any: ...
+def default_event_file() -> str: ...
+def default_event_directory() -> str: ...
+def decode_line(line: Union[str, bytes]) -> Dict[str, Any]: ...
+
+class FileReader(Iterator[Dict[str, Any]]):
+    def __init__(
+        self,
+        path: str,
+        follow: bool = False,
+        poll_interval: float = 0.1,
+        idle_timeout: Optional[float] = None,
+        errors: str = "raise",
+    ) -> None: ...
+    def __iter__(self) -> "FileReader": ...
+    def __next__(self) -> Dict[str, Any]: ...
+    def stop(self) -> None: ...
+    @property
+    def skipped(self) -> int: ...
+    @property
+    def path(self) -> str: ...

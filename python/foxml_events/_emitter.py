@@ -1,0 +1,168 @@
+"""TrainingEventEmitter: the compiled emitter plus run_start's config and the context managers."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import weakref
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Iterable, Optional, Type
+
+from . import _core
+
+# Every emitter alive in this process; closed with a deadline at interpreter exit (see _lifecycle).
+live_emitters: "weakref.WeakSet[TrainingEventEmitter]" = weakref.WeakSet()
+
+
+class TrainingEventEmitter(_core.EmitterBase):
+    """Emits the events of one training run.
+
+    ``sink`` (or ``path``) says where events go: ``None`` for the library default (the file named by
+    ``$FOXML_TRAINING_EVENT_FILE``, else ``<per-user dir>/events.jsonl``), a file path or
+    ``file:///path`` URI, or ``memory://`` for tests. Keyword options: ``queue_capacity``,
+    ``overflow`` ('drop' or 'block'), ``block_timeout``, ``close_timeout``, ``heartbeat_interval``
+    (seconds), ``max_line_bytes``, ``rank``, ``world_size``, ``host``, ``after_fork`` ('restart'
+    or 'disable').
+
+    Every emit call returns True when the event was queued and False when it was counted as dropped
+    (after close(), or a full queue). Used as a context manager, the emitter sends run_complete on
+    exit (``success``, or an error event and ``failed`` when an exception escapes) and closes.
+    """
+
+    def __init__(self, run_id: str, sink: Any = None, *, path: Any = None, **options: Any) -> None:
+        if path is not None:
+            if sink is not None:
+                raise TypeError("foxml_events: pass sink= or path=, not both")
+            sink = path
+        super().__init__(run_id, sink, **options)
+        live_emitters.add(self)
+
+    def emit_run_start(
+        self,
+        config: Optional[Mapping[str, Any]] = None,
+        *,
+        name: Optional[str] = None,
+        tags: Optional[Iterable[str]] = None,
+        total_steps: Optional[int] = None,
+        total_epochs: Optional[int] = None,
+    ) -> bool:
+        """Announces the run: its config (a dict, sent as a JSON object), name, tags and length."""
+        if tags is not None and not isinstance(tags, (str, bytes)):
+            tags = list(tags)
+        return self._emit_run_start(_config_json(config), name, tags, total_steps, total_epochs)
+
+    def stage(self, name: str) -> "StageScope":
+        """Returns a context manager for one stage: ``with emitter.stage("validation"): ...``.
+
+        On entry it sends stage_change(current stage -> name); on exit stage_change(name -> the stage
+        that was current on entry, or "idle" when there was none). When an exception escapes, an
+        error event (its type and message, recoverable=False) goes out first; the exception is
+        re-raised.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"foxml_events: stage name must be a str, got {type(name).__name__}")
+        return StageScope(self, name)
+
+    def __enter__(self) -> "TrainingEventEmitter":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        try:
+            if exc_type is None:
+                self.emit_run_complete("success")
+            else:
+                assert exc is not None
+                self.emit_error(describe_exception(exc), exception_type_name(exc_type), recoverable=False)
+                status = "cancelled" if issubclass(exc_type, KeyboardInterrupt) else "failed"
+                self.emit_run_complete(status)
+        finally:
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"TrainingEventEmitter(run_id={self.run_id!r}, sink={self.sink!r}, closed={self.closed})"
+
+
+class StageScope:
+    """What TrainingEventEmitter.stage() returns; see there."""
+
+    __slots__ = ("_emitter", "name", "_outer")
+
+    def __init__(self, emitter: TrainingEventEmitter, name: str) -> None:
+        self._emitter = emitter
+        self.name = name
+        self._outer: Optional[str] = None
+
+    def __enter__(self) -> "StageScope":
+        self._outer = self._emitter.current_stage
+        self._emitter.emit_stage_change(self._outer, self.name)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        if exc_type is not None and exc is not None:
+            self._emitter.emit_error(describe_exception(exc), exception_type_name(exc_type), recoverable=False)
+        self._emitter.emit_stage_change(self.name, self._outer if self._outer is not None else "idle")
+
+
+def exception_type_name(exc_type: Type[BaseException]) -> str:
+    """Returns ``ValueError`` for builtins, ``module.QualName`` for the rest."""
+    module = getattr(exc_type, "__module__", "builtins")
+    if module in ("builtins", "__main__", None):
+        return exc_type.__qualname__
+    return f"{module}.{exc_type.__qualname__}"
+
+
+def describe_exception(exc: BaseException) -> str:
+    text = str(exc)
+    return text if text else repr(exc)
+
+
+def _config_json(config: Optional[Mapping[str, Any]]) -> Optional[str]:
+    # Runs once per run (run_start), not on the per-step path.
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
+        raise TypeError(f"foxml_events: config must be a dict, got {type(config).__name__}")
+    return json.dumps(_plain(config), separators=(",", ":"), allow_nan=False, default=_plain_leaf)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(value, Mapping):
+        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    return _plain_leaf(value)
+
+
+def _plain_leaf(value: Any) -> Any:
+    # numpy scalars and arrays, tensors: their Python value; paths: their text; the rest: str().
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        try:
+            return _plain(tolist())
+        except Exception:  # noqa: BLE001 - a config value we cannot convert is sent as text
+            pass
+    if isinstance(value, (set, frozenset)):
+        return [_plain(v) for v in sorted(value, key=repr)]
+    return str(value)

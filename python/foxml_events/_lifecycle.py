@@ -1,0 +1,85 @@
+"""The process-wide emitter, interpreter exit and fork() children."""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing.util
+import os
+import time
+from typing import Any, Optional
+
+from . import _core
+from ._emitter import TrainingEventEmitter, live_emitters
+
+_exit_timeout = 2.0
+try:
+    _exit_timeout = max(0.0, float(os.environ.get("FOXML_EVENTS_EXIT_TIMEOUT", "2.0")))
+except ValueError:
+    pass
+
+
+def init_training_events(run_id: str, sink: Any = None, *, path: Any = None, **options: Any) -> TrainingEventEmitter:
+    """Creates the process-wide emitter the module-level functions use, and returns it.
+
+    ``sink``/``path`` and ``options`` are those of TrainingEventEmitter. A previous global emitter
+    is replaced (it is closed when nothing else holds it).
+    """
+    emitter = TrainingEventEmitter(run_id, sink, path=path, **options)
+    _core._set_global(emitter)
+    return emitter
+
+
+def get_training_emitter() -> Optional[TrainingEventEmitter]:
+    """Returns the process-wide emitter, or None before init_training_events()."""
+    return _core._get_global()  # type: ignore[no-any-return]
+
+
+def close_training_events(timeout: Optional[float] = None) -> None:
+    """Closes the process-wide emitter (if any) and forgets it; module-level calls become no-ops."""
+    emitter = _core._get_global()
+    _core._set_global(None)
+    if emitter is not None and not emitter.closed:
+        emitter.close(timeout)
+
+
+def set_exit_timeout(seconds: float) -> None:
+    """Sets the total time interpreter exit may spend delivering queued events (default 2 s, or
+    $FOXML_EVENTS_EXIT_TIMEOUT)."""
+    global _exit_timeout
+    if not seconds >= 0:
+        raise ValueError("foxml_events: the exit timeout must be >= 0 seconds")
+    _exit_timeout = float(seconds)
+
+
+def close_all(timeout: Optional[float] = None) -> None:
+    """Closes every emitter of this process within one shared deadline (the GIL is released while
+    each waits). Run at interpreter exit and when a multiprocessing child finishes."""
+    budget = _exit_timeout if timeout is None else timeout
+    deadline = time.monotonic() + budget
+    emitters = list(live_emitters)
+    glob = _core._get_global()
+    if glob is not None and glob not in emitters:
+        emitters.insert(0, glob)
+    for emitter in emitters:
+        if not emitter.closed:
+            emitter.close(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(close_all)
+
+
+# multiprocessing children (DataLoader workers) leave through os._exit(), which skips atexit: its own
+# exit hook closes the child's emitters instead. The registry of those hooks is cleared in every new
+# child before the after-fork callbacks run, so the hook is registered from one of those callbacks.
+class _ForkToken:
+    pass
+
+
+_fork_token = _ForkToken()
+
+
+def _after_multiprocessing_fork(_token: _ForkToken) -> None:
+    multiprocessing.util.Finalize(None, close_all, exitpriority=10)
+
+
+multiprocessing.util.register_after_fork(_fork_token, _after_multiprocessing_fork)

@@ -1,0 +1,37 @@
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"invalid JSON constant {name} in an event line")
+
+
+def json_lines(path: "os.PathLike[str] | str") -> List[Dict[str, Any]]:
+    """Parses every line of an event file with the strict standard-library parser."""
+    text = Path(path).read_text(encoding="utf-8")
+    assert text == "" or text.endswith("\n"), "the file ends inside a line"
+    return [json.loads(line, parse_constant=_reject_constant) for line in text.splitlines()]
+
+
+@pytest.fixture
+def events_path(tmp_path: Path) -> Path:
+    return tmp_path / "events.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def _no_global_emitter():
+    """Every test starts and ends without a process-wide emitter."""
+    import foxml_events
+
+    foxml_events.close_training_events(timeout=2.0)
+    yield
+    foxml_events.close_training_events(timeout=2.0)
