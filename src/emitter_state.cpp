@@ -358,7 +358,10 @@ delivery_report emitter_state::close(std::chrono::nanoseconds timeout) noexcept 
     std::unique_lock<std::mutex> lock(control_mutex_);
     stop_wanted_ = true;
     worker_wakeup_.notify_one();
-    done = delivered_cv_.wait_for(lock, timeout, [&] { return worker_done_; });
+    // An earlier close already gave up on a worker stuck in the sink: do not wait for it again.
+    const auto wait = abandoned_ ? std::chrono::nanoseconds(0) : timeout;
+    done = delivered_cv_.wait_for(lock, wait, [&] { return worker_done_; });
+    if (!done) abandoned_ = true;
   }
   if (done) {
     if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();

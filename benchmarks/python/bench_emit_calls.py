@@ -1,6 +1,6 @@
 """Measures the cost of the Python emit calls (ns per call), with every event queued (none dropped).
 
-    python examples/python/bench_emit.py [--calls 20000] [--repeat 7]
+    python benchmarks/python/bench_emit_calls.py [--calls 20000] [--repeat 7]
 """
 
 import argparse

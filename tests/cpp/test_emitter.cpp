@@ -161,6 +161,11 @@ TEST_CASE("flush and close keep their deadlines when the sink hangs") {
     close_took = std::chrono::steady_clock::now() - t0;
     CHECK_FALSE(emitter.emit_log("info", "after close"));
     CHECK(emitter.stats().dropped_closed == 1);
+    // A second close (the destructor's, say) does not wait again for the worker it gave up on.
+    t0 = std::chrono::steady_clock::now();
+    const auto again = emitter.close(std::chrono::seconds(30));
+    CHECK(again.status == fe::delivery_status::timed_out);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
   }  // the destructor must not wait for the stuck worker either
   CHECK(flushed.status == fe::delivery_status::timed_out);
   CHECK(flushed.pending > 0);

@@ -162,6 +162,7 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   bool flush_wanted_ = false;
   bool stop_wanted_ = false;
   bool worker_done_ = false;
+  bool abandoned_ = false;  // a close() timed out waiting for the worker
 
   std::unique_ptr<sink> sink_;  // used by the worker only
   std::thread thread_;
