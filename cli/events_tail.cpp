@@ -80,8 +80,11 @@ int main(int argc, char** argv) {
   app.add_option("-n,--lines", last_n, "print only the last N matching events of FILE's history, then follow with -f");
   app.add_option("--type", types, "only events of these types (repeatable): run_start progress stage_change "
                                   "target_complete metrics log resources error heartbeat dropped run_complete")
-      ->delimiter(',');
-  app.add_option("--run", runs, "only events of these run ids (repeatable)")->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
+  app.add_option("--run", runs, "only events of these run ids (repeatable)")
+      ->delimiter(',')
+      ->allow_extra_args(false);
   app.add_flag("--json", json_out, "print the raw JSON lines (for jq)");
   app.add_flag("--live", live, "full-screen view of every run: progress bar, stage, ETA, metrics, targets (implies -f)");
   app.add_flag("--stats", stats, "print rates, gaps, duplicates and malformed lines instead of events (at the end; "
