@@ -1,0 +1,227 @@
+// events-tail: prints, follows and summarises foxml training events from a file, a Unix socket
+// or a ZeroMQ publisher. A thin front end over the reader library.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <memory>
+
+#include "foxml/events/reader/event_stream.hpp"
+#include "foxml/events/reader/file_source.hpp"
+#include "foxml/events/reader/run_tracker.hpp"
+#include "foxml/events/reader/socket_source.hpp"
+#include "format.hpp"
+#include "live_view.hpp"
+#ifdef FOXML_EVENTS_TAIL_ZMQ
+#include "foxml/events/reader/zmq_source.hpp"
+#endif
+
+namespace fe = foxml::events;
+namespace fr = foxml::events::reader;
+using namespace std::chrono_literals;
+using events_tail::format_event;
+using events_tail::format_stats;
+using events_tail::live_view;
+
+namespace {
+
+constexpr int exit_ok = 0, exit_source_error = 1, exit_usage = 2;
+
+std::atomic<bool> stop_requested{false};
+fr::source* active_source = nullptr;  // set before the handlers are installed, never changed after
+
+extern "C" void on_signal(int) {
+  stop_requested = true;
+  if (active_source != nullptr) active_source->wake();  // eventfd write: async-signal-safe
+}
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Writes to stdout; false once the reader of our output has gone (`| head`), which ends the run.
+bool emit(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return !std::ferror(stdout);
+}
+
+const char* const exit_codes_help =
+    "Exit codes:\n"
+    "  0  done: end of FILE without --follow, or stopped by SIGINT/SIGTERM, or stdout closed\n"
+    "  1  the source failed: FILE missing (without --follow), socket in use, bad ZeroMQ endpoint\n"
+    "  2  bad arguments\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Prints, follows and summarises foxml training events (JSON lines).\n"
+               "Sources: a FILE (followed like tail -F with -f), a Unix socket to listen on (--socket),\n"
+               "or a ZeroMQ publisher to subscribe to (--zmq). Duplicates (same run_id, host, pid, seq)\n"
+               "are dropped; malformed lines are counted and skipped.",
+               "events-tail"};
+  app.footer(exit_codes_help);
+  std::string file, socket_path, zmq_endpoint, color = "auto";
+  bool follow = false, json_out = false, live = false, stats = false;
+  std::optional<std::size_t> last_n;
+  std::vector<std::string> types, runs;
+  std::size_t max_line = (1u << 20) + 4096, max_depth = 32;
+  auto* file_opt = app.add_option("FILE", file, "JSON-lines event file to read");
+  auto* socket_opt = app.add_option("--socket", socket_path, "listen on this Unix socket for emitters (created 0600)");
+  auto* zmq_opt = app.add_option("--zmq", zmq_endpoint, "subscribe to a ZeroMQ PUB endpoint (ipc://..., tcp://...)");
+  file_opt->excludes(socket_opt, zmq_opt);
+  socket_opt->excludes(zmq_opt);
+  app.add_flag("-f,--follow", follow, "keep reading as FILE grows, across rotation and truncation (sockets always follow)");
+  app.add_option("-n,--lines", last_n, "print only the last N matching events of FILE's history, then follow with -f");
+  app.add_option("--type", types, "only events of these types (repeatable): run_start progress stage_change "
+                                  "target_complete metrics log resources error heartbeat dropped run_complete")
+      ->delimiter(',')
+      ->allow_extra_args(false);
+  app.add_option("--run", runs, "only events of these run ids (repeatable)")
+      ->delimiter(',')
+      ->allow_extra_args(false);
+  app.add_flag("--json", json_out, "print the raw JSON lines (for jq)");
+  app.add_flag("--live", live, "full-screen view of every run: progress bar, stage, ETA, metrics, targets (implies -f)");
+  app.add_flag("--stats", stats, "print rates, gaps, duplicates and malformed lines instead of events (at the end; "
+                                 "every 2 s while following)");
+  app.add_option("--color", color, "colour the readable output: auto (on a terminal), always, never")
+      ->check(CLI::IsMember({"auto", "always", "never"}));
+  app.add_option("--max-line-bytes", max_line, "longer lines are counted as malformed");
+  app.add_option("--max-depth", max_depth, "deeper-nested lines are counted as malformed");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return exit_usage;
+  }
+  if (file.empty() && socket_path.empty() && zmq_endpoint.empty()) {
+    fmt::print(stderr, "events-tail: give a FILE, --socket PATH or --zmq ENDPOINT (see --help)\n");
+    return exit_usage;
+  }
+  fr::event_filter filter;
+  for (const auto& name : types) {
+    const auto type = fe::parse_event_type(name);
+    if (!type) {
+      fmt::print(stderr, "events-tail: unknown event type '{}' (see --help)\n", name);
+      return exit_usage;
+    }
+    filter.types.insert(*type);
+  }
+  filter.runs.insert(runs.begin(), runs.end());
+  if (live) follow = true;
+
+  std::unique_ptr<fr::source> src;
+  try {
+    if (!file.empty()) {
+      fr::file_source_options o;
+      o.follow = follow;
+      o.max_line_bytes = max_line;
+      src = std::make_unique<fr::file_source>(file, o);
+    } else if (!socket_path.empty()) {
+      fr::socket_source_options o;
+      o.max_line_bytes = max_line;
+      src = std::make_unique<fr::socket_source>(socket_path, o);
+      follow = true;
+    } else {
+#ifdef FOXML_EVENTS_TAIL_ZMQ
+      fr::zmq_source_options o;
+      o.types = filter.types;
+      o.runs = filter.runs;
+      o.max_line_bytes = max_line;
+      src = std::make_unique<fr::zmq_source>(zmq_endpoint, o);
+      follow = true;
+#else
+      fmt::print(stderr, "events-tail: built without ZeroMQ support\n");
+      return exit_source_error;
+#endif
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "events-tail: {}\n", e.what());
+    return exit_source_error;
+  }
+
+  active_source = src.get();
+  std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+
+  const bool tty = ::isatty(STDOUT_FILENO) != 0;
+  const bool use_color = color == "always" || (color == "auto" && tty && std::getenv("NO_COLOR") == nullptr);
+  const char* lang = std::getenv("LC_ALL");
+  if (lang == nullptr || *lang == '\0') lang = std::getenv("LC_CTYPE");
+  if (lang == nullptr || *lang == '\0') lang = std::getenv("LANG");
+  const bool unicode = lang != nullptr && (std::string(lang).find("UTF-8") != std::string::npos ||
+                                           std::string(lang).find("utf8") != std::string::npos);
+
+  fr::event_stream_options stream_options;
+  stream_options.limits.max_line_bytes = max_line;
+  stream_options.limits.max_depth = max_depth;
+  fr::event_stream stream(stream_options);
+  fr::run_tracker tracker;
+  std::unique_ptr<live_view> view;
+  if (live) view = std::make_unique<live_view>(src->describe(), use_color, unicode);
+
+  const bool print_events = !live && !stats;
+  bool history = last_n.has_value();  // still in FILE's history: keep only the last N
+  std::deque<std::string> held;
+  bool output_open = true;
+  bool dirty = true;
+  const auto print = [&](const fr::stream_event& e) {
+    std::string text = json_out ? e.line + "\n" : format_event(e.value, use_color) + "\n";
+    if (history) {
+      held.push_back(std::move(text));
+      if (held.size() > *last_n) held.pop_front();
+    } else if (output_open) {
+      output_open = emit(text);
+    }
+  };
+  const auto on_line = [&](const fr::raw_line& line) {
+    auto e = stream.push(line);
+    if (!e || !filter.matches(e->value)) return;
+    tracker.apply(e->value, e->line);
+    dirty = true;
+    if (print_events) print(*e);
+  };
+
+  const auto started = std::chrono::steady_clock::now();
+  auto last_render = started - 1h, last_stats = started;
+  const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
+  for (;;) {
+    const bool more = src->poll(live ? 250ms : 1000ms, on_line);
+    if (history) {
+      history = false;  // the first poll read what was there: print its tail, then go live
+      for (const auto& text : held) {
+        if (output_open) output_open = emit(text);
+      }
+      held.clear();
+    }
+    std::fflush(stdout);
+    const auto now = std::chrono::steady_clock::now();
+    if (view && (dirty || now - last_render >= 1s) && now - last_render >= 100ms) {
+      tracker.check_stale(now_us());
+      view->render(tracker, stream, now_us());
+      last_render = now;
+      dirty = false;
+    }
+    if (stats && follow && now - last_stats >= 2s) {
+      output_open = emit(format_stats(stream, elapsed()) + "\n") && output_open;
+      std::fflush(stdout);
+      last_stats = now;
+    }
+    if (!more || stop_requested || !output_open) break;
+  }
+  view.reset();
+  if (stats) {
+    stream.flush_gaps();
+    emit(format_stats(stream, elapsed()));
+  }
+  std::fflush(stdout);
+  return exit_ok;
+}

@@ -1,0 +1,135 @@
+#include "format.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace events_tail {
+
+namespace fe = foxml::events;
+
+namespace {
+
+const char* color_of(fe::event_type type) {
+  switch (type) {
+    case fe::event_type::error: return "\x1b[1;31m";
+    case fe::event_type::dropped: return "\x1b[33m";
+    case fe::event_type::run_start:
+    case fe::event_type::run_complete: return "\x1b[1;32m";
+    case fe::event_type::stage_change: return "\x1b[1;36m";
+    case fe::event_type::target_complete: return "\x1b[35m";
+    case fe::event_type::progress: return "\x1b[34m";
+    default: return "\x1b[2m";
+  }
+}
+
+std::string number(double v) { return std::isnan(v) ? "NaN" : fmt::format("{:.6g}", v); }
+
+std::string details(const fe::event& e) {
+  std::string out;
+  auto add = [&out](const std::string& piece) {
+    if (!out.empty()) out += ' ';
+    out += piece;
+  };
+  switch (e.type) {
+    case fe::event_type::run_start:
+      if (e.name) add(*e.name);
+      if (e.total_steps) add(fmt::format("total_steps={}", *e.total_steps));
+      if (e.total_epochs) add(fmt::format("total_epochs={}", *e.total_epochs));
+      break;
+    case fe::event_type::progress:
+      add(fmt::format("{} {:.1f}%", e.stage.value_or("?"), e.progress_pct.value_or(0)));
+      if (e.current_target) add("target=" + *e.current_target);
+      if (e.targets_total && *e.targets_total > 0) add(fmt::format("({}/{})", e.targets_complete.value_or(0), *e.targets_total));
+      if (e.step) add(fmt::format("step {}/{}", *e.step, e.total_steps ? std::to_string(*e.total_steps) : "?"));
+      if (e.epoch) add(fmt::format("epoch {}/{}", *e.epoch, e.total_epochs ? std::to_string(*e.total_epochs) : "?"));
+      break;
+    case fe::event_type::stage_change:
+      add(fmt::format("{} -> {}", e.previous_stage.value_or("(start)"), e.new_stage.value_or("?")));
+      break;
+    case fe::event_type::target_complete:
+      add(fmt::format("{} {} models={}", e.target.value_or("?"), e.status.value_or("?"), e.models_trained.value_or(0)));
+      if (e.best_auc) add("best_auc=" + number(*e.best_auc));
+      break;
+    case fe::event_type::metrics:
+      if (e.step) add(fmt::format("step={}", *e.step));
+      if (e.epoch) add(fmt::format("epoch={}", *e.epoch));
+      if (e.metrics) {
+        for (const auto& [name, value] : *e.metrics) add(name + "=" + number(value));
+      }
+      break;
+    case fe::event_type::log: add(fmt::format("[{}] {}", e.level.value_or("?"), e.message.value_or(""))); break;
+    case fe::event_type::resources:
+      add(fmt::format("cpu={:.0f}% rss={:.1f}MiB", e.cpu_pct.value_or(0),
+                      static_cast<double>(e.rss_bytes.value_or(0)) / (1 << 20)));
+      if (e.gpus) {
+        for (const auto& g : *e.gpus) add(fmt::format("gpu{}={:.0f}%", g.index, g.util_pct));
+      }
+      break;
+    case fe::event_type::error:
+      add(fmt::format("{}: {}{}", e.error_type.value_or("error"), e.error_message.value_or(""),
+                      e.recoverable.value_or(true) ? "" : " (unrecoverable)"));
+      break;
+    case fe::event_type::heartbeat: break;
+    case fe::event_type::dropped:
+      add(fmt::format("{} events (seq {}..{})", e.count.value_or(0), e.first_seq.value_or(0), e.last_seq.value_or(0)));
+      break;
+    case fe::event_type::run_complete:
+      add(e.status.value_or("?"));
+      if (e.duration_s) add("after " + format_duration(*e.duration_s));
+      break;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto total = static_cast<long long>(seconds + 0.5);
+  const long long h = total / 3600, m = total / 60 % 60, s = total % 60;
+  return h > 0 ? fmt::format("{}:{:02}:{:02}", h, m, s) : fmt::format("{}:{:02}", m, s);
+}
+
+std::string format_event(const fe::event& e, bool color) {
+  // The time of day (UTC) is enough on a tail; the full timestamp is in --json.
+  const std::string time = e.timestamp.size() >= 23 ? e.timestamp.substr(11, 12) : e.timestamp;
+  const std::string type(fe::to_string(e.type));
+  if (!color) return fmt::format("{} {} {:<15} {}", time, e.run_id, type, details(e));
+  return fmt::format("\x1b[2m{}\x1b[0m {} {}{:<15}\x1b[0m {}", time, e.run_id, color_of(e.type), type, details(e));
+}
+
+std::string format_stats(const foxml::events::reader::event_stream& stream, double elapsed_s) {
+  const auto& s = stream.stats();
+  const double secs = elapsed_s > 0 ? elapsed_s : 1e-9;
+  std::string out = fmt::format(
+      "lines           {:>12}  ({:.0f}/s)\n"
+      "events          {:>12}  ({:.0f}/s)\n"
+      "bytes           {:>12}  ({:.1f} MiB/s)\n"
+      "malformed       {:>12}\n"
+      "duplicates      {:>12}\n"
+      "gaps            {:>12}  ({} seqs missing)\n"
+      "reported drops  {:>12}  seqs\n"
+      "late            {:>12}\n"
+      "emitters        {:>12}\n"
+      "elapsed         {:>12.3f}  s\n",
+      s.lines, static_cast<double>(s.lines) / secs, s.events, static_cast<double>(s.events) / secs, s.bytes,
+      static_cast<double>(s.bytes) / secs / (1 << 20), s.malformed, s.duplicates, s.gaps, s.missing,
+      s.reported_drops, s.late, s.emitters, elapsed_s);
+  if (!stream.malformed().empty()) {
+    out += "recent malformed lines:\n";
+    for (const auto& m : stream.malformed()) {
+      out += fmt::format("  {}:{} (byte {}): {}\n", m.origin, m.line, m.offset, m.error.substr(0, 160));
+    }
+  }
+  if (!stream.gaps().empty()) {
+    out += "recent gaps:\n";
+    for (const auto& g : stream.gaps()) {
+      out += fmt::format("  {} {}/{}: seq {}..{} ({} events, {})\n", g.key.run_id, g.key.host, g.key.pid, g.first_seq,
+                         g.last_seq, g.size(), g.reported_drop ? "reported drop" : "unexplained");
+    }
+  }
+  return out;
+}
+
+}  // namespace events_tail

@@ -1,0 +1,20 @@
+#pragma once
+// How events-tail prints: one readable line per event, and the --stats summary.
+
+#include <cstdio>
+#include <string>
+
+#include "foxml/events/reader/event_stream.hpp"
+
+namespace events_tail {
+
+// Returns the one-line rendering of `e` (with ANSI colours when `color`), without a newline.
+std::string format_event(const foxml::events::event& e, bool color);
+
+// Returns the --stats report: counters, rates over `elapsed_s`, recent malformed lines and gaps.
+std::string format_stats(const foxml::events::reader::event_stream& stream, double elapsed_s);
+
+// Returns "1:02:03" / "2:03" for a duration in seconds.
+std::string format_duration(double seconds);
+
+}  // namespace events_tail

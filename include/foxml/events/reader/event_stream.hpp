@@ -1,0 +1,139 @@
+#pragma once
+/// Turns raw lines from any source into a clean stream of events: decodes with size and depth
+/// caps, counts and skips malformed lines, drops duplicates and reports gaps in seqs.
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "foxml/events/codec.hpp"
+#include "foxml/events/event.hpp"
+#include "foxml/events/reader/source.hpp"
+
+namespace foxml::events::reader {
+
+/// Identifies one emitter: seqs count up per emitter, so dedup and gaps are per key. The same
+/// key across sinks (a file and a socket fed by one emitter) means the same event.
+struct emitter_key {
+  std::string run_id;
+  std::string host;
+  std::int64_t pid = 0;
+
+  friend bool operator<(const emitter_key& a, const emitter_key& b) {
+    return std::tie(a.run_id, a.host, a.pid) < std::tie(b.run_id, b.host, b.pid);
+  }
+  friend bool operator==(const emitter_key& a, const emitter_key& b) {
+    return a.run_id == b.run_id && a.host == b.host && a.pid == b.pid;
+  }
+};
+
+/// A line that could not be decoded, and where it was.
+struct malformed_line {
+  std::string origin;
+  std::uint64_t line = 0;
+  std::uint64_t offset = 0;
+  std::string error;
+};
+
+/// Seqs of one emitter that never arrived. `reported_drop` when a `dropped` event of the same
+/// emitter covers them (the emitter knew and said so), otherwise an unexplained loss.
+struct seq_gap {
+  emitter_key key;
+  std::uint64_t first_seq = 0;
+  std::uint64_t last_seq = 0;
+  bool reported_drop = false;
+
+  std::uint64_t size() const noexcept { return last_seq - first_seq + 1; }
+};
+
+/// Settings of an event_stream.
+struct event_stream_options {
+  decode_limits limits;
+  /// Seqs may arrive this far out of order (several emitter threads, several sinks) before a
+  /// missing one is declared a gap.
+  std::uint64_t reorder_window = 4096;
+  bool deduplicate = true;
+  /// How many malformed lines and gaps are kept for reporting (all are counted).
+  std::size_t max_reports = 100;
+};
+
+/// Counters of an event_stream.
+struct event_stream_stats {
+  std::uint64_t lines = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t events = 0;          ///< accepted: decoded and not duplicates
+  std::uint64_t malformed = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t gaps = 0;            ///< unexplained gaps declared
+  std::uint64_t missing = 0;         ///< seqs in unexplained gaps
+  std::uint64_t reported_drops = 0;  ///< seqs the emitters reported as dropped
+  std::uint64_t late = 0;            ///< events that arrived after their seq was declared missing
+  std::uint64_t emitters = 0;
+};
+
+/// One accepted event with the line it came from.
+struct stream_event {
+  event value;
+  std::string line;
+};
+
+/// Selects events by type and run; an empty set lets everything through.
+struct event_filter {
+  std::set<event_type> types;
+  std::set<std::string> runs;
+
+  bool matches(const event& e) const { return (types.empty() || types.count(e.type)) && (runs.empty() || runs.count(e.run_id)); }
+};
+
+/// The decode, dedup and gap-detection stage between sources and consumers. Not thread-safe:
+/// feed it from the thread that polls the sources.
+class event_stream {
+ public:
+  explicit event_stream(event_stream_options options = {});
+
+  /// Decodes one raw line. Returns the event when it is new; empty when the line is malformed
+  /// (counted, its position kept) or a duplicate (counted).
+  std::optional<stream_event> push(const raw_line& line);
+
+  /// Declares every seq still outstanding inside the reorder window as missing (call at the end
+  /// of a finite stream, or when a report is due).
+  void flush_gaps();
+
+  const event_stream_stats& stats() const noexcept { return stats_; }
+  /// The most recent malformed lines (up to `max_reports`).
+  const std::deque<malformed_line>& malformed() const noexcept { return malformed_; }
+  /// The most recent gaps (up to `max_reports`); a gap's `reported_drop` may turn true when the
+  /// emitter's `dropped` event arrives after the gap was declared.
+  const std::deque<seq_gap>& gaps() const noexcept { return gaps_; }
+
+ private:
+  struct tracker {
+    std::uint64_t initial = 0;     // first seq seen: below it lies history from before we joined
+    std::set<std::uint64_t> before;  // history seqs seen (bounded by the reorder window)
+    std::uint64_t low = 0;    // every seq below is seen or declared missing
+    std::set<std::uint64_t> ahead;                           // seen, at or above `low`
+    std::map<std::uint64_t, std::uint64_t> missing;          // declared missing: first -> last
+    std::map<std::uint64_t, std::uint64_t> dropped_reports;  // from `dropped` events: first -> last
+  };
+
+  bool accept_seq(const emitter_key& key, tracker& t, std::uint64_t seq);
+  void note_dropped(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last);
+  void declare_missing(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last);
+  void advance(const emitter_key& key, tracker& t);
+  void report_malformed(const raw_line& line, std::string error);
+  void report_gap(seq_gap gap);
+
+  event_stream_options options_;
+  event_stream_stats stats_;
+  std::map<emitter_key, tracker> trackers_;
+  std::deque<malformed_line> malformed_;
+  std::deque<seq_gap> gaps_;
+};
+
+}  // namespace foxml::events::reader

@@ -1,0 +1,149 @@
+#pragma once
+/// The live state of every run, as a monitor shows it: status, stage, progress, ETA, targets,
+/// metrics and errors, built from the event stream.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "foxml/events/event.hpp"
+
+namespace foxml::events::reader {
+
+/// Where a run stands.
+enum class run_status : std::uint8_t {
+  running,
+  completed,  ///< run_complete with `success`
+  failed,     ///< run_complete with `failed` or `killed`, or an unrecoverable error
+  cancelled,  ///< run_complete with `cancelled`
+  stale,      ///< no event for longer than `stale_after` (its process may be gone)
+};
+
+/// Returns "running", "completed", "failed", "cancelled" or "stale".
+const char* to_string(run_status status) noexcept;
+
+/// One stage a run went through; `end_us` is empty while it is the current stage.
+struct stage_span {
+  std::string name;
+  std::int64_t start_us = 0;
+  std::optional<std::int64_t> end_us;
+
+  /// Seconds in the stage, up to `now_us` for the current one.
+  double duration_s(std::int64_t now_us) const noexcept {
+    return static_cast<double>(end_us.value_or(now_us) - start_us) / 1e6;
+  }
+};
+
+/// A finished target, with the fields the seed's Rust view lists.
+struct target_summary {
+  std::string name;
+  std::string status;
+  std::int64_t models_trained = 0;
+  std::optional<double> best_auc;
+  std::vector<std::pair<std::string, double>> metrics;
+};
+
+/// One metric's latest value and a bounded history of (step, value), oldest first.
+struct metric_series {
+  double latest = 0.0;
+  std::int64_t latest_step = 0;
+  std::deque<std::pair<std::int64_t, double>> history;
+};
+
+/// An `error` event of the run.
+struct run_error {
+  std::int64_t unix_us = 0;
+  std::string message;
+  std::string type;
+  bool recoverable = true;
+};
+
+/// Everything known about one run.
+struct run_state {
+  std::string run_id;
+  std::optional<std::string> name;
+  run_status status = run_status::running;
+  std::optional<std::string> final_status;  ///< run_complete's `status`, as sent
+  std::optional<double> duration_s;         ///< run_complete's `duration_s`
+  std::string stage;                        ///< current stage, empty before the first
+  std::vector<stage_span> stages;           ///< every stage in order, the current one last
+  double progress_pct = 0.0;
+  std::optional<std::string> current_target;
+  std::int64_t targets_complete = 0;
+  std::int64_t targets_total = 0;
+  std::optional<std::int64_t> step, total_steps, epoch, total_epochs;
+  std::optional<double> eta_s;  ///< seconds left at the recent rate of progress; empty when unknown
+  std::vector<target_summary> completed_targets;
+  std::map<std::string, metric_series> metrics;
+  std::vector<run_error> errors;
+  std::int64_t first_seen_us = 0;  ///< event time of the first event
+  std::int64_t last_seen_us = 0;   ///< event time of the latest event
+  std::uint64_t events = 0;
+
+  bool running() const noexcept { return status == run_status::running || status == run_status::stale; }
+};
+
+/// The seed bridge's `/api/training/status`: the latest run, and the last events as raw lines.
+struct bridge_status {
+  bool running = false;
+  std::optional<std::string> run_id;
+  std::optional<std::string> stage;
+  double progress_pct = 0.0;
+  std::optional<std::string> current_target;
+  std::vector<std::string> events;  ///< the last `recent_lines` lines, oldest first
+};
+
+/// Settings of a run_tracker.
+struct run_tracker_options {
+  std::size_t metric_history = 1000;      ///< points kept per metric
+  std::size_t max_errors = 100;           ///< errors kept per run (the newest)
+  std::size_t recent_lines = 10;          ///< lines kept for bridge_status
+  std::chrono::seconds stale_after{60};   ///< silence after which a running run is stale
+  std::chrono::seconds eta_window{120};   ///< progress samples this recent set the ETA's rate
+};
+
+/// Folds events into per-run state. Not thread-safe: feed and read it from one thread (or guard it).
+class run_tracker {
+ public:
+  explicit run_tracker(run_tracker_options options = {});
+
+  /// Applies one event; `line` (its raw JSON) is kept for bridge_status when given.
+  void apply(const event& e, std::string_view line = {});
+
+  /// Marks running runs with no event since `now_us - stale_after` as stale (and stale runs that
+  /// spoke again as running, which apply() does by itself).
+  void check_stale(std::int64_t now_us);
+
+  /// Runs in the order they were first seen.
+  const std::vector<run_state>& runs() const noexcept { return runs_; }
+  /// Returns the run called `run_id`, or nullptr.
+  const run_state* find(std::string_view run_id) const;
+  /// Returns the run of the most recent event, or nullptr before any.
+  const run_state* latest() const;
+
+  /// Returns what the seed's bridge status endpoint reports.
+  bridge_status status() const;
+
+ private:
+  run_state& state_of(const event& e);
+  void update_eta(run_state& run, std::int64_t now_us);
+
+  struct progress_sample {
+    std::int64_t unix_us;
+    double pct;
+  };
+
+  run_tracker_options options_;
+  std::vector<run_state> runs_;
+  std::map<std::string, std::size_t, std::less<>> index_;
+  std::map<std::string, std::deque<progress_sample>, std::less<>> samples_;
+  std::deque<std::string> recent_;
+  std::optional<std::size_t> latest_;
+};
+
+}  // namespace foxml::events::reader

@@ -1,0 +1,56 @@
+#pragma once
+/// A Unix socket server that many emitters connect to at once; it reads newline-delimited JSON
+/// lines and acknowledges the seqs it handled on each connection.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "foxml/events/reader/source.hpp"
+
+namespace foxml::events::reader {
+
+/// Settings of a socket_source.
+struct socket_source_options {
+  std::size_t max_line_bytes = (1u << 20) + 4096;
+  std::size_t max_connections = 1024;  ///< further connections are accepted and closed at once
+  /// Most bytes read from one connection per wake-up, so one busy emitter cannot starve the rest.
+  std::size_t max_burst_bytes = 1u << 20;
+};
+
+/// Counters of a socket_source.
+struct socket_source_stats {
+  std::uint64_t accepted = 0;
+  std::uint64_t open = 0;
+  std::uint64_t rejected = 0;  ///< over max_connections
+  std::uint64_t bytes = 0;
+  std::uint64_t acks = 0;
+};
+
+/// Listens on a SOCK_STREAM Unix socket. Protocol: an emitter writes `\n`-terminated JSON lines;
+/// after each burst of lines read from a connection, the server writes back `{"ack_seq":N}\n` on
+/// that connection, N being the `seq` of the last line it handled there (in stream order). The
+/// socket file is made 0600 (its directory 0700 when created here); an existing socket file is
+/// replaced only when nothing listens on it. The file is removed on destruction.
+class socket_source final : public source {
+ public:
+  /// Binds and listens at `path`. Throws std::system_error when it cannot (another listener, a
+  /// non-socket file in the way, a path too long...).
+  explicit socket_source(std::string path, socket_source_options options = {});
+  ~socket_source() override;
+  socket_source(const socket_source&) = delete;
+  socket_source& operator=(const socket_source&) = delete;
+
+  bool poll(std::chrono::milliseconds timeout, const line_handler& on_line) override;
+  void wake() noexcept override;
+  std::string describe() const override;
+
+  socket_source_stats stats() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace foxml::events::reader

@@ -1,0 +1,54 @@
+#pragma once
+/// A ZeroMQ SUB source (target `foxml::events_reader_zmq`, the only part of the reader that
+/// needs libzmq).
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "foxml/events/event.hpp"
+#include "foxml/events/reader/source.hpp"
+
+namespace foxml::events::reader {
+
+/// Settings of a zmq_source. The publisher sends two frames: the topic
+/// `<event_type>\x1f<run_id>\x1f` and the JSON line without its `\n`. Filters become
+/// subscriptions, so the publisher drops what this subscriber does not want.
+struct zmq_source_options {
+  std::set<event_type> types;  ///< empty: every type
+  std::set<std::string> runs;  ///< empty: every run
+  std::size_t max_line_bytes = (1u << 20) + 4096;
+  int receive_hwm = 100000;    ///< messages queued in libzmq before it drops (SUB sockets drop)
+};
+
+/// Counters of a zmq_source.
+struct zmq_source_stats {
+  std::uint64_t messages = 0;
+  std::uint64_t bad_frames = 0;  ///< messages that were not topic + one line
+};
+
+/// Connects a SUB socket to `endpoint` (`ipc:///path`, `tcp://host:port`, `inproc://...` with
+/// the context given). Never finishes by itself.
+class zmq_source final : public source {
+ public:
+  /// Connects to `endpoint`. Throws zmq::error_t (a std::exception) on a bad endpoint. `context` is
+  /// a `zmq::context_t*` for inproc:// tests, or nullptr for a private context.
+  explicit zmq_source(const std::string& endpoint, zmq_source_options options = {}, void* context = nullptr);
+  ~zmq_source() override;
+  zmq_source(const zmq_source&) = delete;
+  zmq_source& operator=(const zmq_source&) = delete;
+
+  bool poll(std::chrono::milliseconds timeout, const line_handler& on_line) override;
+  void wake() noexcept override;
+  std::string describe() const override;
+
+  zmq_source_stats stats() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace foxml::events::reader

@@ -1,0 +1,92 @@
+#include "foxml/events/reader/zmq_source.hpp"
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include <optional>
+#include <vector>
+
+#include "fd.hpp"
+
+namespace foxml::events::reader {
+
+struct zmq_source::impl {
+  std::optional<zmq::context_t> own_context;
+  zmq::socket_t socket;
+  std::string origin;
+  zmq_source_options options;
+  zmq_source_stats stats;
+  detail::waker waker;
+  std::uint64_t offset = 0;
+
+  impl(zmq::context_t& context, std::string endpoint, zmq_source_options o)
+      : socket(context, zmq::socket_type::sub), origin(std::move(endpoint)), options(std::move(o)) {}
+
+  // Receives every message waiting now without blocking.
+  void drain(const line_handler& on_line) {
+    std::vector<zmq::message_t> frames;
+    for (;;) {
+      frames.clear();
+      const auto parts = zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait);
+      if (!parts) return;
+      ++stats.messages;
+      if (frames.size() != 2) {
+        ++stats.bad_frames;
+        continue;
+      }
+      std::string_view text(static_cast<const char*>(frames[1].data()), frames[1].size());
+      if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+      const bool oversized = text.size() > options.max_line_bytes;
+      if (oversized) text = text.substr(0, options.max_line_bytes);
+      on_line(raw_line{text, line_position{origin, stats.messages, offset}, oversized});
+      offset += frames[1].size();
+    }
+  }
+};
+
+zmq_source::zmq_source(const std::string& endpoint, zmq_source_options options, void* context) {
+  std::optional<zmq::context_t> own;
+  zmq::context_t* ctx = static_cast<zmq::context_t*>(context);
+  if (ctx == nullptr) ctx = &own.emplace(1);
+  impl_ = std::make_unique<impl>(*ctx, endpoint, std::move(options));
+  if (own) impl_->own_context = std::move(own);  // the socket only holds the raw context handle
+  auto& s = *impl_;
+  s.socket.set(zmq::sockopt::rcvhwm, s.options.receive_hwm);
+  std::vector<std::string> types;
+  for (const auto type : s.options.types) types.emplace_back(to_string(type));
+  if (s.options.runs.empty()) {
+    if (types.empty()) s.socket.set(zmq::sockopt::subscribe, "");
+    for (const auto& type : types) s.socket.set(zmq::sockopt::subscribe, type + '\x1f');
+  } else {
+    // A prefix must start with the type, so a run filter needs one subscription per type.
+    if (types.empty()) {
+      for (std::size_t i = 0; i < event_type_count; ++i) types.emplace_back(to_string(static_cast<event_type>(i)));
+    }
+    for (const auto& type : types) {
+      for (const auto& run : s.options.runs) s.socket.set(zmq::sockopt::subscribe, type + '\x1f' + run + '\x1f');
+    }
+  }
+  s.socket.connect(endpoint);
+}
+
+zmq_source::~zmq_source() {
+  if (impl_) impl_->socket.close();  // before a context we own goes
+}
+
+bool zmq_source::poll(std::chrono::milliseconds timeout, const line_handler& on_line) {
+  auto& s = *impl_;
+  s.drain(on_line);
+  zmq::pollitem_t items[] = {{s.socket.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, s.waker.fd(), ZMQ_POLLIN, 0}};
+  zmq::poll(items, 2, timeout);
+  if (items[1].revents & ZMQ_POLLIN) s.waker.drain();
+  s.drain(on_line);
+  return true;
+}
+
+void zmq_source::wake() noexcept { impl_->waker.wake(); }
+
+std::string zmq_source::describe() const { return impl_->origin; }
+
+zmq_source_stats zmq_source::stats() const noexcept { return impl_->stats; }
+
+}  // namespace foxml::events::reader

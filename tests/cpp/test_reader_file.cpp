@@ -1,0 +1,155 @@
+// The file source: reading, following like `tail -F` across rotation and truncation, a file that
+// appears later, and a line written in two halves.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "fixtures/reader_helpers.hpp"
+#include "foxml/events/reader/file_source.hpp"
+
+using namespace foxml::events::reader;
+using reader_test::append;
+using reader_test::line;
+
+namespace {
+std::vector<std::uint64_t> seqs(const std::vector<stream_event>& events) {
+  std::vector<std::uint64_t> out;
+  for (const auto& e : events) out.push_back(e.value.seq);
+  return out;
+}
+std::vector<std::uint64_t> iota(std::uint64_t first, std::uint64_t last) {
+  std::vector<std::uint64_t> out;
+  for (auto s = first; s <= last; ++s) out.push_back(s);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("reads a whole file without following, including an unterminated last line") {
+  reader_test::temp_dir dir;
+  const auto path = dir / "events.jsonl";
+  append(path, line(0) + line(1));
+  std::string last = line(2);
+  last.pop_back();
+  append(path, last);
+  file_source src(path);
+  event_stream stream;
+  std::vector<stream_event> got;
+  CHECK_FALSE(src.poll(std::chrono::milliseconds(0), [&](const raw_line& l) {
+    if (auto e = stream.push(l)) got.push_back(*e);
+  }));
+  CHECK(seqs(got) == iota(0, 2));
+  CHECK(got[0].value.type == foxml::events::event_type::heartbeat);
+}
+
+TEST_CASE("a missing file without follow throws") {
+  reader_test::temp_dir dir;
+  CHECK_THROWS_AS(file_source(dir / "nope.jsonl"), std::system_error);
+}
+
+TEST_CASE("follows a file that does not exist yet, then one that grows") {
+  reader_test::temp_dir dir;
+  const auto path = dir / "later.jsonl";
+  file_source src(path, file_source_options{true});
+  event_stream stream;
+  std::vector<stream_event> got;
+  src.poll(std::chrono::milliseconds(10), [](const raw_line&) { FAIL("nothing to read yet"); });
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    append(path, line(0));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    append(path, line(1) + line(2));
+  });
+  CHECK(reader_test::pump_until(src, stream, got, [&] { return got.size() >= 3; }));
+  writer.join();
+  CHECK(seqs(got) == iota(0, 2));
+}
+
+TEST_CASE("a line written in two halves 200 ms apart comes out once, whole") {
+  reader_test::temp_dir dir;
+  const auto path = dir / "half.jsonl";
+  append(path, line(0));
+  file_source src(path, file_source_options{true});
+  event_stream stream;
+  std::vector<stream_event> got;
+  CHECK(reader_test::pump_until(src, stream, got, [&] { return got.size() == 1; }));
+  std::string second = line(1);
+  append(path, second.substr(0, 40));
+  const auto half_time = std::chrono::steady_clock::now();
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    append(path, second.substr(40));
+  });
+  CHECK(reader_test::pump_until(src, stream, got, [&] { return got.size() == 2; }));
+  writer.join();
+  CHECK(std::chrono::steady_clock::now() - half_time >= std::chrono::milliseconds(200));
+  CHECK(seqs(got) == iota(0, 1));
+  CHECK(stream.stats().malformed == 0);
+}
+
+TEST_CASE("follows across rotation by rename and by delete, and across truncation") {
+  reader_test::temp_dir dir;
+  const auto path = dir / "rot.jsonl";
+  append(path, line(0) + line(1));
+  file_source src(path, file_source_options{true});
+  event_stream stream;
+  std::vector<stream_event> got;
+  CHECK(reader_test::pump_until(src, stream, got, [&] { return got.size() == 2; }));
+
+  // logrotate's default: rename, then a new file at the path.
+  append(path, line(2));
+  REQUIRE(std::rename(path.c_str(), (dir / "rot.jsonl.1").c_str()) == 0);
+  append(path, line(3) + line(4));
+  CHECK(reader_test::pump_until(src, stream, got, [&] { return got.size() == 5; }));
+
+  // Delete, wait, recreate.
+  REQUIRE(std::remove(path.c_str()) == 0);
+  src.poll(std::chrono::milliseconds(20), [&](const raw_line& l) {
+    if (auto e = stream.push(l)) got.push_back(*e);
+  });
+  append(path, line(5));
+  CHECK(reader_test::pump_until(src, stream, got, [&] { return got.size() == 6; }));
+
+  // copytruncate: the same file is emptied and written again from the top.
+  // Like tail -F, truncation is seen as the file getting shorter than the read position, so the
+  // reader looks once before the writer starts again.
+  REQUIRE(::truncate(path.c_str(), 0) == 0);
+  src.poll(std::chrono::milliseconds(20), [&](const raw_line& l) {
+    if (auto e = stream.push(l)) got.push_back(*e);
+  });
+  append(path, line(6));
+  CHECK(reader_test::pump_until(src, stream, got, [&] { return got.size() == 7; }));
+
+  CHECK(seqs(got) == iota(0, 6));
+  CHECK(src.stats().rotations == 2);
+  CHECK(src.stats().truncations == 1);
+  CHECK(stream.stats().malformed == 0);
+}
+
+TEST_CASE("from_end skips what is already there") {
+  reader_test::temp_dir dir;
+  const auto path = dir / "end.jsonl";
+  append(path, line(0) + line(1));
+  file_source_options options;
+  options.follow = true;
+  options.from_end = true;
+  file_source src(path, options);
+  event_stream stream;
+  std::vector<stream_event> got;
+  append(path, line(2));
+  CHECK(reader_test::pump_until(src, stream, got, [&] { return got.size() == 1; }));
+  CHECK(got[0].value.seq == 2);
+}
+
+TEST_CASE("wake() returns a blocked poll early") {
+  reader_test::temp_dir dir;
+  file_source src(dir / "idle.jsonl", file_source_options{true});
+  std::thread waker([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    src.wake();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  src.poll(std::chrono::seconds(30), [](const raw_line&) {});
+  waker.join();
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
+}
