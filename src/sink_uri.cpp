@@ -86,6 +86,9 @@ void apply_query(std::string_view uri, std::string_view query, sink_uri& out) {
     const std::size_t eq = item.find('=');
     const std::string_view key = item.substr(0, eq);
     const std::string_view value = eq == std::string_view::npos ? "1" : item.substr(eq + 1);
+    if (key != "bind" && key != "connect") {
+      reject(uri, "unknown query parameter '" + std::string(key) + "' (known: bind, connect)");
+    }
     bool on;
     if (value == "1" || value == "true") {
       on = true;
@@ -97,11 +100,9 @@ void apply_query(std::string_view uri, std::string_view query, sink_uri& out) {
     if (key == "bind") {
       saw_bind = true;
       out.bind = on;
-    } else if (key == "connect") {
+    } else {
       saw_connect = true;
       out.bind = !on;
-    } else {
-      reject(uri, "unknown query parameter '" + std::string(key) + "' (known: bind, connect)");
     }
   }
   if (saw_bind && saw_connect) reject(uri, "give either bind or connect, not both");
