@@ -68,7 +68,7 @@ TEST_CASE("without a listener the sink refuses at once and says it is unhealthy"
   CHECK(s.write(numbered_lines(0, 3)) == 0);
 }
 
-TEST_CASE("acknowledged lines are released; a break hands back the rest in order") {
+TEST_CASE("acknowledged lines are released, and a break hands back the rest in order") {
   temp_dir dir;
   auto listener = std::make_unique<unix_listener>(dir / "a.sock", listener_mode::ack);
   unix_socket_sink s(fast_options(dir / "a.sock"));
@@ -268,7 +268,7 @@ TEST_CASE("acceptance: a listener absent, then present, killed and restarted thr
                        << counters->reclaimed.load() << ", acked " << counters->acked.load());
 }
 
-TEST_CASE("acceptance: a listener that stops reading slows nothing; events flow to the fallback") {
+TEST_CASE("acceptance: a listener that stops reading slows nothing, and events flow to the fallback") {
   temp_dir dir;
   const std::string socket_path = dir / "events.sock";
   const std::string file_path = dir / "events.jsonl";

@@ -191,7 +191,7 @@ TEST_CASE("acceptance: what the high-water mark refuses is counted and reported 
   CHECK(seen.size() + stats.dropped_sink == stats.emitted - first);
 }
 
-TEST_CASE("ZeroMQ URIs build sinks once the component is enabled; errors name the endpoint") {
+TEST_CASE("ZeroMQ URIs build sinks once the component is enabled, and errors name the endpoint") {
   enable_zmq_sink_uris();
   temp_dir dir;
   const std::string uri = "zmq+ipc://" + (dir / "events.ipc");
