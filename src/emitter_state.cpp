@@ -115,7 +115,9 @@ class emitter_state::worker {
     }
     // Lines the sink took but has since lost (a connection broke before they were acknowledged).
     reclaimed_.clear();
-    const std::size_t lost = std::min(s_.sink_->reclaim(reclaimed_), reclaimed_.size());
+    // Two statements: as arguments of one call, size() may be read before reclaim() fills the batch.
+    const std::size_t told = s_.sink_->reclaim(reclaimed_);
+    const std::size_t lost = std::min(told, reclaimed_.size());
     if (lost != 0) {
       for (std::size_t i = 0; i < lost; ++i) s_.note_drop(reclaimed_.seq(i));
       s_.written_.fetch_sub(lost, std::memory_order_relaxed);

@@ -1,0 +1,65 @@
+#pragma once
+/// The fallback chain: events go to the first healthy sink of an ordered list.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "foxml/events/sink.hpp"
+
+namespace foxml::events {
+
+/// Settings of a fallback_sink.
+struct fallback_options {
+  /// After a sink refuses lines, it is skipped for this long, doubling up to the maximum while it
+  /// keeps refusing; a sink that says it is unhealthy is skipped until it says otherwise.
+  std::chrono::milliseconds retry_min{10};
+  std::chrono::milliseconds retry_max{1000};
+};
+
+/// Sends each line to the first sink of the chain that is healthy and takes it: when a sink
+/// refuses part of a batch, the rest goes to the next one at once (no gap), and the refusing sink
+/// is retried with backoff and takes over again when it accepts. Lines a sink hands back through
+/// reclaim() (a socket that broke before its listener acknowledged them) go to the sinks after it.
+/// The last sink is always tried, healthy or not: it is the last resort.
+class fallback_sink final : public sink {
+ public:
+  /// Takes the chain, first choice first. Throws std::invalid_argument when it is empty or holds
+  /// a null sink.
+  explicit fallback_sink(std::vector<std::unique_ptr<sink>> chain, fallback_options options = {});
+
+  std::size_t size() const noexcept { return links_.size(); }
+  /// Returns sink `i` of the chain (for inspection; it stays owned by the chain).
+  sink& at(std::size_t i) const noexcept { return *links_[i].target; }
+
+  std::size_t write(const line_batch& batch) noexcept override;
+  bool flush() noexcept override;
+  void close() noexcept override;
+  bool healthy() noexcept override;
+  std::size_t reclaim(line_batch& out) noexcept override;
+  void poll(std::chrono::steady_clock::time_point now) noexcept override;
+  std::unique_ptr<sink> reopen_after_fork() const override;
+  std::string describe() const override;
+
+ private:
+  struct link {
+    std::unique_ptr<sink> target;
+    bool failing = false;
+    std::chrono::steady_clock::time_point retry_at{};
+    std::chrono::milliseconds backoff{0};
+  };
+
+  // Writes `batch` to the chain from link `first` on; returns how many leading lines were taken.
+  std::size_t route(const line_batch& batch, std::size_t first, std::chrono::steady_clock::time_point now) noexcept;
+  bool usable(std::size_t i, std::chrono::steady_clock::time_point now) noexcept;
+  void collect_reclaimed(std::size_t i, line_batch& unplaced) noexcept;
+
+  std::vector<link> links_;
+  fallback_options options_;
+  line_batch rest_;       // the unplaced tail of a batch, for the next link
+  line_batch reclaimed_;  // what one link handed back
+  line_batch orphans_;    // reclaimed lines no later link took, for our own reclaim()
+};
+
+}  // namespace foxml::events

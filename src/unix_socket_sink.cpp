@@ -1,0 +1,354 @@
+#include "foxml/events/unix_socket_sink.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace foxml::events {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+constexpr std::size_t max_socket_path = sizeof(sockaddr_un::sun_path) - 1;
+// A reply line longer than this is not something this protocol sends; it is skipped.
+constexpr std::size_t max_reply_bytes = 4096;
+// Compacting the held text costs a move of what is left; do it only when it frees a lot.
+constexpr std::size_t compact_threshold = 1u << 20;
+
+bool transient(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+
+void skip_spaces(std::string_view& s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
+}
+
+bool take(std::string_view& s, std::string_view token) {
+  skip_spaces(s);
+  if (s.substr(0, token.size()) != token) return false;
+  s.remove_prefix(token.size());
+  return true;
+}
+
+// Parses `{"ack_seq":N}` (spaces allowed between tokens); anything else is not an ack.
+bool parse_ack(std::string_view s, std::uint64_t& seq) {
+  if (!take(s, "{") || !take(s, "\"ack_seq\"") || !take(s, ":")) return false;
+  skip_spaces(s);
+  if (s.empty() || s.front() < '0' || s.front() > '9') return false;
+  std::uint64_t value = 0;
+  while (!s.empty() && s.front() >= '0' && s.front() <= '9') {
+    const std::uint64_t digit = static_cast<std::uint64_t>(s.front() - '0');
+    if (value > (UINT64_MAX - digit) / 10) return false;
+    value = value * 10 + digit;
+    s.remove_prefix(1);
+  }
+  if (!take(s, "}")) return false;
+  skip_spaces(s);
+  if (!s.empty()) return false;
+  seq = value;
+  return true;
+}
+
+}  // namespace
+
+unix_socket_sink::unix_socket_sink(std::string path) : unix_socket_sink(unix_socket_options{std::move(path)}) {}
+
+unix_socket_sink::unix_socket_sink(unix_socket_options options)
+    : options_(std::move(options)), counters_(std::make_shared<unix_socket_counters>()) {
+  const std::string& path = options_.path;
+  const auto reject = [&](const std::string& what) {
+    throw std::invalid_argument("foxml::events: unix socket sink '" + path + "': " + what);
+  };
+  if (path.empty() || path.front() != '/') reject("the socket path must be absolute");
+  if (path.size() > max_socket_path) {
+    reject("the path is " + std::to_string(path.size()) + " bytes; a Unix socket path holds at most " +
+           std::to_string(max_socket_path));
+  }
+  if (path.find('\0') != std::string::npos) reject("the path contains a NUL byte");
+  if (options_.max_unacked_lines == 0 || options_.max_unacked_bytes == 0) reject("the unacked bounds must be positive");
+  if (options_.reconnect_min.count() <= 0 || options_.reconnect_max < options_.reconnect_min) {
+    reject("reconnect_min must be positive and at most reconnect_max");
+  }
+  backoff_ = options_.reconnect_min;
+}
+
+unix_socket_sink::~unix_socket_sink() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void unix_socket_sink::schedule_retry(clock_type::time_point now) noexcept {
+  next_attempt_ = now + backoff_;
+  backoff_ = std::min(backoff_ * 2, options_.reconnect_max);
+}
+
+void unix_socket_sink::try_connect(clock_type::time_point now) noexcept {
+  if (options_.require_same_owner) {
+    struct stat st{};
+    // No socket file (yet) or not ours: nothing to connect to; look again after the backoff.
+    if (::lstat(options_.path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid()) {
+      schedule_retry(now);
+      return;
+    }
+  }
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    schedule_retry(now);
+    return;
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, options_.path.data(), options_.path.size());
+  // A non-blocking connect on a Unix socket completes or fails at once (EAGAIN: backlog full).
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    schedule_retry(now);
+    return;
+  }
+  fd_ = fd;
+  ack_seen_ = false;
+  reply_.clear();
+  backoff_ = options_.reconnect_min;
+  counters_->connects.fetch_add(1, std::memory_order_relaxed);
+}
+
+void unix_socket_sink::drop_connection(bool keep_for_reclaim) noexcept {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+    counters_->breaks.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::size_t offset = held_head_;
+  if (keep_for_reclaim) {
+    for (const held_line& line : held_) {
+      reclaim_.append(std::string_view(held_text_).substr(offset, line.size), line.seq);
+      offset += line.size;
+    }
+    counters_->reclaimed.fetch_add(held_.size(), std::memory_order_relaxed);
+  } else if (!held_.empty()) {
+    // Even fire-and-forget hands back a line the listener got only part of: it surely was not read.
+    const std::size_t cut = tail_ > 0 ? 1 : 0;
+    if (cut != 0) {
+      const held_line& last = held_.back();
+      reclaim_.append(std::string_view(held_text_).substr(held_text_.size() - last.size, last.size), last.seq);
+      counters_->reclaimed.fetch_add(1, std::memory_order_relaxed);
+    }
+    counters_->released_unacked.fetch_add(held_.size() - cut, std::memory_order_relaxed);
+  }
+  held_.clear();
+  held_text_.clear();
+  held_head_ = 0;
+  tail_ = 0;
+  ack_seen_ = false;
+  reply_.clear();
+  schedule_retry(clock_type::now());
+}
+
+bool unix_socket_sink::send_tail() noexcept {
+  while (tail_ > 0 && fd_ >= 0) {
+    const ssize_t n = ::send(fd_, held_text_.data() + held_text_.size() - tail_, tail_, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (!transient(errno)) drop_connection(true);
+      return false;
+    }
+    tail_ -= static_cast<std::size_t>(n);
+  }
+  return tail_ == 0;
+}
+
+bool unix_socket_sink::full() const noexcept {
+  return held_.size() >= options_.max_unacked_lines || held_bytes() >= options_.max_unacked_bytes;
+}
+
+void unix_socket_sink::release_front(std::size_t count) noexcept {
+  for (std::size_t i = 0; i < count && !held_.empty(); ++i) {
+    held_head_ += held_.front().size;
+    held_.pop_front();
+  }
+  if (held_.empty()) {
+    held_text_.clear();
+    held_head_ = 0;
+  } else if (held_head_ >= compact_threshold && held_head_ * 2 >= held_text_.size()) {
+    held_text_.erase(0, held_head_);
+    held_head_ = 0;
+  }
+}
+
+void unix_socket_sink::release_while_full() noexcept {
+  // Only a listener that has not acknowledged on this connection lands here: its lines are
+  // presumed read (fire-and-forget); the oldest ones are let go to keep the buffer bounded. The
+  // partly sent last line is never let go: it must still be finished on the wire.
+  std::size_t count = 0;
+  std::size_t lines = held_.size();
+  std::size_t bytes = held_bytes();
+  while ((lines > options_.max_unacked_lines || bytes > options_.max_unacked_bytes) && count + 1 < held_.size()) {
+    bytes -= held_[count].size;
+    --lines;
+    ++count;
+  }
+  counters_->released_unacked.fetch_add(count, std::memory_order_relaxed);
+  release_front(count);
+}
+
+std::size_t unix_socket_sink::write(const line_batch& batch) noexcept {
+  if (closed_ || fd_ < 0 || batch.empty()) return 0;
+  if (!send_tail()) return 0;
+  std::size_t count = batch.size();
+  if (ack_seen_) {
+    // An acknowledging listener that is behind: send no more than the buffer can hold, so every
+    // line on the wire can still be handed back if the connection breaks.
+    if (full()) return 0;
+    std::size_t lines = held_.size();
+    std::size_t bytes = held_bytes();
+    count = 0;
+    while (count < batch.size() && lines < options_.max_unacked_lines &&
+           bytes + batch.line(count).size() <= options_.max_unacked_bytes) {
+      bytes += batch.line(count).size();
+      ++lines;
+      ++count;
+    }
+    if (count == 0) return 0;
+  }
+  const std::string_view text = batch.text(0, count);
+  ssize_t sent;
+  do {
+    sent = ::send(fd_, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    if (transient(errno)) {
+      counters_->would_block.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      drop_connection(true);
+    }
+    return 0;
+  }
+  // Every line the kernel took at least a byte of is accepted: a cut line's rest is kept in
+  // tail_ and sent before anything else, so the listener never sees two lines interleaved.
+  std::size_t accepted = 0;
+  std::size_t covered = 0;
+  const auto done = static_cast<std::size_t>(sent);
+  while (accepted < count && covered < done) {
+    const std::string_view line = batch.line(accepted);
+    held_text_.append(line);
+    held_.push_back(held_line{batch.seq(accepted), line.size()});
+    covered += line.size();
+    ++accepted;
+  }
+  tail_ = covered - done;
+  if (!ack_seen_) release_while_full();
+  if (accepted < count) counters_->would_block.fetch_add(1, std::memory_order_relaxed);
+  return accepted;
+}
+
+void unix_socket_sink::handle_reply(std::string_view line) noexcept {
+  std::uint64_t seq = 0;
+  if (!parse_ack(line, seq)) return;  // unknown commands and malformed lines are ignored
+  ack_seen_ = true;
+  // Seqs are not monotonic in send order (lifecycle events take a side lane), so look the seq up.
+  for (std::size_t i = 0; i < held_.size(); ++i) {
+    if (held_[i].seq != seq) continue;
+    // The partly sent last line cannot have been read whole: an ack naming it is a listener bug.
+    if (i + 1 == held_.size() && tail_ > 0) return;
+    counters_->acked.fetch_add(i + 1, std::memory_order_relaxed);
+    release_front(i + 1);
+    return;
+  }
+}
+
+void unix_socket_sink::read_acks() noexcept {
+  char buffer[4096];
+  while (fd_ >= 0) {
+    const ssize_t n = ::recv(fd_, buffer, sizeof(buffer), MSG_DONTWAIT);
+    if (n == 0) {
+      drop_connection(true);  // the listener closed: what it did not acknowledge may be lost
+      return;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (!transient(errno)) drop_connection(true);
+      return;
+    }
+    std::string_view in(buffer, static_cast<std::size_t>(n));
+    while (!in.empty()) {
+      const std::size_t newline = in.find('\n');
+      if (newline == std::string_view::npos) {
+        if (reply_.size() + in.size() <= max_reply_bytes) {
+          reply_.append(in);
+        } else {
+          reply_.assign(max_reply_bytes + 1, ' ');  // poisoned: skipped at its newline
+        }
+        break;
+      }
+      if (reply_.size() <= max_reply_bytes) {
+        reply_.append(in.substr(0, newline));
+        handle_reply(reply_);
+      }
+      reply_.clear();
+      in.remove_prefix(newline + 1);
+    }
+  }
+}
+
+void unix_socket_sink::poll(clock_type::time_point now) noexcept {
+  if (closed_) return;
+  if (fd_ < 0) {
+    if (now >= next_attempt_) try_connect(now);
+    return;
+  }
+  read_acks();
+  if (fd_ >= 0 && tail_ > 0) send_tail();
+}
+
+bool unix_socket_sink::flush() noexcept {
+  if (fd_ < 0) return false;
+  read_acks();
+  return send_tail() && fd_ >= 0;
+}
+
+bool unix_socket_sink::healthy() noexcept {
+  return !closed_ && fd_ >= 0 && tail_ == 0 && !(ack_seen_ && full());
+}
+
+void unix_socket_sink::close() noexcept {
+  if (closed_) return;
+  closed_ = true;
+  if (fd_ < 0) return;
+  // Give the listener a moment to finish the cut line and acknowledge what it read: lines it
+  // acknowledges need not go to the fallback. Bounded by close_linger; the worker is closing.
+  const auto deadline = clock_type::now() + options_.close_linger;
+  while (fd_ >= 0 && (tail_ > 0 || (ack_seen_ && !held_.empty()))) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd_, static_cast<short>(POLLIN | (tail_ > 0 ? POLLOUT : 0)), 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
+    if (tail_ > 0) send_tail();
+    read_acks();
+  }
+  // A listener that acknowledges gets its unacknowledged lines re-routed; one that never does is
+  // fire-and-forget, and its lines are presumed read (re-routing them would duplicate every run's
+  // last lines into the fallback).
+  drop_connection(ack_seen_);
+}
+
+std::size_t unix_socket_sink::reclaim(line_batch& out) noexcept {
+  const std::size_t n = reclaim_.size();
+  for (std::size_t i = 0; i < n; ++i) out.append(reclaim_.line(i), reclaim_.seq(i));
+  reclaim_.clear();
+  return n;
+}
+
+std::unique_ptr<sink> unix_socket_sink::reopen_after_fork() const {
+  try {
+    return std::make_unique<unix_socket_sink>(options_);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+}  // namespace foxml::events

@@ -1,0 +1,151 @@
+// The fallback chain and the tee with real sinks: a Unix socket with and without its listener, a
+// file on a full device (/dev/full), and memory sinks.
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "foxml/events/fallback_sink.hpp"
+#include "foxml/events/file_sink.hpp"
+#include "foxml/events/memory_sink.hpp"
+#include "foxml/events/tee_sink.hpp"
+#include "foxml/events/unix_socket_sink.hpp"
+#include "support/unix_listener.hpp"
+
+using namespace foxml::events;
+using namespace foxml::events::testing;
+
+namespace {
+
+line_batch lines(std::uint64_t first, std::size_t count) {
+  line_batch batch;
+  for (std::size_t i = 0; i < count; ++i) {
+    batch.append("{\"event_type\":\"log\",\"run_id\":\"r\",\"seq\":" + std::to_string(first + i) + "}\n", first + i);
+  }
+  return batch;
+}
+
+std::unique_ptr<unix_socket_sink> socket_to(const std::string& path) {
+  unix_socket_options o;
+  o.path = path;
+  o.reconnect_min = std::chrono::milliseconds(1);
+  o.reconnect_max = std::chrono::milliseconds(5);
+  return std::make_unique<unix_socket_sink>(o);
+}
+
+fallback_options fast_retry() {
+  fallback_options o;
+  o.retry_min = std::chrono::milliseconds(1);
+  o.retry_max = std::chrono::milliseconds(5);
+  return o;
+}
+
+std::set<long long> seqs(const std::vector<std::string>& lines) {
+  std::set<long long> out;
+  for (const auto& line : lines) out.insert(seq_of(line));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a chain needs sinks") {
+  CHECK_THROWS_AS(fallback_sink({}), std::invalid_argument);
+  std::vector<std::unique_ptr<sink>> with_null;
+  with_null.push_back(nullptr);
+  CHECK_THROWS_AS(fallback_sink(std::move(with_null)), std::invalid_argument);
+  CHECK_THROWS_AS(tee_sink({}), std::invalid_argument);
+}
+
+TEST_CASE("a failing primary hands over with no gap, and takes over again when it is back") {
+  temp_dir dir;
+  const std::string path = dir / "p.sock";
+  auto memory = std::make_shared<memory_store>();
+  std::vector<std::unique_ptr<sink>> links;
+  links.push_back(socket_to(path));
+  links.push_back(std::make_unique<memory_sink>(memory));
+  fallback_sink chain(std::move(links), fast_retry());
+
+  chain.poll(std::chrono::steady_clock::now());
+  CHECK(chain.write(lines(0, 10)) == 10);  // no listener: all to the second link
+  CHECK(memory->size() == 10);
+
+  unix_listener listener(path, unix_listener::mode::ack);
+  std::uint64_t next = 10;
+  // Keep writing while the primary reconnects; every line lands somewhere, exactly once.
+  REQUIRE(unix_listener::wait(
+      [&] {
+        chain.poll(std::chrono::steady_clock::now());
+        CHECK(chain.write(lines(next, 5)) == 5);
+        next += 5;
+        return listener.count() > 0;
+      },
+      10));
+  const std::size_t in_memory = memory->size();
+  CHECK(chain.write(lines(next, 5)) == 5);  // the primary has taken over again
+  next += 5;
+  CHECK(memory->size() == in_memory);
+  REQUIRE(unix_listener::wait([&] { return listener.count() + memory->size() == next; }, 10));
+  std::set<long long> all = seqs(listener.lines());
+  for (long long s : seqs(memory->lines())) CHECK(all.insert(s).second);
+  CHECK(all.size() == next);
+}
+
+TEST_CASE("lines a broken socket hands back go to the next link, not back to the socket") {
+  temp_dir dir;
+  const std::string path = dir / "q.sock";
+  auto memory = std::make_shared<memory_store>();
+  std::vector<std::unique_ptr<sink>> links;
+  links.push_back(socket_to(path));
+  links.push_back(std::make_unique<memory_sink>(memory));
+  fallback_sink chain(std::move(links), fast_retry());
+
+  auto listener = std::make_unique<unix_listener>(path, unix_listener::mode::no_read);
+  REQUIRE(unix_listener::wait(
+      [&] {
+        chain.poll(std::chrono::steady_clock::now());
+        return chain.healthy() && listener->connected();
+      },
+      10));
+  CHECK(chain.write(lines(0, 20)) == 20);
+  CHECK(memory->size() == 0);
+  listener->kill();  // dies without reading a line
+  line_batch lost;
+  REQUIRE(unix_listener::wait(
+      [&] {
+        chain.poll(std::chrono::steady_clock::now());
+        CHECK(chain.reclaim(lost) == 0);  // all placed in memory, so nothing is lost
+        return memory->size() == 20;
+      },
+      10));
+  CHECK(seqs(memory->lines()).size() == 20);
+}
+
+TEST_CASE("a file that fails (a full device) falls back, and what nobody takes is refused") {
+  auto memory = std::make_shared<memory_store>();
+  std::vector<std::unique_ptr<sink>> links;
+  links.push_back(std::make_unique<file_sink>("/dev/full"));
+  links.push_back(std::make_unique<memory_sink>(memory));
+  fallback_sink chain(std::move(links), fast_retry());
+  CHECK(chain.write(lines(0, 7)) == 7);
+  CHECK(memory->size() == 7);
+
+  std::vector<std::unique_ptr<sink>> only_full;
+  only_full.push_back(std::make_unique<file_sink>("/dev/full"));
+  fallback_sink dead(std::move(only_full), fast_retry());
+  CHECK(dead.write(lines(0, 3)) == 0);
+}
+
+TEST_CASE("a tee sends every line to every sink and counts a line delivered if any took it") {
+  temp_dir dir;
+  auto a = std::make_shared<memory_store>();
+  auto b = std::make_shared<memory_store>();
+  std::vector<std::unique_ptr<sink>> branches;
+  branches.push_back(std::make_unique<memory_sink>(a));
+  branches.push_back(socket_to(dir / "absent.sock"));  // refuses everything
+  branches.push_back(std::make_unique<memory_sink>(b));
+  tee_sink tee(std::move(branches));
+  CHECK(tee.write(lines(0, 4)) == 4);
+  CHECK(a->lines() == b->lines());
+  CHECK(a->size() == 4);
+  CHECK(tee.healthy());
+  CHECK(tee.describe() == "memory:// | unix://" + (dir / "absent.sock") + " | memory://");
+}

@@ -1,0 +1,310 @@
+// The Unix socket sink against real listeners on temp paths: acknowledgements, breaks, cut lines,
+// and the acceptance runs (a listener that comes and goes; one that stops reading).
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <functional>
+#include <set>
+
+#include "foxml/events.hpp"
+#include "foxml/events/fallback_sink.hpp"
+#include "foxml/events/unix_socket_sink.hpp"
+#include "support/unix_listener.hpp"
+
+using namespace foxml::events;
+using namespace foxml::events::testing;
+using listener_mode = unix_listener::mode;
+
+namespace {
+
+line_batch numbered_lines(std::uint64_t first, std::size_t count, std::size_t pad = 0) {
+  line_batch batch;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::uint64_t seq = first + i;
+    batch.append("{\"event_type\":\"log\",\"run_id\":\"r\",\"seq\":" + std::to_string(seq) + ",\"pad\":\"" +
+                     std::string(pad, 'x') + "\"}\n",
+                 seq);
+  }
+  return batch;
+}
+
+unix_socket_options fast_options(const std::string& path) {
+  unix_socket_options o;
+  o.path = path;
+  o.reconnect_min = std::chrono::milliseconds(2);
+  o.reconnect_max = std::chrono::milliseconds(20);
+  return o;
+}
+
+bool poll_until(sink& s, const std::function<bool()>& pred, double seconds = 10) {
+  return unix_listener::wait(
+      [&] {
+        s.poll(std::chrono::steady_clock::now());
+        return pred();
+      },
+      seconds);
+}
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::vector<std::string> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+}  // namespace
+
+TEST_CASE("options are checked when the sink is made") {
+  CHECK_THROWS_AS(unix_socket_sink("relative.sock"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(unix_socket_sink("/" + std::string(200, 'a')), doctest::Contains("at most 107"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("without a listener the sink refuses at once and says it is unhealthy") {
+  temp_dir dir;
+  unix_socket_sink s(fast_options(dir / "none.sock"));
+  s.poll(std::chrono::steady_clock::now());
+  CHECK_FALSE(s.healthy());
+  CHECK(s.write(numbered_lines(0, 3)) == 0);
+}
+
+TEST_CASE("acknowledged lines are released, and a break hands back the rest in order") {
+  temp_dir dir;
+  auto listener = std::make_unique<unix_listener>(dir / "a.sock", listener_mode::ack);
+  unix_socket_sink s(fast_options(dir / "a.sock"));
+  REQUIRE(poll_until(s, [&] { return s.connected(); }));
+  CHECK(s.healthy());
+  CHECK(s.write(numbered_lines(0, 10)) == 10);
+  REQUIRE(poll_until(s, [&] { return s.unacked_lines() == 0; }));
+  CHECK(s.counters()->acked == 10);
+  CHECK(listener->count() == 10);
+
+  // Stop reading, then die with lines unread: they must come back through reclaim().
+  listener->kill();
+  listener = std::make_unique<unix_listener>(dir / "a.sock", listener_mode::no_read);
+  REQUIRE(poll_until(s, [&] { return s.connected() && listener->connected(); }));
+  CHECK(s.write(numbered_lines(10, 5)) == 5);
+  // No ack on this connection yet: held until the listener acknowledges or the connection breaks.
+  CHECK(s.unacked_lines() == 5);
+  listener->kill();
+  line_batch back;
+  REQUIRE(poll_until(s, [&] { return !s.connected(); }));
+  REQUIRE(s.reclaim(back) == 5);
+  for (std::size_t i = 0; i < 5; ++i) CHECK(back.seq(i) == 10 + i);
+  CHECK(s.reclaim(back) == 0);  // handed back once
+}
+
+TEST_CASE("replies that are not acks are ignored, and an ack names a seq, not a count") {
+  temp_dir dir;
+  const std::string path = dir / "b.sock";
+  unix_listener listener(path, listener_mode::no_read);
+  unix_socket_sink s(fast_options(path));
+  REQUIRE(poll_until(s, [&] { return s.connected() && listener.connected(); }));
+  // Lines whose seqs are not in send order (lifecycle events take a side lane).
+  line_batch batch;
+  for (std::uint64_t seq : {7u, 3u, 9u, 4u}) batch.append("{\"seq\":" + std::to_string(seq) + "}\n", seq);
+  REQUIRE(s.write(batch) == 4);
+  REQUIRE(listener.send_raw("hello\n{\"cancel\":1}\n{\"ack_seq\":x}\n{\"ack_seq\":99}\n{\"ack_seq\":9"));
+  s.poll(std::chrono::steady_clock::now());
+  CHECK(s.unacked_lines() == 4);  // nothing known, and the last ack is not finished yet
+  REQUIRE(listener.send_raw("}\n"));
+  REQUIRE(poll_until(s, [&] { return s.unacked_lines() == 1; }));  // 7, 3 and 9 released
+  REQUIRE(listener.send_raw(" { \"ack_seq\" : 4 } \n"));
+  REQUIRE(poll_until(s, [&] { return s.unacked_lines() == 0; }));
+  CHECK(s.connected());
+}
+
+TEST_CASE("a line larger than the socket buffer goes on the wire whole") {
+  temp_dir dir;
+  const std::string path = dir / "c.sock";
+  unix_listener listener(path, listener_mode::no_read);
+  unix_socket_sink s(fast_options(path));
+  REQUIRE(poll_until(s, [&] { return s.connected() && listener.connected(); }));
+  const line_batch big = numbered_lines(0, 2, 4u << 20);  // two 4 MiB lines
+  CHECK(s.write(big) == 1);  // the first is cut by the full buffer: accepted, its rest pending
+  CHECK_FALSE(s.healthy());  // nothing else may go out before the rest of that line
+  CHECK(s.write(numbered_lines(1, 1)) == 0);
+  listener.start_reading();
+  // Once the rest is out, a new line goes too (the buffer may need the reader to catch up first).
+  REQUIRE(poll_until(s, [&] { return s.healthy() && s.write(numbered_lines(1, 1)) == 1; }));
+  s.close();
+  REQUIRE(listener.wait_for_eof(10));
+  const auto lines = listener.lines();
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] == std::string(big.line(0).substr(0, big.line(0).size() - 1)));
+  CHECK(seq_of(lines[1]) == 1);
+}
+
+TEST_CASE("a listener that never acknowledges is fire-and-forget with a bounded buffer") {
+  temp_dir dir;
+  const std::string path = dir / "d.sock";
+  unix_listener listener(path, listener_mode::no_ack);
+  auto options = fast_options(path);
+  options.max_unacked_lines = 8;
+  unix_socket_sink s(options);
+  REQUIRE(poll_until(s, [&] { return s.connected(); }));
+  for (std::uint64_t i = 0; i < 5; ++i) CHECK(s.write(numbered_lines(i * 10, 10)) == 10);
+  CHECK(s.unacked_lines() <= 8);
+  CHECK(s.counters()->released_unacked >= 42);
+  s.close();  // no ack ever seen: nothing is handed back, the listener is presumed to have read
+  line_batch back;
+  CHECK(s.reclaim(back) == 0);
+  REQUIRE(listener.wait_for_eof(10));
+  CHECK(listener.count() == 50);
+}
+
+namespace {
+
+struct socket_then_file {
+  unix_socket_sink* socket = nullptr;
+  std::unique_ptr<sink> chain;
+};
+
+socket_then_file make_chain(const std::string& socket_path, const std::string& file_path) {
+  socket_then_file out;
+  auto socket = std::make_unique<unix_socket_sink>(fast_options(socket_path));
+  out.socket = socket.get();
+  std::vector<std::unique_ptr<sink>> links;
+  links.push_back(std::move(socket));
+  links.push_back(std::make_unique<file_sink>(file_path));
+  fallback_options retry;
+  retry.retry_min = std::chrono::milliseconds(2);
+  retry.retry_max = std::chrono::milliseconds(20);
+  out.chain = std::make_unique<fallback_sink>(std::move(links), retry);
+  return out;
+}
+
+// Checks that a sink's lines parse and hold no seq twice; adds their seqs to `all`.
+std::string missing(const std::set<std::uint64_t>& all, std::uint64_t total) {
+  std::string out;
+  int shown = 0;
+  for (std::uint64_t seq = 0; seq < total && shown < 10; ++seq) {
+    if (all.count(seq) == 0) {
+      out += std::to_string(seq) + " ";
+      ++shown;
+    }
+  }
+  return out;
+}
+
+void collect(const std::vector<std::string>& lines, std::set<std::uint64_t>& all, const char* name) {
+  std::set<std::uint64_t> own;
+  for (const std::string& line : lines) {
+    const decode_result decoded = decode_line(line);
+    REQUIRE_MESSAGE(decoded, name << ": " << decoded.error << " in: " << line.substr(0, 200));
+    const auto seq = static_cast<std::uint64_t>(seq_of(line));
+    REQUIRE_MESSAGE(own.insert(seq).second, name << " holds seq " << seq << " twice");
+    all.insert(seq);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("acceptance: a listener absent, then present, killed and restarted three times, loses nothing") {
+  temp_dir dir;
+  const std::string socket_path = dir / "events.sock";
+  const std::string file_path = dir / "events.jsonl";
+  auto chain = make_chain(socket_path, file_path);
+  auto counters = chain.socket->counters();
+  emitter_options options;
+  options.queue_capacity = 1u << 14;
+  options.overflow = overflow_policy::block;  // this test is about the sinks: no queue drops
+  options.block_timeout = std::chrono::seconds(10);
+  training_event_emitter emitter("acceptance", std::move(chain.chain), options);
+
+  constexpr int total = 100'000;
+  std::vector<std::vector<std::string>> received;
+  std::unique_ptr<unix_listener> listener;
+  int kills = 0;
+  int i = 0;
+  const auto emit = [&] { emitter.emit_progress("train", i++ * 100.0 / total); };
+  while (i < total) {
+    if (i == 10'000 || i == 35'000 || i == 60'000 || i == 85'000) {
+      listener = std::make_unique<unix_listener>(socket_path, listener_mode::ack);
+    }
+    if (i == 30'000 || i == 55'000 || i == 80'000 || i == 95'000) {
+      // The emit loop outruns a reconnect, so keep emitting (slowly) until the listener has lines
+      // of its own: each one must really be part of the run.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (listener->count() == 0 && std::chrono::steady_clock::now() < deadline) {
+        emit();
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      REQUIRE(listener->count() > 0);
+      if (i >= 95'000) {
+        emit();
+        continue;
+      }
+      for (int k = 0; k < 500; ++k) emit();  // and kill it with a burst in flight
+      listener->kill();
+      received.push_back(listener->lines());
+      listener.reset();
+      ++kills;
+    }
+    emit();
+  }
+  REQUIRE(emitter.close(std::chrono::seconds(20)).ok());
+  listener->kill();
+  received.push_back(listener->lines());
+
+  const emitter_stats stats = emitter.stats();
+  CHECK(kills == 3);
+  CHECK(stats.dropped() == 0);
+  CHECK(counters->connects >= 4);
+  CHECK(counters->breaks >= 3);
+  std::set<std::uint64_t> all;
+  std::vector<std::string> listeners_lines;
+  for (const auto& lines : received) {
+    CHECK(!lines.empty());
+    listeners_lines.insert(listeners_lines.end(), lines.begin(), lines.end());
+  }
+  collect(listeners_lines, all, "the listeners");
+  const auto file_lines = read_lines(file_path);
+  CHECK(!file_lines.empty());  // the absent and dead listener's share
+  collect(file_lines, all, "the fallback file");
+  CHECK_MESSAGE(all.size() == stats.emitted, "missing: " << missing(all, stats.emitted));
+  CHECK(*all.rbegin() == stats.emitted - 1);
+  MESSAGE("listeners " << listeners_lines.size() << " in " << received.size() << ", file " << file_lines.size() << ", reclaimed "
+                       << counters->reclaimed.load() << ", acked " << counters->acked.load());
+}
+
+TEST_CASE("acceptance: a listener that stops reading slows nothing, and events flow to the fallback") {
+  temp_dir dir;
+  const std::string socket_path = dir / "events.sock";
+  const std::string file_path = dir / "events.jsonl";
+  unix_listener listener(socket_path, listener_mode::no_read);
+  auto chain = make_chain(socket_path, file_path);
+  auto counters = chain.socket->counters();
+  emitter_options options;
+  // A small queue with the blocking policy: were the worker held up by the socket, emit calls
+  // would wait for it (up to block_timeout each) and show up as blocked calls.
+  options.queue_capacity = 1024;
+  options.overflow = overflow_policy::block;
+  options.block_timeout = std::chrono::seconds(2);
+  training_event_emitter emitter("stalled", std::move(chain.chain), options);
+
+  constexpr int total = 50'000;
+  int blocked = 0;
+  for (int i = 0; i < total; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    emitter.emit_progress("train", i * 100.0 / total);
+    // Far above any scheduling hiccup, far below block_timeout.
+    if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(250)) ++blocked;
+  }
+  REQUIRE(emitter.close(std::chrono::seconds(20)).ok());
+  CHECK(blocked <= 2);
+  CHECK(emitter.stats().dropped() == 0);
+  CHECK(listener.connected());
+  CHECK(counters->would_block > 0);  // the socket really was full
+  const auto file_lines = read_lines(file_path);
+  CHECK(file_lines.size() > total / 2);
+
+  // What the socket did take is in the listener's buffer: read it now, and nothing is missing.
+  listener.start_reading();
+  REQUIRE(listener.wait_for_eof(20));
+  std::set<std::uint64_t> all;
+  collect(listener.lines(), all, "the listener");
+  collect(file_lines, all, "the fallback file");
+  CHECK_MESSAGE(all.size() == emitter.stats().emitted, "missing: " << missing(all, emitter.stats().emitted));
+  MESSAGE("listener " << listener.count() << ", file " << file_lines.size() << ", blocked calls " << blocked);
+}
