@@ -58,8 +58,11 @@ class emitter_state::worker {
   }
 
  private:
-  // Moves what the producers queued into one batch, encodes it and hands it to the sink.
+  // Moves what the producers queued into one batch, encodes it and hands it to the sink. While the
+  // sink refuses lines it took none of the queue: the refused lines are retried first, and the
+  // queue fills up behind them, so the overflow policy at emit decides what is lost.
   bool drain() {
+    if (!batch_.empty()) return deliver();
     bool any = false;
     clock_.refresh();
     while (batch_.bytes() < s_.options_.max_batch_bytes) {
@@ -105,13 +108,32 @@ class emitter_state::worker {
     }
   }
 
-  void deliver() {
+  // Writes the batch. Lines the sink refuses stay in the batch for the next try; after the sink
+  // has refused for `sink_retry_timeout` they are dropped and counted. Returns whether anything
+  // moved (lines accepted or given up on).
+  bool deliver() {
+    bool moved = false;
     if (!batch_.empty()) {
       const std::size_t accepted = std::min(s_.sink_->write(batch_), batch_.size());
       s_.written_.fetch_add(accepted, std::memory_order_relaxed);
-      for (std::size_t i = accepted; i < batch_.size(); ++i) s_.note_drop(batch_.seq(i));
-      s_.dropped_sink_.fetch_add(batch_.size() - accepted, std::memory_order_relaxed);
-      batch_.clear();
+      moved = accepted != 0;
+      if (accepted == batch_.size()) {
+        batch_.clear();
+        refusing_ = false;
+      } else {
+        batch_.remove_front(accepted);
+        const auto now = std::chrono::steady_clock::now();
+        if (!refusing_ || accepted != 0) {
+          refusing_ = true;
+          refused_since_ = now;
+        } else if (now - refused_since_ >= s_.options_.sink_retry_timeout) {
+          for (std::size_t i = 0; i < batch_.size(); ++i) s_.note_drop(batch_.seq(i));
+          s_.dropped_sink_.fetch_add(batch_.size(), std::memory_order_relaxed);
+          batch_.clear();
+          refusing_ = false;
+          moved = true;
+        }
+      }
     }
     // Lines the sink took but has since lost (a connection broke before they were acknowledged).
     reclaimed_.clear();
@@ -123,6 +145,7 @@ class emitter_state::worker {
       s_.written_.fetch_sub(lost, std::memory_order_relaxed);
       s_.dropped_sink_.fetch_add(lost, std::memory_order_relaxed);
     }
+    return moved;
   }
 
   // Sink upkeep, heartbeats and drop reports; `force` reports drops now (flush, close).
@@ -177,9 +200,9 @@ class emitter_state::worker {
     if (!s_.flush_wanted_ && !s_.stop_wanted_) return false;
     const std::uint64_t consumed = s_.queue_.consumed();
     const bool lane_empty = s_.lane_pushed_.load(std::memory_order_acquire) == lane_done_;
-    const bool stopping = s_.stop_wanted_ && lane_empty && s_.queue_.front() == nullptr;
-    const bool flush_reached =
-        s_.flush_wanted_ && consumed >= s_.flush_target_ && lane_done_ >= s_.lane_flush_target_;
+    const bool stopping = s_.stop_wanted_ && lane_empty && s_.queue_.front() == nullptr && batch_.empty();
+    const bool flush_reached = s_.flush_wanted_ && consumed >= s_.flush_target_ &&
+                               lane_done_ >= s_.lane_flush_target_ && batch_.empty();
     if (!stopping && !flush_reached) return false;
     lock.unlock();
 
@@ -199,8 +222,10 @@ class emitter_state::worker {
   emitter_state& s_;
   line_encoder encoder_;
   tick_converter clock_;
-  line_batch batch_;
+  line_batch batch_;  // encoded lines not yet accepted by the sink
   line_batch reclaimed_;
+  bool refusing_ = false;  // the sink refused the head of batch_ on the last try
+  std::chrono::steady_clock::time_point refused_since_;
   std::vector<record> lane_taken_;
   std::uint64_t lane_done_ = 0;
   std::chrono::steady_clock::time_point last_drop_report_;

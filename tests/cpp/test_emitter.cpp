@@ -418,3 +418,57 @@ TEST_CASE("events too large for a slot spill to the heap within the byte budget"
   const auto stats = s.emitter->stats();
   CHECK(stats.emitted == stats.written + stats.dropped());  // every seq is written or counted
 }
+
+namespace {
+// Refuses every line while `refusing` is set (a full socket buffer, a high-water mark).
+class refusing_for_a_while final : public fe::sink {
+ public:
+  explicit refusing_for_a_while(std::shared_ptr<std::atomic<bool>> refusing, std::shared_ptr<fe::memory_store> store)
+      : refusing_(std::move(refusing)), inner_(std::move(store)) {}
+  std::size_t write(const fe::line_batch& batch) noexcept override {
+    return refusing_->load() ? 0 : inner_.write(batch);
+  }
+  std::string describe() const override { return "refusing://"; }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> refusing_;
+  fe::memory_sink inner_;
+};
+}  // namespace
+
+TEST_CASE("lines a sink refuses for a moment are retried, not lost") {
+  auto refusing = std::make_shared<std::atomic<bool>>(true);
+  auto store = std::make_shared<fe::memory_store>();
+  fe::emitter_options options;
+  options.sink_retry_timeout = std::chrono::seconds(60);
+  fe::training_event_emitter emitter("run-retry", std::make_unique<refusing_for_a_while>(refusing, store), options);
+  for (int i = 0; i < 500; ++i) emitter.emit_metrics(i, {{"loss", 1.0}});
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the worker retries meanwhile
+  CHECK(store->size() == 0);
+  refusing->store(false);
+  REQUIRE(emitter.close(std::chrono::seconds(10)).ok());
+  CHECK(store->size() == 500);
+  CHECK(emitter.stats().dropped() == 0);
+}
+
+TEST_CASE("a sink that keeps refusing past sink_retry_timeout loses the lines, counted and reported") {
+  auto refusing = std::make_shared<std::atomic<bool>>(true);
+  auto store = std::make_shared<fe::memory_store>();
+  fe::emitter_options options;
+  options.sink_retry_timeout = std::chrono::milliseconds(20);
+  fe::training_event_emitter emitter("run-refused", std::make_unique<refusing_for_a_while>(refusing, store), options);
+  for (int i = 0; i < 100; ++i) emitter.emit_metrics(i, {{"loss", 1.0}});
+  REQUIRE(ft::eventually([&] { return emitter.stats().dropped_sink == 100; }));
+  refusing->store(false);
+  REQUIRE(emitter.close(std::chrono::seconds(10)).ok());
+  const auto lines = parse_all(store->lines());
+  REQUIRE(!lines.empty());
+  std::uint64_t reported = 0;
+  for (const auto& line : lines) {
+    if (line["event_type"] == "dropped") reported += line["count"].get<std::uint64_t>();
+  }
+  // A report refused while the sink still refused is itself counted in a later one.
+  CHECK(reported >= 100);
+  const auto stats = emitter.stats();
+  CHECK(stats.emitted == stats.written + stats.dropped());
+}

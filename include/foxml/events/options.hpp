@@ -40,6 +40,11 @@ struct emitter_options {
   std::size_t lifecycle_reserve = 1024;
   /// Largest batch the worker hands a sink in one write.
   std::size_t max_batch_bytes = 1u << 20;
+  /// How long the worker keeps retrying lines its sink refuses (a full socket buffer, a ZeroMQ
+  /// high-water mark) before it drops and counts them. Meanwhile it takes nothing more from the
+  /// queue, so producers meet the overflow policy instead. A fallback chain never gets here: its
+  /// last sink takes what the others refuse.
+  std::chrono::milliseconds sink_retry_timeout{1000};
   /// Longest the idle worker sleeps before looking at the queue again (emit -> sink latency).
   std::chrono::microseconds max_idle_wait{500};
   /// Interval of `heartbeat` events; zero turns them off.

@@ -23,6 +23,19 @@ class line_batch {
     lines_.push_back(entry{used_, line.size(), seq});
     used_ += line.size();
   }
+  /// Removes the first `count` lines, keeping the rest in order.
+  void remove_front(std::size_t count) {
+    if (count == 0) return;
+    if (count >= lines_.size()) {
+      clear();
+      return;
+    }
+    const std::size_t shift = lines_[count].offset;
+    text_.erase(0, shift);
+    used_ -= shift;
+    lines_.erase(lines_.begin(), lines_.begin() + static_cast<std::ptrdiff_t>(count));
+    for (auto& entry : lines_) entry.offset -= shift;
+  }
   /// Removes every line; keeps the buffers' capacity.
   void clear() noexcept {
     used_ = 0;
