@@ -1,6 +1,5 @@
 #include "json_writer.hpp"
 
-#define FMT_HEADER_ONLY
 #include <fmt/compile.h>
 #include <fmt/format.h>
 
