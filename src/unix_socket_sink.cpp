@@ -197,7 +197,14 @@ void unix_socket_sink::release_while_full() noexcept {
 }
 
 std::size_t unix_socket_sink::write(const line_batch& batch) noexcept {
-  if (closed_ || fd_ < 0 || batch.empty()) return 0;
+  if (closed_ || batch.empty()) return 0;
+  if (fd_ < 0) {
+    // Connect here too, not only in poll(): otherwise the first batch (run_start) would always
+    // find the sink unconnected, and in a tee the listener would never see the start of a run.
+    const auto now = clock_type::now();
+    if (now >= next_attempt_) try_connect(now);
+    if (fd_ < 0) return 0;
+  }
   if (!send_tail()) return 0;
   std::size_t count = batch.size();
   if (ack_seen_) {

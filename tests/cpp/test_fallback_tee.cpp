@@ -149,3 +149,19 @@ TEST_CASE("a tee sends every line to every sink and counts a line delivered if a
   CHECK(tee.healthy());
   CHECK(tee.describe() == "memory:// | unix://" + (dir / "absent.sock") + " | memory://");
 }
+
+TEST_CASE("a socket in a tee gets the very first line when its listener is already there") {
+  temp_dir dir;
+  const std::string path = dir / "tee.sock";
+  unix_listener listener(path, unix_listener::mode::ack);
+  auto file = std::make_shared<memory_store>();
+  std::vector<std::unique_ptr<sink>> branches;
+  branches.push_back(socket_to(path));
+  branches.push_back(std::make_unique<memory_sink>(file));
+  tee_sink tee(std::move(branches));
+  // No poll() before the first write: the socket connects on its own first write.
+  CHECK(tee.write(lines(0, 3)) == 3);
+  REQUIRE(unix_listener::wait([&] { return listener.count() == 3; }, 10));
+  CHECK(seqs(listener.lines()) == std::set<long long>{0, 1, 2});
+  CHECK(file->size() == 3);
+}
