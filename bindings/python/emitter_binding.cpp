@@ -174,7 +174,7 @@ queued, False when counted as dropped); a background thread writes JSON lines to
 
   cls.def_property_readonly("run_id", [](py::handle self) { return self_of(self).core->run_id(); });
   cls.def_property_readonly("sink", [](py::handle self) { return self_of(self).sink_description; },
-                            "The destination, as a URI (file:///..., memory://).");
+                            "The destination as a URI list (unix:///...,file:///... for the default chain; memory://).");
   cls.def_property_readonly("current_stage", [](py::handle self) { return self_of(self).current_stage; },
                             "The new_stage of the last stage_change this emitter sent (None before any).");
   cls.def_property_readonly("closed", [](py::handle self) { return self_of(self).closed; });

@@ -5,12 +5,15 @@
 #include <system_error>
 
 #include "foxml/events/defaults.hpp"
+#include "foxml/events/sink_uri.hpp"
+#include "sink_choice.hpp"
 
 namespace py = pybind11;
 
 namespace foxml::events::python {
 void bind_emitter(py::module_& m);
 void bind_reader(py::module_& m);
+void bind_live_reader(py::module_& m);
 }  // namespace foxml::events::python
 
 PYBIND11_MODULE(_core, m) {
@@ -27,8 +30,16 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("default_event_file", &foxml::events::default_event_file,
         "The file the default sink writes: $FOXML_TRAINING_EVENT_FILE, else <per-user dir>/events.jsonl.");
+  m.def("default_event_socket", &foxml::events::default_event_socket,
+        "The socket the default sink tries first: $FOXML_TRAINING_EVENT_SOCKET, else <per-user dir>/events.sock.");
+  m.def("default_sink_list", &foxml::events::default_sink_list,
+        "The sink list used for sink=None: $FOXML_EVENTS_SINKS, else unix://<socket>,file://<file>.");
+  m.def("_zmq_sinks_available", &foxml::events::python::zmq_sinks_available);
   m.def("default_event_directory", &foxml::events::default_event_directory,
         "The per-user directory for event files and sockets ($XDG_RUNTIME_DIR/foxml or ~/.cache/foxml).");
+  // zmq+tcp:// and zmq+ipc:// sink URIs work from the first emitter on (no-op without the component).
+  foxml::events::python::enable_zmq_sinks();
   foxml::events::python::bind_emitter(m);
   foxml::events::python::bind_reader(m);
+  foxml::events::python::bind_live_reader(m);
 }

@@ -1,6 +1,6 @@
 // The reader side of foxml_events._core: decode_line (the core codec) to Python dicts, and a file
-// reader that iterates a JSONL file, optionally following it as it grows. Kept apart from the
-// emitter so the full C++ reader (sources, buffer, run tracker) can be bound here when it lands.
+// reader that iterates a JSONL file, optionally following it as it grows. The live reader over the
+// C++ reader library (sources, event stream, ring buffer, run tracker) is in reader_live.cpp.
 
 #include <fcntl.h>
 #include <pybind11/pybind11.h>
@@ -15,6 +15,7 @@
 #include <system_error>
 #include <thread>
 
+#include "event_dict.hpp"
 #include "foxml/events/codec.hpp"
 
 namespace py = pybind11;
@@ -243,6 +244,8 @@ class file_reader {
 };
 
 }  // namespace
+
+py::dict event_to_dict(const event& e) { return to_dict(e); }
 
 void bind_reader(py::module_& m) {
   m.def(

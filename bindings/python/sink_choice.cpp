@@ -2,15 +2,18 @@
 
 #include <stdexcept>
 
-#include "foxml/events/defaults.hpp"
 #include "foxml/events/file_sink.hpp"
+#include "foxml/events/sink_uri.hpp"
+#ifdef FOXML_EVENTS_PY_ZMQ
+#include "foxml/events/zmq_sink.hpp"
+#endif
 
 namespace foxml::events::python {
 
 chosen_sink choose_sink(const std::optional<std::string>& spec) {
   chosen_sink chosen;
   if (!spec || spec->empty()) {
-    chosen.destination = std::make_unique<file_sink>(default_event_file());
+    chosen.destination = make_default_sink();
     return chosen;
   }
   const std::string& text = *spec;
@@ -20,23 +23,28 @@ chosen_sink choose_sink(const std::optional<std::string>& spec) {
     chosen.destination = std::move(memory);
     return chosen;
   }
-  const auto scheme_end = text.find("://");
-  if (scheme_end == std::string::npos) {
+  // A plain path (os.PathLike, or a str without a scheme) keeps meaning a file, relative or not, and
+  // may hold commas or '|' that make_sink would read as list separators.
+  if (text.find("://") == std::string::npos) {
     chosen.destination = std::make_unique<file_sink>(text);
     return chosen;
   }
-  const std::string scheme = text.substr(0, scheme_end);
-  if (scheme == "file") {
-    const std::string path = text.substr(scheme_end + 3);  // file:///abs/path -> /abs/path
-    if (path.empty() || path.front() != '/') {
-      throw std::invalid_argument("foxml_events: a file URI needs an absolute path (file:///dir/events.jsonl), got '" +
-                                  text + "'");
-    }
-    chosen.destination = std::make_unique<file_sink>(path);
-    return chosen;
-  }
-  throw std::invalid_argument("foxml_events: sink scheme '" + scheme +
-                              "://' is not available in this build (use a file path, file:///path or memory://)");
+  chosen.destination = make_sink(text);
+  return chosen;
+}
+
+bool zmq_sinks_available() noexcept {
+#ifdef FOXML_EVENTS_PY_ZMQ
+  return true;
+#else
+  return false;
+#endif
+}
+
+void enable_zmq_sinks() {
+#ifdef FOXML_EVENTS_PY_ZMQ
+  enable_zmq_sink_uris();
+#endif
 }
 
 }  // namespace foxml::events::python

@@ -5,7 +5,7 @@ queue and returns; a background thread writes JSON lines to the sink. Training n
 
     import foxml_events as fe
 
-    with fe.init_training_events("run-42") as events:      # default sink: the per-user event file
+    with fe.init_training_events("run-42") as events:      # default sink: socket, else the event file
         events.emit_run_start(config={"lr": 1e-3}, total_epochs=3)
         with events.stage("training"):
             for step in range(steps):
@@ -13,6 +13,14 @@ queue and returns; a background thread writes JSON lines to the sink. Training n
                 events.log_metrics({"loss": loss, "lr": lr}, step=step, epoch=epoch)
                 events.emit_progress("training", 100 * step / steps, step=step, total_steps=steps)
     # run_complete(success) on exit; failed (after an error event) if an exception escapes
+
+Sinks: ``sink=None`` uses the default chain (``$FOXML_EVENTS_SINKS``, else the per-user Unix socket
+``events.sock`` then the file ``events.jsonl``, the seed variables FOXML_TRAINING_EVENT_SOCKET /
+FOXML_TRAINING_EVENT_FILE replacing their part); a path or URI list (``unix:///s.sock,file:///f.jsonl``
+falls back, ``|`` tees, ``zmq+tcp://host:port`` / ``zmq+ipc:///path`` publish); ``memory://`` for tests.
+
+Reading: ``for event in fe.follow("unix:///tmp/x.sock")`` or ``fe.EventReader(source).start()`` with
+``reader.tracker.runs()`` and ``reader.buffer.since(cursor)`` (see EventReader).
 
 Values may be Python numbers, numpy scalars or one-element torch tensors; anything else raises a
 TypeError naming the field.
@@ -33,7 +41,14 @@ $FOXML_EVENTS_EXIT_TIMEOUT), so a stalled consumer never hangs the process.
 from __future__ import annotations
 
 from . import _core
-from ._core import DeliveryReport, decode_line, default_event_directory, default_event_file
+from ._core import (
+    DeliveryReport,
+    decode_line,
+    default_event_directory,
+    default_event_file,
+    default_event_socket,
+    default_sink_list,
+)
 from ._emitter import StageScope, TrainingEventEmitter
 from ._functions import (
     emit_error,
@@ -52,12 +67,24 @@ from ._lifecycle import (
     init_training_events,
     set_exit_timeout,
 )
-from ._reader import follow_events, read_events
+from ._reader import (
+    BufferRead,
+    EventBuffer,
+    EventReader,
+    RunTracker,
+    follow,
+    follow_events,
+    read_events,
+)
 
 __version__: str = _core.__version__
 
 __all__ = [
+    "BufferRead",
     "DeliveryReport",
+    "EventBuffer",
+    "EventReader",
+    "RunTracker",
     "StageScope",
     "TrainingEventEmitter",
     "__version__",
@@ -66,12 +93,15 @@ __all__ = [
     "decode_line",
     "default_event_directory",
     "default_event_file",
+    "default_event_socket",
+    "default_sink_list",
     "emit_error",
     "emit_progress",
     "emit_run_complete",
     "emit_run_start",
     "emit_stage_change",
     "emit_target_complete",
+    "follow",
     "follow_events",
     "get_training_emitter",
     "init_training_events",

@@ -19,9 +19,13 @@ live_emitters: "weakref.WeakSet[TrainingEventEmitter]" = weakref.WeakSet()
 class TrainingEventEmitter(_core.EmitterBase):
     """Emits the events of one training run.
 
-    ``sink`` (or ``path``) says where events go: ``None`` for the library default (the file named by
-    ``$FOXML_TRAINING_EVENT_FILE``, else ``<per-user dir>/events.jsonl``), a file path or
-    ``file:///path`` URI, or ``memory://`` for tests. Keyword options: ``queue_capacity``,
+    ``sink`` (or ``path``) says where events go: ``None`` for the library default
+    (``$FOXML_EVENTS_SINKS`` when set, else the Unix socket ``<per-user dir>/events.sock`` with the
+    file ``<per-user dir>/events.jsonl`` as fallback; ``$FOXML_TRAINING_EVENT_SOCKET`` and
+    ``$FOXML_TRAINING_EVENT_FILE`` replace their part: see ``default_sink_list()``); a file path; a
+    URI list (``file:///path``, ``unix:///path.sock``, ``zmq+tcp://host:port``, ``zmq+ipc:///path``;
+    a comma list is a fallback chain, ``|`` a tee); or ``memory://`` for tests. A malformed URI
+    raises ValueError naming it; a file that cannot be opened, OSError. Keyword options: ``queue_capacity``,
     ``overflow`` ('drop' or 'block'), ``block_timeout``, ``close_timeout``, ``heartbeat_interval``
     (seconds), ``max_line_bytes``, ``rank``, ``world_size``, ``host``, ``after_fork`` ('restart'
     or 'disable').

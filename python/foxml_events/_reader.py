@@ -1,20 +1,48 @@
-"""Reading events back: decoded dicts from a JSONL file, once or following it as it grows.
+"""Reading events back, as dicts with the wire field names.
 
-The full reader (Unix socket and ZeroMQ sources, the ring buffer for late joiners, the run state
-tracker) is being built in C++; it will be bound next to FileReader in bindings/python/reader_binding.cpp.
+- ``read_events(path)`` / ``follow_events(path)``: a JSONL file, once or following it.
+- ``EventReader(source)`` / ``follow(source)``: the C++ reader library. A source is a file
+  (a path or ``file:///path``, optionally followed like ``tail -F``), a Unix socket server that
+  emitters connect to (``unix:///path.sock``, acknowledging what it read), or a ZeroMQ subscriber
+  (``zmq+tcp://host:port``, ``zmq+ipc:///path``). Lines go through the event stream (decode with
+  caps, duplicates dropped, gaps in seqs found, malformed lines counted with their positions),
+  then into a ring buffer for late joiners (``reader.buffer``) and a per-run state tracker
+  (``reader.tracker``).
+
+Two ways to drive a reader:
+
+- pull: iterate it (``for event in reader``) or call ``poll()``; the calling thread reads the
+  source, and every event reaches the iterator (none is lost to the ring's size);
+- push: ``start()`` reads the source on a C++ thread that never takes the GIL; Python threads then
+  read ``reader.buffer`` and ``reader.tracker`` (a dashboard), and iteration reads the ring.
+
+Every wait releases the GIL and Ctrl-C interrupts it.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterator, Optional, Union
+from types import TracebackType
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Type, Union
 
 from . import _core
 
 PathArg = Union[str, "os.PathLike[str]"]
+Event = Dict[str, Any]
+
+__all__ = [
+    "BufferRead",
+    "EventBuffer",
+    "EventReader",
+    "RunTracker",
+    "decode_line",
+    "follow",
+    "follow_events",
+    "read_events",
+]
 
 
-def read_events(path: PathArg, *, errors: str = "raise") -> Iterator[Dict[str, Any]]:
+def read_events(path: PathArg, *, errors: str = "raise") -> Iterator[Event]:
     """Iterates the events in a JSONL file, each as a dict with the wire field names.
 
     ``errors='raise'`` raises ValueError at an undecodable line; ``'skip'`` skips it (the count is on
@@ -29,7 +57,7 @@ def follow_events(
     poll_interval: float = 0.1,
     idle_timeout: Optional[float] = None,
     errors: str = "skip",
-) -> Iterator[Dict[str, Any]]:
+) -> Iterator[Event]:
     """Iterates the events of a JSONL file from its start, then waits for more as it grows (like
     ``tail -F``): waits for the file to appear, starts again when it is truncated, and ends after
     ``idle_timeout`` seconds without a new event (never when None) or when ``stop()`` is called on the
@@ -39,6 +67,258 @@ def follow_events(
     return _core.FileReader(target, True, poll_interval, idle_timeout, errors)  # type: ignore[no-any-return]
 
 
-def decode_line(line: Union[str, bytes]) -> Dict[str, Any]:
+def decode_line(line: Union[str, bytes]) -> Event:
     """Decodes one JSON line into a dict; raises ValueError for a line that is not a valid event."""
     return _core.decode_line(line)  # type: ignore[no-any-return]
+
+
+class BufferRead(NamedTuple):
+    """What a buffer read returns: the events, the cursor to pass next, and how many events the
+    ring overwrote before this reader came back for them."""
+
+    events: List[Event]
+    next: int
+    missed: int
+
+
+class EventBuffer:
+    """The reader's ring of recent events, for late joiners. Positions count up from 0 in arrival
+    order; ``since(0)`` is all history still held, and passing each result's ``next`` to the
+    following call yields every later event exactly once (history, then live, nothing doubled).
+    Thread-safe. Events arrive only while the reader is driven (``start()``, or iteration in
+    another thread)."""
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: Any) -> None:
+        self._core = core
+
+    def since(self, cursor: int = 0, max: Optional[int] = None) -> BufferRead:
+        """Returns up to ``max`` held events at positions >= ``cursor``, without waiting."""
+        return BufferRead(*self._core.buffer_since(cursor, max))
+
+    def wait(self, cursor: int, timeout: float, max: Optional[int] = None) -> BufferRead:
+        """Like since(), but waits up to ``timeout`` seconds for an event at ``cursor`` (returns
+        early, possibly empty, once the reader is finished or closed)."""
+        return BufferRead(*self._core.buffer_wait(cursor, timeout, max))
+
+    def find(self, run_id: str, host: str, pid: int, seq: int) -> int:
+        """Returns the cursor of the first held event of that emitter with a seq >= ``seq`` (to
+        resume "after seq X"), or ``end`` when none is held."""
+        return self._core.buffer_find(run_id, host, pid, seq)  # type: ignore[no-any-return]
+
+    @property
+    def begin(self) -> int:
+        """The position of the oldest event still held."""
+        return self._core.buffer_begin  # type: ignore[no-any-return]
+
+    @property
+    def end(self) -> int:
+        """The position the next event will get: the cursor for "live only"."""
+        return self._core.buffer_end  # type: ignore[no-any-return]
+
+    @property
+    def closed(self) -> bool:
+        """True once the reader finished or was closed: no more events will arrive."""
+        return self._core.buffer_closed  # type: ignore[no-any-return]
+
+
+class RunTracker:
+    """Per-run state folded from the events, as dicts (safe to keep; they are snapshots).
+
+    A run dict has: ``run_id``, ``name``, ``status`` (running, completed, failed, cancelled,
+    stale), ``running``, ``final_status`` and ``duration_s`` (from run_complete), ``stage``,
+    ``stages`` (``name``, ``start``, ``end``, ``duration_s``; times in Unix seconds),
+    ``progress_pct``, ``current_target``, ``targets_complete``, ``targets_total``, ``step``,
+    ``total_steps``, ``epoch``, ``total_epochs``, ``eta_s``, ``targets`` (finished targets:
+    ``target``, ``status``, ``models_trained``, ``best_auc``, ``metrics``), ``metrics`` (latest
+    value per name), ``metric_history`` (name -> [(step, value)], oldest first), ``errors``
+    (``time``, ``error_message``, ``error_type``, ``recoverable``), ``first_seen``, ``last_seen``
+    (event times, Unix seconds) and ``events``.
+    """
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: Any) -> None:
+        self._core = core
+
+    def runs(self) -> List[Dict[str, Any]]:
+        """Every run, in the order first seen."""
+        return self._core.runs()  # type: ignore[no-any-return]
+
+    def run(self, run_id: str) -> Optional[Dict[str, Any]]:
+        """The run called ``run_id``, or None."""
+        return self._core.run(run_id)  # type: ignore[no-any-return]
+
+    def latest(self) -> Optional[Dict[str, Any]]:
+        """The run of the most recent event, or None before any."""
+        return self._core.latest()  # type: ignore[no-any-return]
+
+    def status(self) -> Dict[str, Any]:
+        """The seed bridge's ``/api/training/status``: ``running``, ``run_id``, ``stage``,
+        ``progress_pct``, ``current_target`` of the latest run, and ``events``, the last few events
+        (``recent_lines``) as dicts, oldest first."""
+        return self._core.status()  # type: ignore[no-any-return]
+
+    def check_stale(self, now: Optional[float] = None) -> None:
+        """Marks runs silent since ``now - stale_after`` (Unix seconds; default: now) as stale.
+        Live readers do this by themselves."""
+        self._core.check_stale(now)
+
+
+class EventReader:
+    """Reads events from one source through the C++ reader; iterate it for event dicts.
+
+    ``source``: a path or ``file:///path`` (``follow=True`` waits for more like ``tail -F``:
+    rotation, truncation, a file that does not exist yet; ``from_end=True`` skips the history),
+    ``unix:///path.sock`` (listens; emitters connect with ``sink="unix:///path.sock"``; the socket
+    file is 0600 and removed at close), or ``zmq+tcp://host:port`` / ``zmq+ipc:///path`` (subscribes;
+    ``tcp://``/``ipc://`` work too). None: the default event file.
+
+    ``types`` and ``runs`` keep only those events (for ZeroMQ they become subscriptions).
+    ``idle_timeout`` ends iteration after that many seconds without an event (None: never, unless
+    the source ends: a file read without ``follow``). ``buffer_size`` is the ring's capacity;
+    ``deduplicate``, ``reorder_window``, ``max_line_bytes``, ``max_depth`` tune the event stream;
+    ``metric_history``, ``recent_lines``, ``stale_after``, ``eta_window`` the tracker.
+
+    Raises ValueError for a bad URI, OSError when the source cannot be opened (a missing file
+    without ``follow``, a socket path in use).
+    """
+
+    def __init__(
+        self,
+        source: Optional[PathArg] = None,
+        *,
+        follow: bool = True,
+        from_end: bool = False,
+        types: Optional[Iterable[str]] = None,
+        runs: Optional[Iterable[str]] = None,
+        idle_timeout: Optional[float] = None,
+        buffer_size: int = 10000,
+        deduplicate: bool = True,
+        reorder_window: int = 4096,
+        max_line_bytes: int = (1 << 20) + 4096,
+        max_depth: int = 32,
+        metric_history: int = 1000,
+        recent_lines: int = 10,
+        stale_after: float = 60.0,
+        eta_window: float = 120.0,
+    ) -> None:
+        target = _core.default_event_file() if source is None else os.fspath(source)
+        self._core = _core.LiveReader(
+            target,
+            follow,
+            from_end,
+            None if types is None else _names(types, "types"),
+            None if runs is None else _names(runs, "runs"),
+            buffer_size,
+            deduplicate,
+            reorder_window,
+            max_line_bytes,
+            max_depth,
+            metric_history,
+            recent_lines,
+            stale_after,
+            eta_window,
+        )
+        self.idle_timeout = idle_timeout
+        self.buffer = EventBuffer(self._core)
+        self.tracker = RunTracker(self._core)
+
+    # ---- iteration and driving
+
+    def __iter__(self) -> "EventReader":
+        return self
+
+    def __next__(self) -> Event:
+        event = self._core.next(self.idle_timeout)
+        if event is None:
+            raise StopIteration
+        return event  # type: ignore[no-any-return]
+
+    def next(self, timeout: Optional[float] = None) -> Optional[Event]:
+        """Returns the next event, waiting up to ``timeout`` seconds (None: until one comes);
+        None when the wait ran out. Raises StopIteration at the end of the source or after stop()."""
+        return self._core.next(timeout)  # type: ignore[no-any-return]
+
+    def poll(self, timeout: float = 0.0) -> List[Event]:
+        """Reads what the source has, waiting up to ``timeout`` seconds for something; returns the
+        new events (pull mode only, for an event loop that cannot block)."""
+        return self._core.poll(timeout)  # type: ignore[no-any-return]
+
+    def start(self) -> "EventReader":
+        """Reads the source on a background C++ thread from now on (the buffer and tracker fill up
+        by themselves); iteration then reads the ring from the first event not yet iterated."""
+        self._core.start()
+        return self
+
+    def stop(self) -> None:
+        """Ends iteration (also one blocked in another thread) and the background thread."""
+        self._core.stop()
+
+    def close(self) -> None:
+        """Stops reading and closes the source (a socket server removes its socket file); the
+        buffer's history and the tracker's state stay readable."""
+        self._core.close()
+
+    def __enter__(self) -> "EventReader":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    # ---- the event stream's report
+
+    @property
+    def source(self) -> str:
+        """The source, described (``file:///...``, ``unix:///...``, ``tcp://...``)."""
+        return self._core.source  # type: ignore[no-any-return]
+
+    @property
+    def finished(self) -> bool:
+        """True once the source has nothing more (a file without follow, at its end) or is closed."""
+        return self._core.finished  # type: ignore[no-any-return]
+
+    def stats(self) -> Dict[str, Any]:
+        """Counters: ``lines``, ``bytes``, ``events`` (accepted), ``malformed``, ``duplicates``,
+        ``gaps``, ``missing``, ``reported_drops``, ``late``, ``emitters``, ``missed`` (lost by
+        iteration to the ring after start()), and ``source`` (the source's own counters: a
+        socket's ``accepted``/``open``/``acks``..., a file's ``rotations``/``truncations``...)."""
+        return self._core.stats()  # type: ignore[no-any-return]
+
+    def malformed(self) -> List[Dict[str, Any]]:
+        """The most recent malformed lines: ``origin``, ``line`` (1-based), ``offset``, ``error``."""
+        return self._core.malformed()  # type: ignore[no-any-return]
+
+    def gaps(self) -> List[Dict[str, Any]]:
+        """The most recent gaps in seqs: ``run_id``, ``host``, ``pid``, ``first_seq``,
+        ``last_seq``, ``size``, ``reported_drop`` (covered by the emitter's own dropped event)."""
+        return self._core.gaps()  # type: ignore[no-any-return]
+
+    def flush_gaps(self) -> None:
+        """Declares every seq still outstanding inside the reorder window as missing now."""
+        self._core.flush_gaps()
+
+    def __repr__(self) -> str:
+        return f"EventReader({self.source!r}, finished={self.finished})"
+
+
+def follow(source: Optional[PathArg] = None, **options: Any) -> EventReader:
+    """``for event in follow("file:///...")``: an EventReader that follows its source (see there);
+    ``source`` defaults to the default event file."""
+    options.setdefault("follow", True)
+    return EventReader(source, **options)
+
+
+def _names(values: Iterable[str], what: str) -> List[str]:
+    if isinstance(values, (str, bytes)):
+        return [values] if isinstance(values, str) else [values.decode()]
+    names = list(values)
+    if not all(isinstance(v, str) for v in names):
+        raise TypeError(f"foxml_events: {what} must be strings")
+    return names

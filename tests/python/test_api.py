@@ -153,16 +153,32 @@ def test_flush_delivers_without_close(events_path):
     e.close()
 
 
-def test_default_sink_is_the_default_event_file(tmp_path, monkeypatch):
+def test_default_sink_is_socket_then_the_default_event_file(tmp_path, monkeypatch):
     target = tmp_path / "sub" / "default.jsonl"
+    sock = tmp_path / "sub" / "nobody.sock"
+    monkeypatch.delenv("FOXML_EVENTS_SINKS", raising=False)
     monkeypatch.setenv("FOXML_TRAINING_EVENT_FILE", str(target))
+    monkeypatch.setenv("FOXML_TRAINING_EVENT_SOCKET", str(sock))
     assert fe.default_event_file() == str(target)
+    assert fe.default_event_socket() == str(sock)
+    assert fe.default_sink_list() == f"unix://{sock},file://{target}"
     e = fe.TrainingEventEmitter("run-default")
-    assert e.sink == f"file://{target}"
+    assert e.sink == f"unix://{sock},file://{target}"
     e.log("info", "x")
     e.close()
+    # No listener on the socket: the chain falls back to the file.
     assert json_lines(target)[0]["message"] == "x"
     assert oct(target.stat().st_mode & 0o777) == "0o600"
+
+
+def test_default_sink_from_foxml_events_sinks(tmp_path, monkeypatch):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    monkeypatch.setenv("FOXML_EVENTS_SINKS", f"file://{a} | file://{b}")
+    e = fe.TrainingEventEmitter("run-env")
+    assert e.sink == f"file://{a} | file://{b}"
+    e.log("info", "both")
+    e.close()
+    assert json_lines(a) == json_lines(b) and json_lines(a)[0]["message"] == "both"
 
 
 def test_sink_forms(tmp_path):
@@ -176,14 +192,30 @@ def test_sink_forms(tmp_path):
     assert fe.decode_line(memory._memory_lines()[0])["message"] == "in memory"
     for e in (uri, pathlike, memory):
         e.close()
-    with pytest.raises(ValueError, match="not available"):
+    with pytest.raises(ValueError, match="carrier-pigeon://x"):
         fe.TrainingEventEmitter("r", "carrier-pigeon://x")
-    with pytest.raises(ValueError, match="absolute path"):
+    with pytest.raises(ValueError, match="'file://relative.jsonl'.*absolute"):
         fe.TrainingEventEmitter("r", "file://relative.jsonl")
+    with pytest.raises(ValueError, match="zmq\\+tcp://nohost"):
+        fe.TrainingEventEmitter("r", "zmq+tcp://nohost")
+    with pytest.raises(ValueError, match="empty"):
+        fe.TrainingEventEmitter("r", f"file://{tmp_path}/x.jsonl,")
     with pytest.raises(TypeError, match="sink= or path="):
         fe.TrainingEventEmitter("r", "memory://", path="x")
     with pytest.raises(OSError):
         fe.TrainingEventEmitter("r", f"{tmp_path}/a.jsonl/inside")
+
+
+def test_uri_lists_fallback_and_tee(tmp_path):
+    first, second, third = (tmp_path / n for n in ("first.jsonl", "second.jsonl", "third.jsonl"))
+    chain = fe.TrainingEventEmitter("r", f"unix://{tmp_path}/nobody.sock,file://{first}")
+    tee = fe.TrainingEventEmitter("r", f"file://{second} | file://{third}")
+    assert chain.sink == f"unix://{tmp_path}/nobody.sock,file://{first}"
+    for e in (chain, tee):
+        e.log("info", "m")
+        e.close()
+    assert [ev["message"] for ev in json_lines(first)] == ["m"]
+    assert json_lines(second) == json_lines(third) != []
 
 
 def test_bad_options_are_rejected():
