@@ -219,3 +219,132 @@ TEST_CASE("a tight depth cap: same verdicts and errors at every cap") {
     for (int i = 0; i < 2000; ++i) check_agrees(mutate(seeds[rng() % seeds.size()], rng, seeds), limits);
   }
 }
+
+namespace {
+
+// A log event with `members` appended, decoded by both decoders (which must agree).
+fe::decode_result log_with(const std::string& members) {
+  const std::string line = R"({"event_type":"log","run_id":"r")" + (members.empty() ? "" : "," + members) + "}";
+  check_agrees(line);
+  return fe::decode_line(line);
+}
+
+std::string message_of(const std::string& json_string) {
+  const auto r = log_with(R"("message":)" + json_string);
+  REQUIRE_MESSAGE(r, r.error);
+  return *r.value->message;
+}
+
+double pct_of(const std::string& number) {
+  const auto r = log_with(R"("progress_pct":)" + number);
+  REQUIRE_MESSAGE(r, r.error);
+  return *r.value->progress_pct;
+}
+
+}  // namespace
+
+TEST_CASE("strings: every escape, surrogate pairs, UTF-8 checks") {
+  CHECK(message_of(R"("\"\\\/\b\f\n\r\t")") == "\"\\/\b\f\n\r\t");
+  CHECK(message_of(R"("\u0041\u00e9\u20AC\u0000x")") == std::string("A\xC3\xA9\xE2\x82\xAC\0x", 8));
+  CHECK(message_of(R"("\ud83d\ude00")") == "\xF0\x9F\x98\x80");
+  CHECK(message_of(R"("\uDBFF\uDFFF")") == "\xF4\x8F\xBF\xBF");
+  CHECK(message_of("\"\xF0\x9F\x98\x80 \xE2\x82\xAC \xC3\xA9 \x7F\"") == "\xF0\x9F\x98\x80 \xE2\x82\xAC \xC3\xA9 \x7F");
+  CHECK(message_of("\"" + std::string(100, 'a') + "\\n" + std::string(40, 'b') + "\"") ==
+        std::string(100, 'a') + "\n" + std::string(40, 'b'));
+  for (const char* bad : {R"("\ud800")", R"("\udc00")", R"("\udc00\ud800")", R"("\ud800x")", R"("\ud800\u0041")",
+                          R"("\ud800\n")", R"("\u12")", R"("\u12g4")", R"("\x")", R"("\')", "\"a\x01\"", "\"a\tb\"",
+                          "\"\xC0\x80\"", "\"\xC1\xBF\"", "\"\xE0\x80\x80\"", "\"\xF0\x80\x80\x80\"", "\"\xED\xA0\x80\"",
+                          "\"\xED\xBF\xBF\"", "\"\xF4\x90\x80\x80\"", "\"\xF5\x80\x80\x80\"", "\"\x80\"", "\"\xBF\"",
+                          "\"\xC3\"", "\"\xE2\x82\"", "\"\xFF\"", "\"abc", "\"abc\\"}) {
+    CAPTURE(bad);
+    const auto r = log_with(std::string(R"("message":)") + bad);
+    CHECK_FALSE(r);
+    CHECK(r.error.rfind("malformed JSON", 0) == 0);
+  }
+  const auto nul = log_with(std::string("\"message\":\"a\0b\"", 16));
+  CHECK_FALSE(nul);
+  // Keys are unescaped before they are matched, as nlohmann does.
+  const auto escaped_key = log_with(R"("mess\u0061ge":"hi")");
+  REQUIRE(escaped_key);
+  CHECK(*escaped_key.value->message == "hi");
+}
+
+TEST_CASE("numbers at the edges") {
+  CHECK(pct_of("1e308") == 1e308);
+  CHECK(pct_of("5e-324") == 5e-324);
+  CHECK(pct_of("1.7976931348623157e308") == 1.7976931348623157e308);
+  CHECK(pct_of("1e-400") == 0.0);
+  CHECK(std::signbit(pct_of("-1e-400")));
+  CHECK(std::signbit(pct_of("-0.0")));
+  CHECK_FALSE(std::signbit(pct_of("-0")));  // an integer to nlohmann, so +0.0 as a double
+  CHECK(pct_of("0.1") == 0.1);
+  CHECK(pct_of("123456789012345678901234567890") == 123456789012345678901234567890.0);
+  CHECK(std::isnan(pct_of("\"NaN\"")));
+  CHECK(pct_of("\"-Infinity\"") == -std::numeric_limits<double>::infinity());
+  for (const char* bad : {"1e309", "-1e309", "1.7976931348623159e308", "01", "-01", "1.", ".5", "+1", "-", "1e", "1e+",
+                          "0x10", "NaN", "Infinity", "inf", "1.5.2", "--1", "1e5.5", "00"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(log_with(std::string(R"("progress_pct":)") + bad));
+  }
+  CHECK(log_with(R"("progress_pct":"inf")").error == "field 'progress_pct' has the wrong type (string)");
+
+  const auto seq = [](const char* v) { return log_with(std::string(R"("seq":)") + v); };
+  CHECK(seq("9223372036854775808").value->seq == 9223372036854775808ull);
+  CHECK(seq("18446744073709551615").value->seq == UINT64_MAX);
+  for (const char* bad : {"18446744073709551616", "-0", "-1", "1.0", "1e2", "\"1\"", "null"}) {
+    CAPTURE(bad);
+    CHECK(seq(bad).error == "seq is not a non-negative integer");
+  }
+  const auto step = [](const char* v) { return log_with(std::string(R"("step":)") + v); };
+  CHECK(*step("9223372036854775807").value->step == INT64_MAX);
+  CHECK(*step("-9223372036854775808").value->step == INT64_MIN);
+  CHECK(*step("1e3").value->step == 1000);
+  CHECK(*step("-8999999999999999.0").value->step == -8999999999999999);
+  CHECK_FALSE(step("null").value->step.has_value());
+  for (const char* bad : {"9223372036854775808", "-9223372036854775809", "1.5", "9e15", "\"1\"", "true"}) {
+    CAPTURE(bad);
+    CHECK(step(bad).error.find("field 'step' has the wrong type") == 0);
+  }
+  CHECK(log_with(R"("pid":18446744073709551615)").error == "pid is not an integer");
+}
+
+TEST_CASE("structure: whitespace, BOM, trailing bytes, depth, repeated keys") {
+  const auto spaced = fe::decode_line(
+      " \t\r\n{ \t\r\n\"event_type\" \t\r\n: \t\r\n\"metrics\" \t\r\n, \"run_id\"\n:\"r\" , \"metrics\" : { \"a\" : 1 , "
+      "\"b\"\t:\t[ ][0] } , \"step\" : 2 } \t\r\n");
+  CHECK_FALSE(spaced);  // a stray [0] after the array
+  check_agrees(" \t\r\n{ \t\r\n\"event_type\" \t\r\n: \t\r\n\"metrics\" \t\r\n, \"run_id\"\n:\"r\" , \"metrics\" : "
+               "{ \"a\" : 1 , \"b\"\t:\t-2.5e0 } , \"step\" : 2 , \"x\" : [ { } , [ ] , { \"y\" : [ null ] } ] } \t\r\n");
+  const auto ok = fe::decode_line("\xEF\xBB\xBF {\"event_type\":\"log\",\"run_id\":\"r\",\"message\":\"m\"}\r\n");
+  REQUIRE_MESSAGE(ok, ok.error);
+  CHECK(*ok.value->message == "m");
+  for (const std::string bad : {" \xEF\xBB\xBF{\"event_type\":\"log\",\"run_id\":\"r\"}",
+                                "\xEF\xBB\xBF\xEF\xBB\xBF{\"event_type\":\"log\",\"run_id\":\"r\"}",
+                                "\xEF\xBB{\"event_type\":\"log\",\"run_id\":\"r\"}", "\xEF\xBB\xBF",
+                                "{\"event_type\":\"log\",\"run_id\":\"r\"}}", "{\"event_type\":\"log\",\"run_id\":\"r\"},",
+                                "{\"event_type\":\"log\",\"run_id\":\"r\",}", "{\"event_type\":\"log\" \"run_id\":\"r\"}",
+                                "{\"event_type\":\"log\",\"run_id\":\"r\"} x", "{'event_type':'log'}"}) {
+    CAPTURE(bad);
+    check_agrees(bad);
+    CHECK_FALSE(fe::decode_line(bad));
+  }
+  // The top-level object is level 1: 31 more levels of unknown value fit under the default cap.
+  const auto nested = [](int levels) { return log_with(R"("x":)" + std::string(levels, '[') + std::string(levels, ']')); };
+  CHECK(nested(31));
+  CHECK(nested(32).error == "nested deeper than 32 levels");
+  const std::string deep = R"({"event_type":"log","run_id":"r","x":)" + std::string(100'000, '{');
+  CHECK(fe::decode_line(deep).error == "nested deeper than 32 levels");
+  // Repeated keys: the last value wins, at the position of the first (ordered_json's rule).
+  CHECK(*log_with(R"("message":"a","message":"b")").value->message == "b");
+  CHECK(log_with(R"("message":5,"message":"b")"));
+  CHECK_FALSE(log_with(R"("message":"a","message":null)").value->message.has_value());
+  CHECK(log_with(R"("message":"a","message":5)").error == "field 'message' has the wrong type (number)");
+  CHECK(log_with(R"("step":"x","message":5,"step":true)").error == "field 'step' has the wrong type (boolean)");
+  const auto metrics = log_with(R"("metrics":{"b":1,"a":2,"b":"x","c":3,"b":4})");
+  REQUIRE(metrics);
+  const std::vector<std::pair<std::string, double>> merged = {{"b", 4}, {"a", 2}, {"c", 3}};
+  CHECK(*metrics.value->metrics == merged);
+  const auto config = log_with(R"("config" : { "b" : [ 1 , 2.50 , -0 , 1E2 ] , "a" : {"b":1,"b":2} , "s":"\u00e9" })");
+  REQUIRE(config);
+  CHECK(*config.value->config_json == "{\"b\":[1,2.5,0,100.0],\"a\":{\"b\":2},\"s\":\"\xC3\xA9\"}");
+}
