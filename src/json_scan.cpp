@@ -5,7 +5,7 @@
 #include <cstring>
 #include <limits>
 
-#if defined(__SSE2__)
+#if defined(__SSE2__) && !defined(FOXML_EVENTS_NO_SIMD)
 #include <emmintrin.h>
 #endif
 
@@ -20,7 +20,7 @@ bool is_special(unsigned char c) noexcept { return c == '"' || c == '\\' || c < 
 
 // First special byte in [p, end), or end. Wide loads stay inside [p, end): the tail is scalar.
 const char* find_special(const char* p, const char* end) noexcept {
-#if defined(__SSE2__)
+#if defined(__SSE2__) && !defined(FOXML_EVENTS_NO_SIMD)  // the macro tests the portable path
   const __m128i quote = _mm_set1_epi8('"');
   const __m128i backslash = _mm_set1_epi8('\\');
   const __m128i space = _mm_set1_epi8(0x20);
