@@ -1,197 +1,26 @@
-#include <cmath>
-#include <limits>
+// decode_line: one pass over the line with a strict scanner (json_scan), landing each known key
+// straight in its `event` member. The contract is the former nlohmann::ordered_json DOM decoder's:
+// the same lines accepted, the same values, the same error for each rejected line (malformed
+// lines are handed to nlohmann once more on the error path, for its message).
 #include <nlohmann/json.hpp>
-#include <unordered_map>
 
+#include "decode_fields.hpp"
 #include "foxml/events/codec.hpp"
+#include "json_scan.hpp"
 
 namespace foxml::events {
 namespace {
 
-// ordered_json keeps the order of keys as sent (metrics appear as the trainer listed them).
-using json = nlohmann::ordered_json;
-using setter = bool (*)(event&, const json&);
-
-std::optional<double> number_of(const json& v) {
-  if (v.is_number()) return v.get<double>();
-  if (v.is_string()) {
-    const auto& s = v.get_ref<const std::string&>();
-    if (s == "NaN") return std::numeric_limits<double>::quiet_NaN();
-    if (s == "Infinity") return std::numeric_limits<double>::infinity();
-    if (s == "-Infinity") return -std::numeric_limits<double>::infinity();
-  }
-  return std::nullopt;
-}
-
-std::optional<std::int64_t> integer_of(const json& v) {
-  if (v.is_number_integer()) {
-    if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) return std::nullopt;
-    return v.get<std::int64_t>();
-  }
-  if (v.is_number_float()) {  // 5.0 from a producer that only has floats
-    const double d = v.get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) return static_cast<std::int64_t>(d);
-  }
-  return std::nullopt;
-}
-
-template <std::optional<std::string> event::*Member>
-bool set_string(event& e, const json& v) {
-  if (v.is_null()) return true;
-  if (!v.is_string()) return false;
-  e.*Member = v.get<std::string>();
-  return true;
-}
-
-template <std::optional<double> event::*Member>
-bool set_number(event& e, const json& v) {
-  if (v.is_null()) return true;
-  const auto n = number_of(v);
-  if (!n) return false;
-  e.*Member = *n;
-  return true;
-}
-
-template <std::optional<std::int64_t> event::*Member>
-bool set_integer(event& e, const json& v) {
-  if (v.is_null()) return true;
-  const auto n = integer_of(v);
-  if (!n) return false;
-  e.*Member = *n;
-  return true;
-}
-
-bool set_recoverable(event& e, const json& v) {
-  if (v.is_null()) return true;
-  if (!v.is_boolean()) return false;
-  e.recoverable = v.get<bool>();
-  return true;
-}
-
-bool set_truncated(event& e, const json& v) {
-  if (!v.is_boolean()) return false;
-  e.truncated = v.get<bool>();
-  return true;
-}
-
-bool set_metrics(event& e, const json& v) {
-  if (v.is_null()) return true;
-  if (!v.is_object()) return false;
-  std::vector<std::pair<std::string, double>> values;
-  values.reserve(v.size());
-  for (const auto& item : v.items()) {
-    const auto n = number_of(item.value());
-    if (!n) return false;
-    values.emplace_back(item.key(), *n);
-  }
-  e.metrics = std::move(values);
-  return true;
-}
-
-bool set_config(event& e, const json& v) {
-  if (v.is_null()) return true;
-  if (!v.is_object()) return false;
-  e.config_json = v.dump(-1, ' ', false, json::error_handler_t::replace);
-  return true;
-}
-
-bool set_tags(event& e, const json& v) {
-  if (v.is_null()) return true;
-  if (!v.is_array()) return false;
-  std::vector<std::string> tags;
-  for (const auto& t : v) {
-    if (!t.is_string()) return false;
-    tags.push_back(t.get<std::string>());
-  }
-  e.tags = std::move(tags);
-  return true;
-}
-
-bool set_gpus(event& e, const json& v) {
-  if (v.is_null()) return true;
-  if (!v.is_array()) return false;
-  std::vector<gpu_info> gpus;
-  for (const auto& g : v) {
-    if (!g.is_object()) return false;
-    gpu_info info;
-    if (auto it = g.find("index"); it != g.end()) info.index = integer_of(*it).value_or(0);
-    if (auto it = g.find("name"); it != g.end() && it->is_string()) info.name = it->get<std::string>();
-    if (auto it = g.find("util_pct"); it != g.end()) info.util_pct = number_of(*it).value_or(0.0);
-    if (auto it = g.find("mem_used_bytes"); it != g.end()) info.mem_used_bytes = integer_of(*it).value_or(0);
-    if (auto it = g.find("mem_total_bytes"); it != g.end()) info.mem_total_bytes = integer_of(*it).value_or(0);
-    if (auto it = g.find("temperature_c"); it != g.end()) info.temperature_c = number_of(*it);
-    gpus.push_back(std::move(info));
-  }
-  e.gpus = std::move(gpus);
-  return true;
-}
-
-// Every payload key of the schema (schema.hpp) and where it lands in `event`. Keys shared by
-// several types (`status`, `step`, `metrics`...) land in one member.
-const std::unordered_map<std::string_view, setter>& payload_setters() {
-  static const std::unordered_map<std::string_view, setter> table = {
-      {"name", set_string<&event::name>},
-      {"stage", set_string<&event::stage>},
-      {"current_target", set_string<&event::current_target>},
-      {"previous_stage", set_string<&event::previous_stage>},
-      {"new_stage", set_string<&event::new_stage>},
-      {"target", set_string<&event::target>},
-      {"status", set_string<&event::status>},
-      {"level", set_string<&event::level>},
-      {"message", set_string<&event::message>},
-      {"error_message", set_string<&event::error_message>},
-      {"error_type", set_string<&event::error_type>},
-      {"progress_pct", set_number<&event::progress_pct>},
-      {"best_auc", set_number<&event::best_auc>},
-      {"duration_s", set_number<&event::duration_s>},
-      {"cpu_pct", set_number<&event::cpu_pct>},
-      {"targets_complete", set_integer<&event::targets_complete>},
-      {"targets_total", set_integer<&event::targets_total>},
-      {"step", set_integer<&event::step>},
-      {"total_steps", set_integer<&event::total_steps>},
-      {"epoch", set_integer<&event::epoch>},
-      {"total_epochs", set_integer<&event::total_epochs>},
-      {"models_trained", set_integer<&event::models_trained>},
-      {"rss_bytes", set_integer<&event::rss_bytes>},
-      {"mem_used_bytes", set_integer<&event::mem_used_bytes>},
-      {"mem_total_bytes", set_integer<&event::mem_total_bytes>},
-      {"count", set_integer<&event::count>},
-      {"first_seq", set_integer<&event::first_seq>},
-      {"last_seq", set_integer<&event::last_seq>},
-      {"recoverable", set_recoverable},
-      {"metrics", set_metrics},
-      {"config", set_config},
-      {"tags", set_tags},
-      {"gpus", set_gpus},
-      {"truncated", set_truncated},
-  };
-  return table;
-}
+using detail::decode_state;
+using detail::field;
+using detail::json_cursor;
+using detail::scan_error;
 
 decode_result failure(std::string message) { return decode_result{std::nullopt, std::move(message)}; }
 
-bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
-  if (pos + n > s.size()) return false;
-  int v = 0;
-  for (std::size_t i = pos; i < pos + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  out = v;
-  return true;
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-std::int64_t days_from_civil(int y, int m, int d) {
-  y -= m <= 2;
-  const int era = (y >= 0 ? y : y - 399) / 400;
-  const int yoe = y - era * 400;
-  const int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return static_cast<std::int64_t>(era) * 146097 + doe - 719468;
-}
-
-// Whether arrays/objects in `s` nest deeper than `max_depth` (brackets inside strings do not count).
+// Whether arrays/objects in `s` nest deeper than `max_depth` (brackets inside strings do not
+// count). Only on the error path: the DOM decoder checked depth before syntax, and a line both
+// malformed and too deep keeps reporting depth.
 bool nested_deeper_than(std::string_view s, std::size_t max_depth) {
   std::size_t depth = 0;
   bool in_string = false;
@@ -211,46 +40,67 @@ bool nested_deeper_than(std::string_view s, std::size_t max_depth) {
   return false;
 }
 
-}  // namespace
-
-std::optional<std::int64_t> parse_timestamp_us(std::string_view s) {
-  int year, month, day, hour, minute, second;
-  if (!digits(s, 0, 4, year) || s.size() < 19 || s[4] != '-' || !digits(s, 5, 2, month) || s[7] != '-' ||
-      !digits(s, 8, 2, day) || (s[10] != 'T' && s[10] != ' ') || !digits(s, 11, 2, hour) || s[13] != ':' ||
-      !digits(s, 14, 2, minute) || s[16] != ':' || !digits(s, 17, 2, second)) {
-    return std::nullopt;
-  }
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
-  std::size_t pos = 19;
-  std::int64_t micros = 0;
-  if (pos < s.size() && s[pos] == '.') {
-    ++pos;
-    int scale = 100000;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      micros += (s[pos] - '0') * scale;
-      scale /= 10;
-      ++pos;
-    }
-  }
-  std::int64_t offset_s = 0;
-  if (pos < s.size()) {
-    if (s[pos] == 'Z') {
-      ++pos;
-    } else if (s[pos] == '+' || s[pos] == '-') {
-      int oh, om;
-      if (!digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' || !digits(s, pos + 4, 2, om)) {
-        return std::nullopt;
-      }
-      offset_s = (oh * 3600 + om * 60) * (s[pos] == '-' ? -1 : 1);
-      pos += 6;
-    } else {
-      return std::nullopt;
-    }
-  }
-  if (pos != s.size()) return std::nullopt;
-  const std::int64_t seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_s;
-  return seconds * 1'000'000 + micros;
+decode_result too_deep(const decode_limits& limits) {
+  return failure("nested deeper than " + std::to_string(limits.max_depth) + " levels");
 }
+
+decode_result malformed(std::string_view line, const decode_limits& limits, scan_error error) {
+  if (error == scan_error::too_deep || nested_deeper_than(line, limits.max_depth)) return too_deep(limits);
+  try {
+    const auto doc = nlohmann::ordered_json::parse(line.begin(), line.end());
+    (void)doc;
+  } catch (const nlohmann::ordered_json::exception& e) {
+    return failure(std::string("malformed JSON: ") + e.what());
+  }
+  return failure("malformed JSON: rejected by the strict scanner");  // nlohmann would have taken it
+}
+
+// The top-level object, the cursor on its '{'.
+bool read_object(json_cursor& c, event& ev, decode_state& st) {
+  if (c.max_depth() < 1) return c.fail(scan_error::too_deep);
+  c.expect('{');
+  if (c.consume('}')) return true;
+  detail::scanned_value v;
+  do {
+    std::string_view key;
+    if (!c.read_key(key, st.key_scratch) || !c.expect(':')) return false;
+    const field f = detail::lookup_field(key);
+    if (f == field::event_type) {
+      if (!c.read_value(v, st.type_text, 1)) return false;
+      st.has_type = v.kind == detail::value_kind::string;
+    } else if (f == field::run_id) {
+      if (!c.read_value(v, ev.run_id, 1)) return false;
+      st.has_run_id = v.kind == detail::value_kind::string;
+    } else if (f == field::unknown) {
+      if (!c.skip_value(1)) return false;  // unknown fields are skipped, but must still be JSON
+    } else if (!detail::read_field(c, f, ev, st)) {
+      return false;
+    }
+  } while (c.consume(','));
+  return c.expect('}');
+}
+
+// The first wrong-typed field in the order keys first appeared, with the DOM decoder's words.
+std::string wrong_type_message(const decode_state& st) {
+  std::size_t first = detail::field_count;
+  for (std::size_t i = 0; i < detail::field_count; ++i) {
+    if ((st.wrong >> i & 1u) && (first == detail::field_count || st.order[i] < st.order[first])) first = i;
+  }
+  const auto f = static_cast<field>(first);
+  const std::string name(detail::field_name(f));
+  switch (f) {
+    case field::timestamp: return "timestamp is not a string";
+    case field::host: return "host is not a string";
+    case field::seq: return "seq is not a non-negative integer";
+    case field::pid:
+    case field::rank:
+    case field::world_size: return name + " is not an integer";
+    default:
+      return "field '" + name + "' has the wrong type (" + detail::type_name(st.wrong_kind[first]) + ")";
+  }
+}
+
+}  // namespace
 
 decode_result decode_line(std::string_view line, const decode_limits& limits) {
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
@@ -261,54 +111,27 @@ decode_result decode_line(std::string_view line, const decode_limits& limits) {
   }
   if (line.empty()) return failure("empty line");
 
-  // The depth cap is checked by a scan before parsing: nlohmann's per-value callback, the other
-  // way to cap depth, costs more than the parse itself.
-  if (nested_deeper_than(line, limits.max_depth)) {
-    return failure("nested deeper than " + std::to_string(limits.max_depth) + " levels");
-  }
-  json doc;
-  try {
-    doc = json::parse(line.begin(), line.end());
-  } catch (const json::exception& e) {
-    return failure(std::string("malformed JSON: ") + e.what());
-  }
-  if (!doc.is_object()) return failure("not a JSON object");
-
+  std::string_view body = line;
+  if (body.size() >= 3 && body.compare(0, 3, "\xEF\xBB\xBF") == 0) body.remove_prefix(3);
+  json_cursor c(body.data(), body.data() + body.size(), limits.max_depth);
   event ev;
-  const auto type_it = doc.find("event_type");
-  if (type_it == doc.end() || !type_it->is_string()) return failure("missing event_type");
-  const auto type = parse_event_type(type_it->get_ref<const std::string&>());
-  if (!type) return failure("unknown event_type '" + type_it->get<std::string>() + "'");
-  ev.type = *type;
-  const auto run_it = doc.find("run_id");
-  if (run_it == doc.end() || !run_it->is_string()) return failure("missing run_id");
-  ev.run_id = run_it->get<std::string>();
+  decode_state st;
+  bool object = c.peek() == '{';
+  if (object) read_object(c, ev, st);
+  else c.skip_value(0);
+  c.skip_ws();
+  if (!c.failed() && !c.at_end()) c.fail();
+  if (c.failed()) return malformed(line, limits, c.error());
+  if (!object) return failure("not a JSON object");
 
-  for (const auto& item : doc.items()) {
-    const std::string& key = item.key();
-    const json& value = item.value();
-    if (key == "event_type" || key == "run_id") continue;
-    if (key == "timestamp") {
-      if (!value.is_string()) return failure("timestamp is not a string");
-      ev.timestamp = value.get<std::string>();
-      ev.unix_us = parse_timestamp_us(ev.timestamp).value_or(0);
-    } else if (key == "seq") {
-      if (!value.is_number_unsigned()) return failure("seq is not a non-negative integer");
-      ev.seq = value.get<std::uint64_t>();
-    } else if (key == "pid" || key == "rank" || key == "world_size") {
-      const auto n = integer_of(value);
-      if (!n) return failure(key + " is not an integer");
-      (key == "pid" ? ev.pid : key == "rank" ? ev.rank : ev.world_size) = *n;
-    } else if (key == "host") {
-      if (!value.is_string()) return failure("host is not a string");
-      ev.host = value.get<std::string>();
-    } else {
-      const auto& setters = payload_setters();
-      const auto found = setters.find(key);
-      if (found != setters.end() && !found->second(ev, value)) {
-        return failure("field '" + key + "' has the wrong type (" + value.type_name() + ")");
-      }
-    }
+  if (!st.has_type) return failure("missing event_type");
+  const auto type = parse_event_type(st.type_text);
+  if (!type) return failure("unknown event_type '" + st.type_text + "'");
+  ev.type = *type;
+  if (!st.has_run_id) return failure("missing run_id");
+  if (st.wrong != 0) return failure(wrong_type_message(st));
+  if (st.seen & (std::uint64_t{1} << static_cast<unsigned>(field::timestamp))) {
+    ev.unix_us = parse_timestamp_us(ev.timestamp).value_or(0);
   }
   return decode_result{std::move(ev), {}};
 }
