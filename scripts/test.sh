@@ -24,11 +24,12 @@ configure_and_test build/asan -- -DCMAKE_BUILD_TYPE=Debug -DFOXML_EVENTS_SANITIZ
 
 echo "== C++ tests under ThreadSanitizer"
 # libzmq is not built with TSan (tests/cpp/tsan.supp says why); fork children are tested on purpose.
+# Benchmarks stay out: their peers (libspdlog) are not TSan-built either, and they ran under ASan.
 TSAN_OPTIONS="die_after_fork=0 halt_on_error=1 suppressions=$PWD/tests/cpp/tsan.supp" \
-  configure_and_test build/tsan -LE consumers -- -DCMAKE_BUILD_TYPE=Debug -DFOXML_EVENTS_SANITIZE=thread
+  configure_and_test build/tsan -LE "consumers|benchmarks" -- -DCMAKE_BUILD_TYPE=Debug -DFOXML_EVENTS_SANITIZE=thread
 
-if [ -f pyproject.toml ]; then
-  echo "== Python tests"
-  python3 -m pip install -q . 
-  python3 -m pytest tests/python
-fi
+echo "== Python package, benchmark smoke runs, Python tests"
+python3 -m pip install -q .
+python3 benchmarks/python/bench_emit.py --calls 400 --no-peers >/dev/null
+python3 benchmarks/python/bench_training_overhead.py --epochs-per-variant 1 >/dev/null
+python3 -m pytest tests/python
