@@ -25,12 +25,18 @@ if [ -n "$quick" ]; then
   build/release/benchmarks/hot_path_latency 20000
   build/release/benchmarks/backend_throughput 200000
   build/release/benchmarks/stalled_consumer 1000000
+  build/release/benchmarks/transport_throughput 100000
+  build/release/benchmarks/end_to_end_latency 200
+  build/release/benchmarks/reader_decode --benchmark_min_time=0.05
   "$venv/bin/python" benchmarks/python/bench_emit.py --calls 2000 --no-peers
   "$venv/bin/python" benchmarks/python/bench_training_overhead.py --epochs-per-variant 2
 else
   build/release/benchmarks/hot_path_latency
   echo; build/release/benchmarks/backend_throughput
   echo; build/release/benchmarks/stalled_consumer
+  echo; build/release/benchmarks/transport_throughput
+  echo; build/release/benchmarks/end_to_end_latency
+  echo; build/release/benchmarks/reader_decode --benchmark_min_time=1 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
   echo; "$venv/bin/python" benchmarks/python/bench_emit.py
   echo; "$venv/bin/python" benchmarks/python/bench_training_overhead.py
 fi

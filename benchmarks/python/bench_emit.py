@@ -131,6 +131,8 @@ def add_ml_loggers(step: Dict[str, Optional[Callable[[int], None]]], workdir: st
         print(f"W&B unavailable: {error}", file=sys.stderr)
         step["W&B wandb.log (offline)"] = None
     try:
+        # MLflow 3 keeps the local file store behind this switch; the issue asks for a file store.
+        os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
         import mlflow
 
         mlflow.set_tracking_uri("file://" + os.path.join(workdir, "mlruns"))
@@ -177,7 +179,7 @@ def main() -> int:
             print(f"|{'-' * 38}|{'-' * 12}|{'-' * 12}|{'-' * 10}|")
             for name, call in impls.items():
                 if call is None:
-                    print(f"| {name:<36} | {'not installed':>10} | {'':>10} | {'':>8} |")
+                    print(f"| {name:<36} | {'unavailable':>10} | {'':>10} | {'':>8} |")
                     continue
                 s = summarize(results[name])
                 print(f"| {name:<36} | {s['p50']:>10.0f} | {s['p99']:>10.0f} | {s['p50'] / ours['p50']:>7.1f}x |")
