@@ -10,18 +10,13 @@
 #include <filesystem>
 #include <foxml/events.hpp>
 
+#include "../common/bench_support.hpp"
+
 namespace fe = foxml::events;
+namespace fb = foxml::events::bench;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
-
-std::string scratch_file(const char* name) {
-  const auto dir = std::filesystem::temp_directory_path() / "foxml-bench";
-  std::filesystem::create_directories(dir);
-  const auto path = dir / name;
-  std::filesystem::remove(path);
-  return path.string();
-}
 
 double ours(std::size_t events) {
   fe::emitter_options options;
@@ -30,7 +25,7 @@ double ours(std::size_t events) {
   options.block_timeout = std::chrono::seconds(10);
   const auto start = clock_type::now();
   {
-    fe::training_event_emitter emitter("bench-run", std::make_unique<fe::file_sink>(scratch_file("ours.jsonl")), options);
+    fe::training_event_emitter emitter("bench-run", std::make_unique<fe::file_sink>(fb::scratch_file("ours.jsonl")), options);
     for (std::size_t i = 0; i < events; ++i) {
       fe::progress_update p;
       p.stage = "training";
@@ -49,7 +44,7 @@ double spdlog_async(std::size_t events) {
   const auto start = clock_type::now();
   {
     auto pool = std::make_shared<spdlog::details::thread_pool>(1 << 16, 1);
-    auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(scratch_file("spdlog.jsonl"), true);
+    auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(fb::scratch_file("spdlog.jsonl"), true);
     auto logger = std::make_shared<spdlog::async_logger>("peer", sink, pool, spdlog::async_overflow_policy::block);
     logger->set_pattern(R"({"timestamp":"%Y-%m-%dT%H:%M:%S.%f+00:00",%v})", spdlog::pattern_time_type::utc);
     for (std::size_t i = 0; i < events; ++i) {

@@ -8,11 +8,21 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace foxml::events::bench {
+
+// A fresh path for `name` under $TMPDIR/foxml-bench (any old file there is removed).
+inline std::string scratch_file(const char* name) {
+  const auto dir = std::filesystem::temp_directory_path() / "foxml-bench";
+  std::filesystem::create_directories(dir);
+  const auto path = dir / name;
+  std::filesystem::remove(path);
+  return path.string();
+}
 
 // Nanoseconds per TSC tick, measured against steady_clock over 200 ms.
 inline double ns_per_tick() {

@@ -17,14 +17,6 @@ namespace fb = foxml::events::bench;
 
 namespace {
 
-std::string scratch_file(const char* name) {
-  const auto dir = std::filesystem::temp_directory_path() / "foxml-bench";
-  std::filesystem::create_directories(dir);
-  const auto path = dir / name;
-  std::filesystem::remove(path);
-  return path.string();
-}
-
 // Runs `body(thread_index)` on `threads` threads and gathers their samples.
 template <class Body>
 std::vector<double> on_threads(int threads, Body body) {
@@ -44,10 +36,10 @@ int main(int argc, char** argv) {
 
   fe::emitter_options options;
   options.queue_capacity = 1 << 16;
-  fe::training_event_emitter emitter("bench-run", std::make_unique<fe::file_sink>(scratch_file("ours.jsonl")), options);
+  fe::training_event_emitter emitter("bench-run", std::make_unique<fe::file_sink>(fb::scratch_file("ours.jsonl")), options);
 
   spdlog::init_thread_pool(1 << 16, 1);
-  auto peer_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(scratch_file("spdlog.jsonl"), true);
+  auto peer_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(fb::scratch_file("spdlog.jsonl"), true);
   auto peer = std::make_shared<spdlog::async_logger>("peer", peer_sink, spdlog::thread_pool(),
                                                      spdlog::async_overflow_policy::overrun_oldest);
   // The peer's line carries the same fields; its timestamp comes from its own pattern.
