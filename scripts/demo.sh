@@ -29,7 +29,7 @@ touch "$events_file"
 view=$!
 trap 'kill -INT $view 2>/dev/null || true' EXIT
 sleep 0.5
-python3 examples/python/train_digits.py --run-id "$run_id" --epochs 3 --step-delay 0.03 "$@" >build/demo-trainer.log 2>&1
+python3 examples/python/train_digits.py --run-id "$run_id" --epochs 3 --step-delay 0.03 --model-path build/digits_mlp.pt "$@" >build/demo-trainer.log 2>&1
 sleep 2  # leave the final state on screen for a moment
 kill -INT "$view" 2>/dev/null || true
 wait "$view" 2>/dev/null || true
