@@ -135,13 +135,14 @@ void line_encoder::write_value(json_out& out, payload_reader& in, value_tag tag,
   out.literal("null");
 }
 
-// The config arrives as text from the caller. It is parsed and written back compact, so that a
-// pretty-printed config cannot break the one-line rule and invalid JSON cannot reach the wire.
+// The config arrives as text from the caller. It is parsed (keeping the caller's key order) and
+// written back compact, so a pretty-printed config cannot break the one-line rule and invalid JSON
+// cannot reach the wire.
 void line_encoder::write_config(json_out& out, std::string_view text, std::size_t string_limit) {
   if (text.size() <= string_limit) {
-    const auto parsed = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+    const auto parsed = nlohmann::ordered_json::parse(text.begin(), text.end(), nullptr, false);
     if (!parsed.is_discarded() && parsed.is_object()) {
-      out.raw(parsed.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      out.raw(parsed.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
       return;
     }
     out.literal("{\"_invalid_config\":");

@@ -115,12 +115,6 @@ py::dict stats_dict(const emitter_stats& s) {
 
 py_emitter::~py_emitter() {
   if (!core) return;
-  if (close_timed_out) {
-    // A worker is stuck in a sink that never returns; destroying the core would give close() its
-    // whole deadline again. The worker owns its state, so leaving the front end behind is safe.
-    (void)core.release();
-    return;
-  }
   const bool can_release = Py_IsInitialized() && PyGILState_Check() && !_Py_IsFinalizing();
   if (can_release) {
     Py_BEGIN_ALLOW_THREADS core.reset();
@@ -317,7 +311,6 @@ queued, False when counted as dropped); a background thread writes JSON lines to
           report = deadline.count() < 0 ? e.core->close() : e.core->close(deadline);
         }
         e.closed = true;
-        if (report.status == delivery_status::timed_out) e.close_timed_out = true;
         return report;
       },
       py::arg("timeout") = py::none(),

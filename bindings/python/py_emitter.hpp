@@ -22,7 +22,6 @@ struct py_emitter {
   std::int64_t next_step = 0;
   bool blocking = false;         // overflow_policy::block: a push may wait, so it drops the GIL
   bool closed = false;
-  bool close_timed_out = false;  // a worker is stuck in the sink: destroying the core would wait again
 
   py_emitter() = default;
   py_emitter(const py_emitter&) = delete;

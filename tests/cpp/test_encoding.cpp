@@ -319,3 +319,18 @@ TEST_CASE("timestamps are ISO 8601 UTC with microseconds and close to the wall c
   CHECK(*us >= before - 1000);
   CHECK(*us <= after + 1000);
 }
+
+TEST_CASE("the config keeps the key order the trainer wrote") {
+  auto out = std::make_unique<fe::memory_sink>();
+  auto store = out->store();
+  {
+    fe::training_event_emitter emitter("run-order", std::move(out));
+    fe::run_start_info start;
+    start.config_json = R"({"zeta": 1, "alpha": {"y": 2, "b": 3}})";
+    emitter.emit_run_start(start);
+    REQUIRE(emitter.close().ok());
+  }
+  const auto lines = store->lines();
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].find(R"("config":{"zeta":1,"alpha":{"y":2,"b":3}})") != std::string::npos);
+}
