@@ -192,6 +192,7 @@ class emitter_state::worker {
   }
 
   record synthesized(event_type type) {
+    s_.generated_.fetch_add(1, std::memory_order_relaxed);
     record r;
     r.seq = s_.next_seq_.fetch_add(1, std::memory_order_relaxed);
     r.ticks = read_ticks(s_.use_tsc_);
@@ -411,7 +412,10 @@ delivery_report emitter_state::close(std::chrono::nanoseconds timeout) noexcept 
 
 emitter_stats emitter_state::stats() const noexcept {
   emitter_stats s;
-  s.emitted = next_seq_.load(std::memory_order_relaxed);
+  // Read `generated` first: a report synthesized between the two loads then shows as one more
+  // emitted call for an instant, never as an underflow.
+  s.generated = generated_.load(std::memory_order_acquire);
+  s.emitted = next_seq_.load(std::memory_order_acquire) - s.generated + refused_.load(std::memory_order_relaxed);
   s.written = written_.load(std::memory_order_relaxed);
   s.dropped_queue_full = dropped_queue_full_.load(std::memory_order_relaxed);
   s.dropped_sink = dropped_sink_.load(std::memory_order_relaxed);

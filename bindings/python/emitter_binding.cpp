@@ -100,6 +100,7 @@ py_emitter& self_of(py::handle self) {
 py::dict stats_dict(const emitter_stats& s) {
   py::dict d;
   d["emitted"] = s.emitted;
+  d["generated"] = s.generated;
   d["written"] = s.written;
   d["dropped"] = s.dropped();
   d["dropped_queue_full"] = s.dropped_queue_full;
@@ -318,7 +319,7 @@ queued, False when counted as dropped); a background thread writes JSON lines to
       "the GIL. Later emits are counted as dropped.");
 
   cls.def("stats", [](py::handle self) { return stats_dict(self_of(self).core->stats()); },
-          "Counters since creation: emitted, written, dropped (and its parts), truncated.");
+          "Counters since creation: emitted (your emit calls), generated (the library's own dropped reports and heartbeats), written, dropped (and its parts), truncated. After close(): emitted + generated == written + dropped.");
 
   cls.def(
       "_memory_lines",

@@ -416,7 +416,36 @@ TEST_CASE("events too large for a slot spill to the heap within the byte budget"
   s.gate->open();
   REQUIRE(s.emitter->close().ok());
   const auto stats = s.emitter->stats();
-  CHECK(stats.emitted == stats.written + stats.dropped());  // every seq is written or counted
+  CHECK(stats.emitted == 11);  // the stalling first log and the ten large ones
+  CHECK(stats.emitted + stats.generated == stats.written + stats.dropped());  // every seq is written or counted
+}
+
+TEST_CASE("emitted counts the application's calls; the library's own reports are generated") {
+  fe::emitter_options options;
+  options.queue_capacity = 64;
+  options.heartbeat_interval = std::chrono::milliseconds(1);
+  stalled_emitter s(options);
+  constexpr int calls = 1000;  // far more than the queue holds: drops, hence `dropped` reports
+  for (int i = 0; i < calls; ++i) s.emitter->emit_metrics(i, {{"loss", 1.0}});
+  s.emitter->emit_run_complete("success");
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // heartbeats and a drop report fall due
+  CHECK(s.emitter->stats().emitted == calls + 2);
+  s.gate->open();
+  REQUIRE(s.emitter->close().ok());
+  s.emitter->emit_log("info", "after close");  // refused, yet one of the application's calls
+  const auto stats = s.emitter->stats();
+  CHECK(stats.emitted == calls + 3);
+  CHECK(stats.dropped_closed == 1);
+  std::uint64_t generated_lines = 0, reported = 0;
+  for (const auto& line : parse_all(s.store->lines())) {
+    const auto type = line["event_type"].get<std::string>();
+    if (type == "dropped") reported += line["count"].get<std::uint64_t>();
+    if (type == "dropped" || type == "heartbeat") ++generated_lines;
+  }
+  CHECK(stats.generated >= 1);
+  CHECK(stats.generated == generated_lines);  // the memory sink refuses nothing
+  CHECK(reported == stats.dropped_queue_full);
+  CHECK(stats.emitted + stats.generated == stats.written + stats.dropped());
 }
 
 namespace {
@@ -470,5 +499,6 @@ TEST_CASE("a sink that keeps refusing past sink_retry_timeout loses the lines, c
   // A report refused while the sink still refused is itself counted in a later one.
   CHECK(reported >= 100);
   const auto stats = emitter.stats();
-  CHECK(stats.emitted == stats.written + stats.dropped());
+  CHECK(stats.emitted == 100);
+  CHECK(stats.emitted + stats.generated == stats.written + stats.dropped());
 }

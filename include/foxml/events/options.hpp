@@ -61,10 +61,18 @@ struct emitter_options {
   bool use_tsc = true;
 };
 
-/// Counters of an emitter since it was created. Every event is either written or in one drop count.
+/// Counters of an emitter since it was created.
+///
+/// Every event is either written or in exactly one drop count: once close() returned `ok`,
+/// `emitted + generated == written + dropped()`; before that the difference is still on its way.
 struct emitter_stats {
-  std::uint64_t emitted = 0;           ///< seqs handed out (accepted or dropped)
-  std::uint64_t written = 0;           ///< lines the sink accepted
+  /// Emit calls the application made (each one accepted or dropped, after close() too). The
+  /// library's own events are not in it: they are `generated`.
+  std::uint64_t emitted = 0;
+  /// Events the library added to the stream itself: `dropped` reports and heartbeats. They take
+  /// seqs like every other event, so the last seq is `emitted + generated - 1` at most.
+  std::uint64_t generated = 0;
+  std::uint64_t written = 0;           ///< lines the sink accepted (the application's and generated)
   std::uint64_t dropped_queue_full = 0;
   std::uint64_t dropped_sink = 0;      ///< lines the sink refused
   std::uint64_t dropped_oversize = 0;  ///< events over max_line_bytes even after shortening

@@ -93,7 +93,10 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   }
 
   // Counts an emit that was refused before capture (closed emitter, disabled fork child).
-  void count_refused() noexcept { dropped_closed_.fetch_add(1, std::memory_order_relaxed); }
+  void count_refused() noexcept {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    dropped_closed_.fetch_add(1, std::memory_order_relaxed);
+  }
 
   delivery_report flush(std::chrono::nanoseconds timeout) noexcept;
   delivery_report close(std::chrono::nanoseconds timeout) noexcept;
@@ -150,6 +153,8 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   std::atomic<std::uint64_t> dropped_closed_{0};
   std::atomic<std::uint64_t> truncated_{0};
   std::atomic<std::uint64_t> lifecycle_reserved_{0};
+  std::atomic<std::uint64_t> generated_{0};  // seqs the worker took for its own events
+  std::atomic<std::uint64_t> refused_{0};    // emit calls refused before they took a seq
 
   // Control between callers of flush/close and the worker.
   std::mutex control_mutex_;
