@@ -338,7 +338,10 @@ def test_bad_sources_raise():
 
 
 INTERRUPTED = """
-import sys, foxml_events as fe
+import signal, sys, foxml_events as fe
+# A child started from a non-interactive shell's background job inherits SIGINT ignored, and Python
+# then installs no handler: make Ctrl-C what it is in a terminal, so the test is about our wait.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 reader = fe.EventReader(sys.argv[1])          # follows a file that never appears
 print("ready", flush=True)
 try:
