@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -39,8 +40,11 @@ void check_concurrent_file(const std::string& policy, std::size_t queue) {
   CAPTURE(policy);
   reader_test::temp_dir dir;
   const auto path = dir / "events.jsonl";
-  const std::string out = run(std::string(FOXML_EVENTS_CONCURRENT_WRITER) + " " + path + " 8 4 20000 " + policy + " " +
-                              std::to_string(queue));
+  // FOXML_EVENTS_CONCURRENCY_EVENTS: events per thread (20000; fewer keeps sanitizer runs short).
+  const char* per_thread = std::getenv("FOXML_EVENTS_CONCURRENCY_EVENTS");
+  const std::string events = per_thread != nullptr && *per_thread != '\0' ? per_thread : "20000";
+  const std::string out = run(std::string(FOXML_EVENTS_CONCURRENT_WRITER) + " " + path + " 8 4 " + events + " " +
+                              policy + " " + std::to_string(queue));
   // pid -> drops its emitter counted
   std::map<std::int64_t, std::uint64_t> counted;
   std::istringstream lines(out);
