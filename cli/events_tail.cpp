@@ -2,6 +2,7 @@
 // or a ZeroMQ publisher. A thin front end over the reader library.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -149,8 +150,18 @@ int main(int argc, char** argv) {
 
   active_source = src.get();
   std::signal(SIGPIPE, SIG_IGN);
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  {
+    // No SA_RESTART (std::signal sets it): a blocking call returns EINTR, so the loop sees the
+    // stop request even when the signal lands outside the source's wait.
+    struct sigaction action {};
+    action.sa_handler = on_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;
+    ::sigaction(SIGINT, &action, nullptr);
+    ::sigaction(SIGTERM, &action, nullptr);
+  }
+  auto* followed_file = dynamic_cast<fr::file_source*>(src.get());
+  std::uint64_t not_regular_told = 0;
 
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
   const bool use_color = color == "always" || (color == "auto" && tty && std::getenv("NO_COLOR") == nullptr);
@@ -195,6 +206,11 @@ int main(int argc, char** argv) {
   const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
   for (;;) {
     const bool more = src->poll(live ? 250ms : 1000ms, on_line);
+    if (followed_file != nullptr && followed_file->stats().not_regular > not_regular_told) {
+      not_regular_told = followed_file->stats().not_regular;
+      fmt::print(stderr, "events-tail: {} is not a regular file (a FIFO, device or directory); not read, waiting "
+                         "for a regular file there\n", file);
+    }
     if (history) {
       history = false;  // the first poll read what was there: print its tail, then go live
       for (const auto& text : held) {

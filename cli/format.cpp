@@ -111,11 +111,11 @@ std::string format_stats(const foxml::events::reader::event_stream& stream, doub
       "gaps            {:>12}  ({} seqs missing)\n"
       "reported drops  {:>12}  seqs\n"
       "late            {:>12}\n"
-      "emitters        {:>12}\n"
+      "emitters        {:>12}  ({} evicted)\n"
       "elapsed         {:>12.3f}  s\n",
       s.lines, static_cast<double>(s.lines) / secs, s.events, static_cast<double>(s.events) / secs, s.bytes,
       static_cast<double>(s.bytes) / secs / (1 << 20), s.malformed, s.duplicates, s.gaps, s.missing,
-      s.reported_drops, s.late, s.emitters, elapsed_s);
+      s.reported_drops, s.late, s.emitters, s.evicted, elapsed_s);
   if (!stream.malformed().empty()) {
     out += "recent malformed lines:\n";
     for (const auto& m : stream.malformed()) {
@@ -125,8 +125,8 @@ std::string format_stats(const foxml::events::reader::event_stream& stream, doub
   if (!stream.gaps().empty()) {
     out += "recent gaps:\n";
     for (const auto& g : stream.gaps()) {
-      out += fmt::format("  {} {}/{}: seq {}..{} ({} events, {})\n", g.key.run_id, g.key.host, g.key.pid, g.first_seq,
-                         g.last_seq, g.size(), g.reported_drop ? "reported drop" : "unexplained");
+      out += fmt::format("  {} {}/{}: seq {}..{} ({} events {})\n", g.key.run_id, g.key.host, g.key.pid, g.first_seq,
+                         g.last_seq, g.count, g.reported_drop ? "dropped in this range, reported" : "missing, unexplained");
     }
   }
   return out;

@@ -1,14 +1,31 @@
 #include "foxml/events/reader/event_stream.hpp"
 
 #include <algorithm>
+#include <limits>
+#include <utility>
+#include <vector>
 
 namespace foxml::events::reader {
 
 namespace {
-constexpr std::size_t max_dropped_reports = 4096;  // per emitter; older ones are forgotten
-}
+// Per emitter; the oldest are forgotten. A forgotten report can no longer explain a seq that goes
+// missing later, a forgotten missing run no longer recognises its late arrival: both are far
+// behind the reorder window by then.
+constexpr std::size_t max_drop_reports = 256;
+constexpr std::size_t max_absent_runs = 4096;
+constexpr std::uint64_t seq_max = std::numeric_limits<std::uint64_t>::max();
 
-event_stream::event_stream(event_stream_options options) : options_(options) {}
+// Counters move down only by what they were moved up by; the floor is belt and braces, so a
+// mistake shows as a wrong count, never as 2^64-1.
+void decrease(std::uint64_t& counter, std::uint64_t by) { counter = counter > by ? counter - by : 0; }
+
+// `from + n - 1`, or the largest seq when that overflows (hostile seqs near 2^64).
+std::uint64_t last_of(std::uint64_t from, std::uint64_t n) { return n - 1 > seq_max - from ? seq_max : from + n - 1; }
+}  // namespace
+
+event_stream::event_stream(event_stream_options options) : options_(options) {
+  options_.max_emitters = std::max<std::size_t>(options_.max_emitters, 1);
+}
 
 std::optional<stream_event> event_stream::push(const raw_line& line) {
   ++stats_.lines;
@@ -25,24 +42,48 @@ std::optional<stream_event> event_stream::push(const raw_line& line) {
   event& ev = *decoded.value;
   if (options_.deduplicate) {
     emitter_key key{ev.run_id, ev.host, ev.pid};
-    auto [it, inserted] = trackers_.try_emplace(key);
-    tracker& t = it->second;
-    if (inserted) {
-      ++stats_.emitters;
-      t.initial = t.low = ev.seq;
-    }
+    tracker& t = tracker_of(ev);
     if (!accept_seq(key, t, ev.seq)) {
       ++stats_.duplicates;
       return std::nullopt;
     }
     if (ev.type == event_type::dropped && ev.first_seq && ev.last_seq && *ev.first_seq >= 0 &&
         *ev.last_seq >= *ev.first_seq) {
-      note_dropped(key, t, static_cast<std::uint64_t>(*ev.first_seq), static_cast<std::uint64_t>(*ev.last_seq));
-      advance(key, t);
+      const auto first = static_cast<std::uint64_t>(*ev.first_seq), last = static_cast<std::uint64_t>(*ev.last_seq);
+      // A report without a usable count (not one of ours) stands for its whole range.
+      const std::uint64_t count = ev.count && *ev.count >= 0 ? static_cast<std::uint64_t>(*ev.count) : last - first + 1;
+      note_dropped(key, t, first, last, count);
     }
   }
   ++stats_.events;
   return stream_event{std::move(ev), std::string(line.text)};
+}
+
+event_stream::tracker& event_stream::tracker_of(const event& ev) {
+  auto [it, inserted] = trackers_.try_emplace(emitter_key{ev.run_id, ev.host, ev.pid});
+  tracker& t = it->second;
+  if (inserted) {
+    ++stats_.emitters;
+    t.initial = t.low = ev.seq;
+    t.lru = active_lru_.insert(active_lru_.end(), it);
+    if (trackers_.size() > options_.max_emitters) evict_one();  // never the new one: it is the most recent
+  } else {
+    auto& list = t.finished ? finished_lru_ : active_lru_;
+    list.splice(list.end(), list, t.lru);
+  }
+  if (ev.type == event_type::run_complete && !t.finished) {
+    finished_lru_.splice(finished_lru_.end(), active_lru_, t.lru);
+    t.finished = true;
+  }
+  return t;
+}
+
+void event_stream::evict_one() {
+  auto& list = finished_lru_.empty() ? active_lru_ : finished_lru_;
+  const auto victim = list.front();
+  list.pop_front();
+  trackers_.erase(victim);
+  ++stats_.evicted;
 }
 
 bool event_stream::accept_seq(const emitter_key& key, tracker& t, std::uint64_t seq) {
@@ -53,18 +94,16 @@ bool event_stream::accept_seq(const emitter_key& key, tracker& t, std::uint64_t 
     return true;
   }
   if (seq < t.low) {
-    auto it = t.missing.upper_bound(seq);
-    if (it == t.missing.begin()) return false;
+    auto it = t.absent_runs.upper_bound(seq);
+    if (it == t.absent_runs.begin()) return false;
     --it;
-    if (seq > it->second) return false;
-    // Declared missing, and here it is after all: late, not lost.
-    const std::uint64_t first = it->first, last = it->second;
-    t.missing.erase(it);
-    if (first < seq) t.missing.emplace(first, seq - 1);
-    if (seq < last) t.missing.emplace(seq + 1, last);
-    if (first == last) --stats_.gaps;
-    --stats_.missing;
+    if (seq > it->second.last) return false;
+    // Declared missing, and here it is after all: late, not lost. A report that explained it
+    // explained a seq that was not dropped, so it gets that explanation back for another one.
+    const bool explained = it->second.report != 0;
+    remove_absent(key, t, it, seq, seq);
     ++stats_.late;
+    if (explained) rematch(key, t);
     return true;
   }
   if (!t.ahead.insert(seq).second) return false;
@@ -79,12 +118,6 @@ void event_stream::advance(const emitter_key& key, tracker& t) {
       ++t.low;
       continue;
     }
-    auto report = t.dropped_reports.upper_bound(t.low);
-    if (report != t.dropped_reports.begin() && std::prev(report)->second >= t.low) {
-      t.low = std::prev(report)->second + 1;  // reported as dropped: never coming
-      t.ahead.erase(t.ahead.begin(), t.ahead.lower_bound(t.low));
-      continue;
-    }
     if (!t.ahead.empty() && *t.ahead.rbegin() - t.low >= options_.reorder_window) {
       declare_missing(key, t, t.low, *t.ahead.begin() - 1);
       t.low = *t.ahead.begin();
@@ -94,48 +127,120 @@ void event_stream::advance(const emitter_key& key, tracker& t) {
   }
 }
 
-void event_stream::declare_missing(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last) {
-  // Parts covered by a `dropped` report were counted when the report came; the rest is a gap.
-  std::uint64_t cursor = first;
-  auto report = t.dropped_reports.upper_bound(first);
-  if (report != t.dropped_reports.begin()) --report;
-  for (; cursor <= last; ++report) {
-    std::uint64_t piece_end = last;
-    if (report != t.dropped_reports.end()) {
-      if (report->second < cursor) continue;
-      if (report->first <= cursor) {
-        if (report->second >= last) return;
-        cursor = report->second + 1;
-        continue;
-      }
-      piece_end = std::min(last, report->first - 1);
-    }
-    t.missing.emplace(cursor, piece_end);
+void event_stream::add_absent(const emitter_key&, tracker& t, std::uint64_t first, std::uint64_t last,
+                              std::uint64_t report) {
+  t.absent_runs[first] = absent{last, report};
+  if (report == 0) {
     ++stats_.gaps;
-    stats_.missing += piece_end - cursor + 1;
-    report_gap(seq_gap{key, cursor, piece_end, false});
-    if (piece_end == last || report == t.dropped_reports.end()) return;
-    cursor = report->second + 1;
+    stats_.missing += last - first + 1;
+  }
+  // Forgetting the oldest run keeps its seqs counted as they are.
+  while (t.absent_runs.size() > max_absent_runs) t.absent_runs.erase(t.absent_runs.begin());
+}
+
+void event_stream::remove_absent(const emitter_key& key, tracker& t, std::map<std::uint64_t, absent>::iterator it,
+                                 std::uint64_t first, std::uint64_t last) {
+  const std::uint64_t run_first = it->first;
+  const absent run = it->second;
+  t.absent_runs.erase(it);
+  if (run.report == 0) {
+    decrease(stats_.gaps, 1);
+    decrease(stats_.missing, run.last - run_first + 1);
+    unreport_gap(key, first, last);
+  }
+  if (run_first < first) add_absent(key, t, run_first, first - 1, run.report);
+  if (last < run.last) add_absent(key, t, last + 1, run.last, run.report);
+}
+
+void event_stream::declare_missing(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last) {
+  assign(key, t, first, last, true);
+}
+
+void event_stream::assign(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last, bool announce) {
+  // Missing seqs are taken in ascending order, each by the report that covers it, has count left
+  // and ends first (earliest deadline): that explains as many seqs as the reports' counts allow.
+  std::uint64_t cursor = first;
+  for (;;) {
+    std::uint64_t best = 0, best_last = seq_max, next_start = seq_max;
+    for (const auto& [id, r] : t.reports) {
+      if (r.left == 0 || r.last < cursor) continue;
+      if (r.first <= cursor) {
+        if (best == 0 || r.last < best_last) best = id, best_last = r.last;
+      } else {
+        next_start = std::min(next_start, r.first);
+      }
+    }
+    std::uint64_t end = last;
+    if (next_start != seq_max) end = std::min(end, next_start - 1);
+    if (best != 0) {
+      drop_report& r = t.reports[best];
+      end = std::min({end, best_last, last_of(cursor, r.left)});
+      r.left -= end - cursor + 1;
+      add_absent(key, t, cursor, end, best);
+    } else {
+      add_absent(key, t, cursor, end, 0);
+      if (announce) report_gap(seq_gap{key, cursor, end, false, end - cursor + 1});
+    }
+    if (end == last) return;
+    cursor = end + 1;
   }
 }
 
-void event_stream::note_dropped(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last) {
-  stats_.reported_drops += last - first + 1;
-  report_gap(seq_gap{key, first, last, true});
-  // A gap declared before the report came is explained now.
-  for (auto it = t.missing.begin(); it != t.missing.end();) {
-    const std::uint64_t a = std::max(first, it->first), b = std::min(last, it->second);
-    if (a > b) {
-      ++it;
-      continue;
+void event_stream::rematch(const emitter_key& key, tracker& t) {
+  // A report that came late, or a seq that turned up after all, can change which missing seqs the
+  // reports explain best; matching them all again from the bottom finds the most (the greedy
+  // above is optimal when it sees every report at once).
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> runs, unexplained_before;
+  for (const auto& [first, a] : t.absent_runs) {
+    if (a.report == 0) {
+      unexplained_before.emplace_back(first, a.last);
+      decrease(stats_.gaps, 1);
+      decrease(stats_.missing, a.last - first + 1);
     }
-    const std::uint64_t m_first = it->first, m_last = it->second;
-    it = t.missing.erase(it);
-    stats_.missing -= b - a + 1;
-    if (m_first < a) t.missing.emplace(m_first, a - 1);
-    if (b < m_last) t.missing.emplace(b + 1, m_last);
-    if (m_first >= a && m_last <= b) --stats_.gaps;
+    if (!runs.empty() && runs.back().second + 1 == first) {
+      runs.back().second = a.last;
+    } else {
+      runs.emplace_back(first, a.last);
+    }
   }
+  t.absent_runs.clear();
+  for (auto& [id, r] : t.reports) r.left = r.budget;
+  for (const auto& [first, last] : runs) assign(key, t, first, last, false);
+  // The gap reports follow: explained parts leave them, newly unexplained parts join them.
+  for (const auto& [first, last] : unexplained_before) {
+    for (auto it = t.absent_runs.lower_bound(first); it != t.absent_runs.end() && it->first <= last; ++it) {
+      if (it->second.report != 0) unreport_gap(key, it->first, it->second.last);
+    }
+  }
+  for (const auto& [first, a] : t.absent_runs) {
+    if (a.report != 0) continue;
+    std::uint64_t cursor = first;
+    for (const auto& [old_first, old_last] : unexplained_before) {
+      if (old_last < cursor || old_first > a.last) continue;
+      if (old_first > cursor) report_gap(seq_gap{key, cursor, old_first - 1, false, old_first - cursor});
+      if (old_last >= a.last) {
+        cursor = seq_max;
+        break;
+      }
+      cursor = old_last + 1;
+    }
+    if (cursor != seq_max && cursor <= a.last) report_gap(seq_gap{key, cursor, a.last, false, a.last - cursor + 1});
+  }
+}
+
+void event_stream::note_dropped(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last,
+                                std::uint64_t count) {
+  stats_.reported_drops += count;
+  report_gap(seq_gap{key, first, last, true, count});
+  const std::uint64_t budget = std::min(count, last - first + 1);
+  if (budget == 0) return;
+  t.reports[t.next_report++] = drop_report{first, last, budget, budget};
+  while (t.reports.size() > max_drop_reports) t.reports.erase(t.reports.begin());
+  // Seqs declared missing before the report came may be explained now.
+  rematch(key, t);
+}
+
+void event_stream::unreport_gap(const emitter_key& key, std::uint64_t first, std::uint64_t last) {
   // Reported gaps shrink to what is still unexplained.
   std::deque<seq_gap> updated;
   for (auto& gap : gaps_) {
@@ -143,12 +248,10 @@ void event_stream::note_dropped(const emitter_key& key, tracker& t, std::uint64_
       updated.push_back(std::move(gap));
       continue;
     }
-    if (gap.first_seq < first) updated.push_back(seq_gap{key, gap.first_seq, first - 1, false});
-    if (gap.last_seq > last) updated.push_back(seq_gap{key, last + 1, gap.last_seq, false});
+    if (gap.first_seq < first) updated.push_back(seq_gap{key, gap.first_seq, first - 1, false, first - gap.first_seq});
+    if (gap.last_seq > last) updated.push_back(seq_gap{key, last + 1, gap.last_seq, false, gap.last_seq - last});
   }
   gaps_ = std::move(updated);
-  t.dropped_reports[first] = std::max(last, t.dropped_reports[first]);
-  while (t.dropped_reports.size() > max_dropped_reports) t.dropped_reports.erase(t.dropped_reports.begin());
 }
 
 void event_stream::flush_gaps() {

@@ -30,6 +30,8 @@ struct file_source::impl {
   unique_fd file;
   dev_t dev = 0;
   ino_t ino = 0;
+  dev_t refused_dev = 0;
+  ino_t refused_ino = 0;
   std::uint64_t offset = 0;  // bytes of the current file consumed so far
   bool done = false;
   std::vector<char> buffer = std::vector<char>(1 << 16);
@@ -37,12 +39,35 @@ struct file_source::impl {
   impl(std::string p, file_source_options o)
       : path(std::move(p)), origin("file://" + path), options(o), splitter(o.max_line_bytes) {}
 
+  // Counts a non-regular file once per identity, not once per look.
+  void refuse(const struct stat& st) {
+    if (st.st_dev == refused_dev && st.st_ino == refused_ino) return;
+    refused_dev = st.st_dev;
+    refused_ino = st.st_ino;
+    ++stats.not_regular;
+  }
+
   bool open_file() {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // Look before opening: opening a FIFO's read end would block (or, non-blocking, release a
+    // writer waiting on it only to hang up on it).
+    struct stat before {};
+    if (::stat(path.c_str(), &before) != 0) return false;
+    if (!S_ISREG(before.st_mode)) {
+      refuse(before);
+      errno = EINVAL;
+      return false;
+    }
+    // O_NONBLOCK: the path may have changed to a FIFO since the stat; a regular file ignores it.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return false;
-    file.reset(fd);
     struct stat st {};
-    ::fstat(fd, &st);
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      refuse(st);
+      ::close(fd);
+      errno = EINVAL;
+      return false;
+    }
+    file.reset(fd);
     dev = st.st_dev;
     ino = st.st_ino;
     offset = 0;
@@ -121,6 +146,10 @@ file_source::file_source(std::string path, file_source_options options)
     }
   }
   if (!s.open_file()) {
+    if (!options.follow && s.stats.not_regular > 0) {
+      throw std::system_error(EINVAL, std::generic_category(),
+                              "open " + s.path + ": not a regular file (a FIFO, device or directory)");
+    }
     if (!options.follow) throw std::system_error(errno, std::generic_category(), "open " + s.path);
   } else if (options.from_end) {
     const off_t end = ::lseek(s.file.get(), 0, SEEK_END);

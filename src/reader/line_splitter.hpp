@@ -47,13 +47,15 @@ class line_splitter {
 
   // Forgets the partial line and restarts counting at `offset` (a truncated or rotated file).
   void reset(std::uint64_t offset = 0) {
-    partial_.clear();
+    std::string().swap(partial_);
     skipping_ = false;
     consumed_ = line_start_ = offset;
     line_no_ = 0;
   }
 
   bool has_partial() const noexcept { return !partial_.empty() || skipping_; }
+  // Bytes held for the line being assembled.
+  std::size_t held_bytes() const noexcept { return partial_.capacity(); }
   std::uint64_t lines() const noexcept { return line_no_; }
 
  private:
@@ -64,9 +66,14 @@ class line_splitter {
     if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
     on_line(raw_line{text, line_position{origin, line_no_, line_start_}, skipping_});
     partial_.clear();
+    // A long line's buffer is given back, so an idle connection holds only what it is assembling
+    // (what the socket server's memory budget counts).
+    if (partial_.capacity() > keep_capacity) std::string().swap(partial_);
     skipping_ = false;
     line_start_ = consumed_;
   }
+
+  static constexpr std::size_t keep_capacity = 1u << 16;
 
   std::size_t max_line_bytes_;
   std::string partial_;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <system_error>
@@ -61,6 +62,7 @@ struct socket_source::impl {
     bool has_seq = false;
     std::uint64_t acked_seq = 0;
     bool acked = false;
+    std::size_t held = 0;  // partial-line bytes, as last counted into `partial_total`
   };
 
   std::string path;
@@ -73,11 +75,53 @@ struct socket_source::impl {
   std::unordered_map<int, connection> connections;
   std::uint64_t next_id = 0;
   std::vector<char> buffer = std::vector<char>(1 << 16);
+  std::size_t partial_total = 0;
+  // A descriptor kept in reserve: when the process runs out (EMFILE), it is given up for the
+  // moment it takes to accept and close the pending connection. Without that, the connection
+  // stays pending and level-triggered epoll wakes us at once, forever (100 % CPU).
+  unique_fd spare;
+  bool listener_paused = false;  // out of descriptors with no spare: stop listening for a while
+
+  void take_spare() noexcept { spare.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
+
+  void arm_listener(bool on) noexcept {
+    epoll_event ev{};
+    ev.events = on ? EPOLLIN : 0;
+    ev.data.fd = listener.get();
+    ::epoll_ctl(epoll.get(), EPOLL_CTL_MOD, listener.get(), &ev);
+    listener_paused = !on;
+  }
+
+  // Out of descriptors: turns the pending connection away (counted) rather than spin on it.
+  // Returns whether there was one (accept reports EMFILE before it looks at the queue).
+  bool refuse_pending() noexcept {
+    if (!spare) take_spare();
+    if (!spare) {
+      arm_listener(false);  // poll() re-arms it once a descriptor is free again
+      return false;
+    }
+    spare.reset();
+    const int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      ::close(fd);
+      ++stats.accepted;
+      ++stats.refused_no_fds;
+    }
+    take_spare();
+    return fd >= 0;
+  }
 
   void accept_all() {
     for (;;) {
       const int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) return;  // EAGAIN, or an aborted connection: nothing to do either way
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EMFILE || errno == ENFILE) {
+          if (!refuse_pending()) return;
+          continue;
+        }
+        return;  // EAGAIN: nothing more pending
+      }
       ++stats.accepted;
       if (connections.size() >= options.max_connections) {
         ++stats.rejected;
@@ -139,10 +183,34 @@ struct socket_source::impl {
     return true;
   }
 
+  void count_held(connection& c) {
+    const std::size_t now = c.splitter.held_bytes();
+    partial_total = partial_total - c.held + now;
+    c.held = now;
+  }
+
+  // Over the budget: the connection holding the most goes (an emitter mid-line loses that
+  // line, which is what a cap means; the peers that end their lines are unaffected).
+  void enforce_budget() {
+    while (partial_total > options.max_partial_bytes && !connections.empty()) {
+      auto worst = connections.begin();
+      for (auto it = connections.begin(); it != connections.end(); ++it) {
+        if (it->second.held > worst->second.held) worst = it;
+      }
+      ++stats.over_budget;
+      close_connection(worst->first);
+    }
+  }
+
   void close_connection(int fd) {
     ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
+    if (auto it = connections.find(fd); it != connections.end()) partial_total -= it->second.held;
     connections.erase(fd);
     --stats.open;
+    if (listener_paused) {
+      take_spare();
+      if (spare) arm_listener(true);
+    }
   }
 };
 
@@ -174,6 +242,7 @@ socket_source::socket_source(std::string path, socket_source_options options) : 
     ev.data.fd = fd;
     if (::epoll_ctl(s.epoll.get(), EPOLL_CTL_ADD, fd, &ev) < 0) throw_errno("epoll_ctl");
   }
+  s.take_spare();
 }
 
 socket_source::~socket_source() {
@@ -183,6 +252,15 @@ socket_source::~socket_source() {
 
 bool socket_source::poll(std::chrono::milliseconds timeout, const line_handler& on_line) {
   auto& s = *impl_;
+  if (s.listener_paused) {
+    // Paused for want of descriptors: look again at most every 100 ms.
+    s.take_spare();
+    if (s.spare) {
+      s.arm_listener(true);
+    } else {
+      timeout = std::min(timeout, std::chrono::milliseconds(100));
+    }
+  }
   epoll_event events[64];
   const int n = ::epoll_wait(s.epoll.get(), events, 64, static_cast<int>(timeout.count()));
   for (int i = 0; i < n; ++i) {
@@ -192,9 +270,14 @@ bool socket_source::poll(std::chrono::milliseconds timeout, const line_handler& 
     } else if (fd == s.listener.get()) {
       s.accept_all();
     } else if (auto it = s.connections.find(fd); it != s.connections.end()) {
-      if (!s.read_from(it->second, on_line)) s.close_connection(fd);
+      if (!s.read_from(it->second, on_line)) {
+        s.close_connection(fd);
+      } else {
+        s.count_held(it->second);
+      }
     }
   }
+  s.enforce_budget();
   return true;
 }
 

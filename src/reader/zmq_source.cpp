@@ -3,10 +3,12 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include <cerrno>
 #include <optional>
 #include <vector>
 
 #include "fd.hpp"
+#include "foxml/events/zmq_topic.hpp"
 
 namespace foxml::events::reader {
 
@@ -22,12 +24,20 @@ struct zmq_source::impl {
   impl(zmq::context_t& context, std::string endpoint, zmq_source_options o)
       : socket(context, zmq::socket_type::sub), origin(std::move(endpoint)), options(std::move(o)) {}
 
-  // Receives every message waiting now without blocking.
+  // Receives every message waiting now without blocking. A signal (EINTR) ends the drain: the
+  // caller's loop looks at why it was interrupted, and nothing is lost (ZeroMQ delivers whole
+  // messages or none).
   void drain(const line_handler& on_line) {
     std::vector<zmq::message_t> frames;
     for (;;) {
       frames.clear();
-      const auto parts = zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait);
+      std::optional<std::size_t> parts;
+      try {
+        parts = zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) return;
+        throw;
+      }
       if (!parts) return;
       ++stats.messages;
       if (frames.size() != 2) {
@@ -52,18 +62,19 @@ zmq_source::zmq_source(const std::string& endpoint, zmq_source_options options, 
   if (own) impl_->own_context = std::move(own);  // the socket only holds the raw context handle
   auto& s = *impl_;
   s.socket.set(zmq::sockopt::rcvhwm, s.options.receive_hwm);
-  std::vector<std::string> types;
-  for (const auto type : s.options.types) types.emplace_back(to_string(type));
+  // Prefixes come from the topic helper the publisher uses, so a run id the encoder escapes
+  // (quotes, backslashes, control characters) matches byte for byte.
+  std::vector<event_type> types(s.options.types.begin(), s.options.types.end());
   if (s.options.runs.empty()) {
     if (types.empty()) s.socket.set(zmq::sockopt::subscribe, "");
-    for (const auto& type : types) s.socket.set(zmq::sockopt::subscribe, type + '\x1f');
+    for (const auto type : types) s.socket.set(zmq::sockopt::subscribe, zmq_type_subscription(type));
   } else {
     // A prefix must start with the type, so a run filter needs one subscription per type.
     if (types.empty()) {
-      for (std::size_t i = 0; i < event_type_count; ++i) types.emplace_back(to_string(static_cast<event_type>(i)));
+      for (std::size_t i = 0; i < event_type_count; ++i) types.push_back(static_cast<event_type>(i));
     }
-    for (const auto& type : types) {
-      for (const auto& run : s.options.runs) s.socket.set(zmq::sockopt::subscribe, type + '\x1f' + run + '\x1f');
+    for (const auto type : types) {
+      for (const auto& run : s.options.runs) s.socket.set(zmq::sockopt::subscribe, zmq_topic(type, run));
     }
   }
   s.socket.connect(endpoint);
@@ -77,7 +88,11 @@ bool zmq_source::poll(std::chrono::milliseconds timeout, const line_handler& on_
   auto& s = *impl_;
   s.drain(on_line);
   zmq::pollitem_t items[] = {{s.socket.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, s.waker.fd(), ZMQ_POLLIN, 0}};
-  zmq::poll(items, 2, timeout);
+  // cppzmq throws on EINTR; a signal is a wake-up like the waker's, not a failure.
+  if (zmq_poll(items, 2, static_cast<long>(timeout.count())) < 0) {
+    if (zmq_errno() == EINTR) return true;
+    throw zmq::error_t();
+  }
   if (items[1].revents & ZMQ_POLLIN) s.waker.drain();
   s.drain(on_line);
   return true;

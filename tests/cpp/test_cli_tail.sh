@@ -86,4 +86,37 @@ wait_for 10 bash -c "[ \$(wc -l < '$dir/socket.out') -eq $total ]" || fail "sock
 kill -INT $listener
 wait $listener || fail "events-tail --socket did not exit 0 on SIGINT"
 [ ! -e "$dir/sock/events.sock" ] || fail "socket file left behind"
+
+# A FIFO is not read: without -f a clear error and exit 1; a followed file replaced by a FIFO is
+# skipped with a warning, and SIGTERM still ends events-tail with 0 (it used to block in open()).
+mkfifo "$dir/fifo.jsonl"
+set +e
+timeout 10 "$tail_bin" "$dir/fifo.jsonl" 2> "$dir/fifo.err"; code=$?
+set -e
+[ $code -eq 1 ] || fail "a FIFO without -f should exit 1, got $code"
+grep -q "not a regular file" "$dir/fifo.err" || fail "no clear error for a FIFO: $(cat "$dir/fifo.err")"
+cp "$dir/run.jsonl" "$dir/swapped.jsonl"
+"$tail_bin" -f --json "$dir/swapped.jsonl" > "$dir/swapped.out" 2> "$dir/swapped.err" &
+follower=$!
+wait_for 10 bash -c "[ \$(wc -l < '$dir/swapped.out') -eq $total ]" || fail "-f read $(wc -l < "$dir/swapped.out") lines"
+rm "$dir/swapped.jsonl"
+mkfifo "$dir/swapped.jsonl"
+wait_for 10 grep -q "not a regular file" "$dir/swapped.err" || fail "no warning for the FIFO: $(cat "$dir/swapped.err")"
+kill -TERM $follower
+wait_for 10 bash -c "! kill -0 $follower 2>/dev/null" || fail "events-tail -f hung on a FIFO after SIGTERM"
+wait $follower || fail "events-tail -f on a FIFO did not exit 0 on SIGTERM"
+
+# --zmq: SIGTERM and SIGINT end it with 0 (it used to abort on EINTR).
+if "$tail_bin" --help | grep -q -- "--zmq"; then
+  for sig in TERM INT; do
+    "$tail_bin" --zmq "ipc://$dir/nobody.ipc" > /dev/null 2> "$dir/zmq.err" &
+    subscriber=$!
+    sleep 0.3
+    kill -$sig $subscriber
+    set +e
+    wait $subscriber; code=$?
+    set -e
+    [ $code -eq 0 ] || fail "events-tail --zmq exited $code on SIG$sig: $(cat "$dir/zmq.err")"
+  done
+fi
 echo "ok"

@@ -1,6 +1,7 @@
 // The file source: reading, following like `tail -F` across rotation and truncation, a file that
 // appears later, and a line written in two halves.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <thread>
@@ -152,4 +153,25 @@ TEST_CASE("wake() returns a blocked poll early") {
   src.poll(std::chrono::seconds(30), [](const raw_line&) {});
   waker.join();
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
+}
+
+TEST_CASE("a FIFO at the path is refused, never opened: a clear error without follow, counted and skipped with it") {
+  reader_test::temp_dir dir;
+  const auto path = dir / "events.jsonl";
+  REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH_AS(file_source{path}, doctest::Contains("not a regular file"), std::system_error);
+
+  file_source_options follow;
+  follow.follow = true;
+  file_source src(path, follow);  // used to block here in open() until a writer came
+  event_stream stream;
+  std::vector<stream_event> got;
+  for (int i = 0; i < 3; ++i) src.poll(std::chrono::milliseconds(10), [&](const raw_line& l) {
+    if (auto e = stream.push(l)) got.push_back(std::move(*e));
+  });
+  CHECK(src.stats().not_regular == 1);  // once per file, not once per look
+  // The FIFO goes, a regular file comes: it is read.
+  ::unlink(path.c_str());
+  reader_test::append(path, reader_test::line(0));
+  CHECK(reader_test::pump_until(src, stream, got, [&] { return got.size() == 1; }));
 }

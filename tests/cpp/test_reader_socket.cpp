@@ -1,13 +1,17 @@
 // The Unix socket server: many emitters at once, acks of handled seqs, 0600 socket file, and a
 // stale socket file replaced only when nobody listens.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -133,4 +137,167 @@ TEST_CASE("a stale socket file is replaced; a live listener is not; a regular fi
   struct stat st {};
   REQUIRE(::stat(plain.c_str(), &st) == 0);
   CHECK(S_ISREG(st.st_mode));
+}
+
+namespace {
+// Blocks until one byte comes through `fd` (a pipe between a forked child and its parent).
+bool await_byte(int fd) {
+  char c;
+  return ::read(fd, &c, 1) == 1;
+}
+void put_byte(int fd) {
+  const char c = 1;
+  [[maybe_unused]] auto n = ::write(fd, &c, 1);
+}
+}  // namespace
+
+TEST_CASE("out of file descriptors (EMFILE): the pending connection is refused and counted, no spinning, and "
+          "a good emitter gets through once descriptors are free") {
+  reader_test::temp_dir dir;
+  const auto path = dir / "emfile.sock";
+  int to_parent[2], to_child[2];
+  REQUIRE(::pipe(to_parent) == 0);
+  REQUIRE(::pipe(to_child) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // The child runs the source under a low descriptor limit, so nothing else in the test
+    // process is starved. Its exit status carries the verdict: one bit per failed check.
+    int verdict = 0;
+    try {
+      socket_source src(path);
+      rlimit limit{};
+      ::getrlimit(RLIMIT_NOFILE, &limit);
+      limit.rlim_cur = 64;
+      ::setrlimit(RLIMIT_NOFILE, &limit);
+      std::vector<int> fillers;
+      for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) fillers.push_back(fd);
+      put_byte(to_parent[1]);
+      await_byte(to_child[0]);  // a client is now pending on the listener
+      // Each poll waits up to 200 ms when there is nothing to do; spinning on the pending
+      // connection returns at once, thousands of times.
+      int wakeups = 0;
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+      while (std::chrono::steady_clock::now() < until) {
+        src.poll(std::chrono::milliseconds(200), [](const raw_line&) {});
+        ++wakeups;
+      }
+      if (wakeups > 100) verdict |= 1;
+      if (src.stats().refused_no_fds < 1) verdict |= 2;
+      for (const int fd : fillers) ::close(fd);
+      put_byte(to_parent[1]);
+      event_stream stream;
+      std::vector<stream_event> got;
+      if (!reader_test::pump_until(src, stream, got, [&] { return !got.empty(); })) verdict |= 4;
+    } catch (...) {
+      verdict |= 8;
+    }
+    ::_exit(verdict);
+  }
+  REQUIRE(await_byte(to_parent[0]));
+  const int refused = connect_to(path);  // pending in the backlog while the child has no descriptors
+  put_byte(to_child[1]);
+  REQUIRE(await_byte(to_parent[0]));
+  const int good = connect_to(path);
+  send_all(good, reader_test::line(0));
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  const int verdict = WEXITSTATUS(status);
+  CHECK_MESSAGE((verdict & 1) == 0, "the source spun on the pending connection");
+  CHECK_MESSAGE((verdict & 2) == 0, "the refused connection was not counted");
+  CHECK_MESSAGE((verdict & 4) == 0, "the good emitter's line never arrived");
+  CHECK_MESSAGE((verdict & 8) == 0, "the source threw");
+  ::close(refused);
+  ::close(good);
+  for (const int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]}) ::close(fd);
+}
+
+TEST_CASE("partial lines across connections stay within max_partial_bytes: the biggest holder goes, counted") {
+  reader_test::temp_dir dir;
+  const auto path = dir / "budget.sock";
+  socket_source_options options;
+  options.max_partial_bytes = 4u << 20;
+  socket_source src(path, options);
+  event_stream stream;
+  std::vector<stream_event> got;
+  // 24 peers each start a 512 KiB line and never finish it: 12 MiB wanted, 4 MiB allowed.
+  std::vector<int> hogs;
+  const std::string chunk(512 * 1024, 'x');
+  std::atomic<bool> sent{false};
+  std::thread writer([&] {
+    for (int i = 0; i < 24; ++i) {
+      hogs.push_back(connect_to(path));
+      const std::string start = "{\"event_type\":\"log\",\"run_id\":\"hog\",\"message\":\"";
+      ::send(hogs.back(), start.data(), start.size(), MSG_NOSIGNAL);
+      for (std::size_t done = 0; done < chunk.size();) {
+        const auto n = ::send(hogs.back(), chunk.data() + done, chunk.size() - done, MSG_NOSIGNAL);
+        if (n <= 0) break;  // closed by the server: that is the point
+        done += static_cast<std::size_t>(n);
+      }
+    }
+    sent = true;
+  });
+  CHECK(reader_test::pump_until(src, stream, got, [&] { return sent.load(); }, std::chrono::seconds(30)));
+  writer.join();
+  // The last hogs' bytes may still be in flight: wait (generously) for the server to catch up.
+  const auto budget_held = [&] { return src.stats().over_budget >= 16 && src.stats().open <= 8; };
+  reader_test::pump_until(src, stream, got, budget_held, std::chrono::seconds(10));
+  CHECK(src.stats().over_budget >= 16);  // at most 8 of 24 fit in 4 MiB
+  CHECK(src.stats().open <= 8);
+  // A good emitter is unaffected.
+  const int good = connect_to(path);
+  send_all(good, reader_test::line(0) + reader_test::line(1));
+  CHECK(reader_test::pump_until(src, stream, got, [&] { return got.size() == 2; }));
+  ::close(good);
+  for (const int fd : hogs) ::close(fd);
+}
+
+TEST_CASE("hostile peers (garbage, endless lines, 500 idle clients) never starve a good emitter") {
+  reader_test::temp_dir dir;
+  const auto path = dir / "hostile.sock";
+  socket_source src(path);
+  event_stream stream;
+  std::vector<stream_event> got;
+  // 500 idle clients: more than the listen backlog, so they connect while the source accepts.
+  std::vector<int> idle;
+  std::atomic<bool> connected{false};
+  std::thread connector([&] {
+    for (int i = 0; i < 500; ++i) idle.push_back(connect_to(path));
+    connected = true;
+  });
+  CHECK(reader_test::pump_until(src, stream, got, [&] { return connected.load(); }, std::chrono::seconds(60)));
+  connector.join();
+  const int garbage = connect_to(path), endless = connect_to(path), good = connect_to(path);
+  std::atomic<bool> stop{false};
+  std::thread hostile([&] {
+    std::mt19937 rng(7);
+    std::string noise(4096, '\0');
+    const std::string no_newline(64 * 1024, 'y');
+    while (!stop) {
+      for (auto& c : noise) c = static_cast<char>(rng());
+      ::send(garbage, noise.data(), noise.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      ::send(endless, no_newline.data(), no_newline.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      std::this_thread::yield();
+    }
+  });
+  std::thread emitter([&] {
+    for (std::uint64_t s = 0; s < 1000; ++s) send_all(good, reader_test::line(s, "good"));
+  });
+  std::set<std::uint64_t> good_seqs;
+  CHECK(reader_test::pump_until(src, stream, got, [&] {
+    for (const auto& e : got) {
+      if (e.value.run_id == "good") good_seqs.insert(e.value.seq);
+    }
+    got.clear();
+    return good_seqs.size() == 1000;
+  }, std::chrono::seconds(60)));
+  stop = true;
+  hostile.join();
+  emitter.join();
+  CHECK(good_seqs.size() == 1000);
+  CHECK(stream.stats().malformed > 0);  // the garbage and the cut endless lines, counted
+  CHECK(src.stats().open >= 500);
+  for (const int fd : idle) ::close(fd);
+  for (const int fd : {garbage, endless, good}) ::close(fd);
 }

@@ -2,7 +2,9 @@
 // dedup by (run_id, host, pid, seq), and gaps told apart from reported drops.
 #include <doctest/doctest.h>
 
+#include <map>
 #include <random>
+#include <set>
 
 #include "fixtures/reader_helpers.hpp"
 #include "foxml/events/reader/file_source.hpp"
@@ -181,4 +183,184 @@ TEST_CASE("a seq that arrives after being declared missing is delivered as late"
   CHECK(stream.stats().late == 1);
   CHECK(stream.stats().missing == 0);
   CHECK_FALSE(feed(stream, line(1)));
+}
+
+namespace {
+std::string report_line(std::uint64_t seq, std::int64_t pid, std::uint64_t count, std::uint64_t first,
+                        std::uint64_t last) {
+  std::string l = line(seq, "r1", "dropped", pid);
+  l.insert(l.size() - 2, ",\"count\":" + std::to_string(count) + ",\"first_seq\":" + std::to_string(first) +
+                             ",\"last_seq\":" + std::to_string(last));
+  return l;
+}
+
+// One emitter as the library builds it: producer threads take seqs from one counter and finish
+// them (write or drop) in any order; drops are noted as min..max + count, and the worker's report
+// takes a seq above everything it covers (a refused report is itself a drop for the next one).
+struct modelled_emitter {
+  std::int64_t pid;
+  std::vector<std::string> lines;    // in the order they reach the file
+  std::set<std::uint64_t> written;
+  std::uint64_t reported = 0;        // sum of the counts of the reports written
+};
+
+modelled_emitter model_emitter(std::mt19937_64& rng, std::int64_t pid) {
+  modelled_emitter m{pid, {}, {}, 0};
+  std::uint64_t next_seq = 0, pending = 0, pending_first = 0, pending_last = 0;
+  const auto drop = [&](std::uint64_t seq) {
+    pending_first = pending == 0 ? seq : std::min(pending_first, seq);
+    pending_last = pending == 0 ? seq : std::max(pending_last, seq);
+    ++pending;
+  };
+  const auto write = [&](std::uint64_t seq, std::string text) {
+    m.written.insert(seq);
+    m.lines.push_back(std::move(text));
+  };
+  write(next_seq++, line(0, "r1", "run_start", pid));
+  std::vector<std::uint64_t> in_flight;
+  const unsigned drop_pct = 5 + rng() % 40;
+  const std::size_t steps = 200 + rng() % 1500;
+  for (std::size_t i = 0; i < steps; ++i) {
+    const unsigned action = rng() % 100;
+    if (action < 50) {
+      in_flight.push_back(next_seq++);
+    } else if (action < 95 && !in_flight.empty()) {
+      const std::size_t pick = rng() % in_flight.size();
+      const std::uint64_t seq = in_flight[pick];
+      in_flight.erase(in_flight.begin() + static_cast<std::ptrdiff_t>(pick));
+      if (rng() % 100 < drop_pct) {
+        drop(seq);
+      } else {
+        write(seq, line(seq, "r1", "heartbeat", pid));
+      }
+    } else if (pending > 0) {
+      const std::uint64_t seq = next_seq++;
+      const std::uint64_t count = pending, first = pending_first, last = pending_last;
+      if (rng() % 10 == 0) {
+        drop(seq);  // the report itself refused: its drops and it go into the next one
+      } else {
+        pending = 0;
+        write(seq, report_line(seq, pid, count, first, last));
+        m.reported += count;
+      }
+    }
+  }
+  for (const auto seq : in_flight) write(seq, line(seq, "r1", "heartbeat", pid));
+  if (pending > 0) {
+    const std::uint64_t seq = next_seq++;
+    write(seq, report_line(seq, pid, pending, pending_first, pending_last));
+    m.reported += pending;
+  }
+  return m;
+}
+}  // namespace
+
+TEST_CASE("property: with drops, reports, duplicates and late arrivals, the reader delivers exactly what was written") {
+  for (std::uint64_t seed = 1; seed <= 300; ++seed) {
+    CAPTURE(seed);
+    std::mt19937_64 rng(seed);
+    std::vector<modelled_emitter> emitters;
+    const std::size_t n_emitters = 1 + rng() % 4;
+    for (std::size_t i = 0; i < n_emitters; ++i) emitters.push_back(model_emitter(rng, static_cast<std::int64_t>(100 + i)));
+    // The file: the emitters' lines interleaved at random, each emitter's own order kept.
+    std::vector<std::string> arrival;
+    std::vector<std::size_t> next(n_emitters, 0);
+    std::uint64_t reported = 0;
+    for (std::size_t left = 0;;) {
+      left = 0;
+      for (std::size_t i = 0; i < n_emitters; ++i) left += emitters[i].lines.size() - next[i];
+      if (left == 0) break;
+      std::size_t pick = rng() % n_emitters;
+      while (next[pick] == emitters[pick].lines.size()) pick = (pick + 1) % n_emitters;
+      arrival.push_back(emitters[pick].lines[next[pick]++]);
+    }
+    for (const auto& m : emitters) reported += m.reported;
+    // Transport: some lines come late (a few far beyond the reorder window), some twice. Each
+    // emitter's first line stays first, so no seq falls below the first one seen.
+    event_stream_options options;
+    options.reorder_window = seed % 3 == 0 ? 16 : 4096;
+    const std::size_t distinct = arrival.size();
+    for (std::size_t moves = arrival.size() / 20; moves > 0; --moves) {
+      const std::size_t from = n_emitters + rng() % (arrival.size() - n_emitters);
+      const std::size_t to = std::min(arrival.size() - 1, from + 1 + rng() % 64);
+      std::string moved = std::move(arrival[from]);
+      arrival.erase(arrival.begin() + static_cast<std::ptrdiff_t>(from));
+      arrival.insert(arrival.begin() + static_cast<std::ptrdiff_t>(to), std::move(moved));
+    }
+    std::uint64_t injected = 0;
+    for (std::size_t dups = arrival.size() / 30; dups > 0; --dups, ++injected) {
+      const std::size_t from = n_emitters + rng() % (arrival.size() - n_emitters);
+      const std::size_t to = from + 1 + rng() % (arrival.size() - from);
+      arrival.insert(arrival.begin() + static_cast<std::ptrdiff_t>(to), arrival[from]);
+    }
+    event_stream stream(options);
+    std::map<std::int64_t, std::set<std::uint64_t>> delivered;
+    std::uint64_t delivered_twice = 0;
+    for (const auto& l : arrival) {
+      if (auto e = feed(stream, l)) delivered_twice += !delivered[e->value.pid].insert(e->value.seq).second;
+    }
+    stream.flush_gaps();
+    CHECK(delivered_twice == 0);
+    for (const auto& m : emitters) CHECK(delivered[m.pid] == m.written);
+    const auto& s = stream.stats();
+    CHECK(s.duplicates == injected);
+    CHECK(s.events == distinct);
+    CHECK(s.reported_drops == reported);
+    CHECK(s.gaps == 0);
+    CHECK(s.missing == 0);
+    if (s.gaps != 0 || s.missing != 0 || s.duplicates != injected) break;  // one seed's story is enough
+  }
+}
+
+TEST_CASE("emitter state is bounded: past max_emitters the least recent is evicted, finished ones first") {
+  event_stream_options options;
+  options.max_emitters = 1000;
+  event_stream stream(options);
+  for (std::int64_t pid = 0; pid < 100000; ++pid) {
+    REQUIRE(feed(stream, line(0, "r1", "heartbeat", pid)));
+    REQUIRE(stream.tracked_emitters() <= 1000);
+  }
+  CHECK(stream.stats().emitters == 100000);
+  CHECK(stream.stats().evicted == 99000);
+  CHECK(stream.tracked_emitters() == 1000);
+  // The most recent ones are still known: their seqs are still deduplicated.
+  CHECK_FALSE(feed(stream, line(0, "r1", "heartbeat", 99999)));
+  CHECK(stream.stats().duplicates == 1);
+
+  event_stream_options small;
+  small.max_emitters = 3;
+  event_stream lru(small);
+  CHECK(feed(lru, line(0, "a")));
+  CHECK(feed(lru, line(0, "b")));
+  CHECK(feed(lru, line(1, "b", "run_complete")));  // b is finished
+  CHECK(feed(lru, line(0, "c")));
+  CHECK(feed(lru, line(0, "d")));  // evicts b although a is older: b has finished
+  CHECK(lru.stats().evicted == 1);
+  CHECK_FALSE(feed(lru, line(0, "a")));
+  CHECK_FALSE(feed(lru, line(0, "c")));
+  CHECK(feed(lru, line(0, "e")));  // no finished one left: d, the least recently heard, goes
+  CHECK(lru.stats().evicted == 2);
+  CHECK_FALSE(feed(lru, line(0, "a")));
+  CHECK(feed(lru, line(0, "d")));  // forgotten, so it starts afresh
+}
+
+TEST_CASE("a seq explained by a report that arrives late gives the explanation back; no counter wraps") {
+  event_stream_options options;
+  options.reorder_window = 2;
+  event_stream stream(options);
+  CHECK(feed(stream, line(0)));
+  // 1 and 2 do not come in time; the report says one seq of 1..2 was dropped.
+  for (std::uint64_t s = 3; s < 8; ++s) CHECK(feed(stream, line(s)));
+  CHECK(feed(stream, report_line(8, 7, 1, 1, 2)));
+  CHECK(stream.stats().missing == 1);
+  CHECK(stream.stats().reported_drops == 1);
+  CHECK(feed(stream, line(1)));  // late: so 2 was the dropped one
+  CHECK(stream.stats().late == 1);
+  CHECK(stream.stats().missing == 0);
+  CHECK(stream.stats().gaps == 0);
+  CHECK_FALSE(feed(stream, line(1)));
+  CHECK_FALSE(feed(stream, line(2)) == std::nullopt);  // never seen: a late arrival, not a duplicate
+  CHECK(stream.stats().missing == 0);
+  CHECK(stream.stats().gaps == 0);
+  CHECK(stream.stats().duplicates == 1);
 }

@@ -2,10 +2,18 @@
 // topic `<event_type>\x1f<run_id>\x1f`, then the JSON line.
 #include <doctest/doctest.h>
 
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
 #include <zmq.hpp>
 
 #include "fixtures/reader_helpers.hpp"
+#include "foxml/events.hpp"
 #include "foxml/events/reader/zmq_source.hpp"
+#include "foxml/events/zmq_sink.hpp"
 
 using namespace foxml::events::reader;
 
@@ -89,4 +97,78 @@ TEST_CASE("filters by type and by run through subscriptions") {
   const auto got_wanted = collect(pub, wanted, send_mix, 15, "heartbeat", "wanted");
   CHECK(got_wanted.size() == 15);
   for (const auto& e : got_wanted) CHECK(e.value.run_id == "wanted");
+}
+
+TEST_CASE("a run filter matches run ids holding quotes, backslashes and control characters") {
+  // The real publisher (an emitter with a zmq_sink) builds the topics; the subscriber must build
+  // the same bytes for its prefixes.
+  zmq::context_t ctx;
+  const std::vector<std::string> hostile = {"a\"b", "c\\d", std::string("e\x01f"), "g\th\n"};
+  foxml::events::zmq_sink_options o;
+  o.endpoint = "inproc://hostile";
+  o.context = ctx.handle();
+  std::vector<std::unique_ptr<foxml::events::training_event_emitter>> emitters;
+  emitters.push_back(std::make_unique<foxml::events::training_event_emitter>(
+      "plain", std::make_unique<foxml::events::zmq_sink>(o)));
+  zmq_source_options by_run;
+  by_run.runs.insert(hostile.begin(), hostile.end());
+  zmq_source sub("inproc://hostile", by_run, &ctx);
+  for (std::size_t i = 0; i < hostile.size(); ++i) {
+    o.endpoint = "inproc://hostile" + std::to_string(i);
+    emitters.push_back(std::make_unique<foxml::events::training_event_emitter>(
+        hostile[i], std::make_unique<foxml::events::zmq_sink>(o)));
+  }
+  // `sub` hears only the plain run's publisher (nothing must pass); each hostile run's publisher
+  // gets a subscriber with the same filter.
+  std::vector<std::unique_ptr<zmq_source>> subs;
+  for (std::size_t i = 0; i < hostile.size(); ++i) {
+    subs.push_back(std::make_unique<zmq_source>("inproc://hostile" + std::to_string(i), by_run, &ctx));
+  }
+  event_stream stream;
+  std::vector<stream_event> got;
+  std::set<std::string> runs_seen;
+  // Subscriptions reach a PUB asynchronously: keep emitting until every hostile run got through.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (runs_seen.size() < hostile.size() && std::chrono::steady_clock::now() < until) {
+    for (auto& e : emitters) {
+      e->emit_heartbeat();
+      e->flush();
+    }
+    const auto on_line = [&](const raw_line& l) {
+      if (auto e = stream.push(l)) runs_seen.insert(e->value.run_id);
+    };
+    sub.poll(std::chrono::milliseconds(5), on_line);
+    for (auto& s : subs) s->poll(std::chrono::milliseconds(5), on_line);
+  }
+  CHECK(runs_seen == std::set<std::string>(hostile.begin(), hostile.end()));
+  CHECK(stream.stats().malformed == 0);
+}
+
+namespace {
+extern "C" void ignore_signal(int) {}
+}  // namespace
+
+TEST_CASE("a signal during poll interrupts it without an exception") {
+  struct sigaction action {};
+  action.sa_handler = ignore_signal;  // no SA_RESTART: blocking calls return EINTR, as in events-tail
+  struct sigaction previous {};
+  REQUIRE(::sigaction(SIGUSR1, &action, &previous) == 0);
+  zmq::context_t ctx;
+  zmq::socket_t pub(ctx, zmq::socket_type::pub);
+  pub.bind("inproc://quiet");
+  zmq_source sub("inproc://quiet", {}, &ctx);
+  std::atomic<bool> returned{false};
+  const pthread_t poller = ::pthread_self();
+  std::thread signaller([&] {
+    while (!returned) {
+      ::pthread_kill(poller, SIGUSR1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  const auto started = std::chrono::steady_clock::now();
+  CHECK_NOTHROW(sub.poll(std::chrono::seconds(30), [](const raw_line&) {}));
+  returned = true;
+  signaller.join();
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(25));  // liveness only
+  ::sigaction(SIGUSR1, &previous, nullptr);
 }

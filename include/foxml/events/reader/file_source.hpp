@@ -26,16 +26,23 @@ struct file_source_stats {
   std::uint64_t bytes = 0;
   std::uint64_t rotations = 0;    ///< times a new file replaced the one being read
   std::uint64_t truncations = 0;  ///< times the file shrank under the reader
+  /// Times something other than a regular file (a FIFO, a device, a directory) stood at the
+  /// path while following; each one is counted once and never opened for reading.
+  std::uint64_t not_regular = 0;
 };
 
 /// A file read to its end (and followed, with `follow`). Without `follow`, a missing file throws
-/// from the constructor; with it, the source waits for the file to appear. The directory holding
+/// from the constructor; with it, the source waits for the file to appear. Only regular files are
+/// read: a FIFO, device or directory at the path throws without `follow` and is skipped (counted
+/// in `not_regular`, then waited past like a missing file) with it, so a planted FIFO can never
+/// block the reader in open() or read(). Symlinks are followed (a `latest.jsonl` link to a run's
+/// file is ordinary use; the reader only reads). The directory holding
 /// the file must exist. A partial last line is held back until its `\n` arrives (without `follow`
 /// it is handed out at the end).
 class file_source final : public source {
  public:
   /// Opens `path`. Throws std::system_error when the file (without `follow`) or its directory
-  /// (with `follow`) cannot be opened.
+  /// (with `follow`) cannot be opened, or (without `follow`) is not a regular file.
   explicit file_source(std::string path, file_source_options options = {});
   ~file_source() override;
   file_source(const file_source&) = delete;

@@ -17,6 +17,11 @@ struct socket_source_options {
   std::size_t max_connections = 1024;  ///< further connections are accepted and closed at once
   /// Most bytes read from one connection per wake-up, so one busy emitter cannot starve the rest.
   std::size_t max_burst_bytes = 1u << 20;
+  /// Most bytes held for partial lines (sent without their `\n` yet) across all connections.
+  /// Past it, the connection holding the most is closed and counted in `over_budget` until the
+  /// total fits again; a well-behaved emitter ends each line within one write, so it holds
+  /// almost nothing. 64 MiB: 60 peers at the line cap, far below what a hostile crowd could pin.
+  std::size_t max_partial_bytes = 64u << 20;
 };
 
 /// Counters of a socket_source.
@@ -24,6 +29,10 @@ struct socket_source_stats {
   std::uint64_t accepted = 0;
   std::uint64_t open = 0;
   std::uint64_t rejected = 0;  ///< over max_connections
+  /// Accepted and closed at once because the process ran out of file descriptors (EMFILE).
+  std::uint64_t refused_no_fds = 0;
+  /// Closed for holding the most partial-line bytes when the total was over max_partial_bytes.
+  std::uint64_t over_budget = 0;
   std::uint64_t bytes = 0;
   std::uint64_t acks = 0;
 };
