@@ -413,12 +413,53 @@ TEST_CASE("events too large for a slot spill to the heap within the byte budget"
   int accepted = 0;
   for (int i = 0; i < 10; ++i) accepted += s.emitter->emit_log("info", big) ? 1 : 0;
   CHECK(accepted == 6);  // 6 x ~10 KB fit the 64 KiB budget; the rest drop, counted
-  CHECK(s.emitter->stats().dropped_queue_full == 4);
+  CHECK(s.emitter->stats().dropped_spill_budget == 4);  // labelled by their real cause
+  CHECK(s.emitter->stats().dropped_queue_full == 0);
   s.gate->open();
   REQUIRE(s.emitter->close().ok());
   const auto stats = s.emitter->stats();
   CHECK(stats.emitted == 11);  // the stalling first log and the ten large ones
   CHECK(stats.emitted + stats.generated == stats.written + stats.dropped());  // every seq is written or counted
+}
+
+TEST_CASE("block policy waits for the spill budget too, and drops past the timeout label the spill budget") {
+  const std::string big(10'000, 'b');
+  SUBCASE("the worker frees spill memory within block_timeout: nothing is lost") {
+    fe::emitter_options options;
+    options.max_spill_bytes = 64 * 1024;
+    options.overflow = fe::overflow_policy::block;
+    options.block_timeout = std::chrono::seconds(60);  // a liveness bound only
+    stalled_emitter s(options);
+    int accepted = 0;
+    std::thread producer([&] {
+      for (int i = 0; i < 10; ++i) accepted += s.emitter->emit_log("info", big) ? 1 : 0;
+    });
+    // Six fit the budget (seqs 1..6 taken); the seventh must wait, taking no seq, until the worker runs.
+    REQUIRE(ft::eventually([&] { return s.emitter->stats().emitted >= 7; }));
+    s.gate->open();
+    producer.join();
+    REQUIRE(s.emitter->close().ok());
+    const auto stats = s.emitter->stats();
+    CHECK(accepted == 10);
+    CHECK(stats.dropped() == 0);
+    CHECK(stats.written == 11);
+  }
+  SUBCASE("past block_timeout a large event drops, counted as dropped_spill_budget") {
+    fe::emitter_options options;
+    options.max_spill_bytes = 64 * 1024;
+    options.overflow = fe::overflow_policy::block;
+    options.block_timeout = std::chrono::milliseconds(5);
+    stalled_emitter s(options);
+    int accepted = 0;
+    for (int i = 0; i < 8; ++i) accepted += s.emitter->emit_log("info", big) ? 1 : 0;
+    CHECK(accepted == 6);
+    CHECK(s.emitter->stats().dropped_spill_budget == 2);
+    CHECK(s.emitter->stats().dropped_queue_full == 0);
+    s.gate->open();
+    REQUIRE(s.emitter->close().ok());
+    const auto stats = s.emitter->stats();
+    CHECK(stats.emitted + stats.generated == stats.written + stats.dropped());
+  }
 }
 
 TEST_CASE("emitted counts the application's calls; the library's own reports are generated") {

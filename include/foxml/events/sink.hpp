@@ -104,6 +104,10 @@ class sink {
     return 0;
   }
 
+  /// Lines this sink accepted and still holds on their way (a tee's lagging branch); flush and
+  /// close wait for them to go or to be given up on (then reclaim() hands them back).
+  virtual std::size_t pending() const noexcept { return 0; }
+
   /// Periodic upkeep while the worker is idle or between batches (reconnects, acknowledgements).
   virtual void poll(std::chrono::steady_clock::time_point now) noexcept { (void)now; }
 
