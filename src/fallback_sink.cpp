@@ -102,7 +102,8 @@ void fallback_sink::close() noexcept {
     links_[i].target->close();
     collect_reclaimed(i, orphans_);
   }
-  orphans_.clear();  // nothing is left to take them; the worker stops after close
+  // Nothing is left to take the orphans: they stay for one last reclaim(), which the worker
+  // makes after close to count them.
 }
 
 bool fallback_sink::healthy() noexcept {
