@@ -173,6 +173,31 @@ class emitter_state::worker {
       deliver();
     }
     if (force || now - last_drop_report_ >= drop_report_interval) report_drops(now);
+    report_notices();
+  }
+
+  // Writes what the sink has to tell the stream's readers (a fallback chain that moved) as `log`
+  // events, through the sink, so they land where the stream now goes.
+  void report_notices() {
+    try {
+      while (s_.sink_->take_notice(notice_)) {
+        constexpr std::string_view level = "warning";
+        payload_measure measure(s_.max_string_);
+        measure.str(level);
+        measure.str(notice_);
+        notice_payload_.resize(measure.size());
+        record r = synthesized(event_type::log);
+        payload_writer writer(notice_payload_.data(), s_.max_string_);
+        writer.str(level);
+        writer.str(notice_);
+        r.size = static_cast<std::uint32_t>(measure.size());
+        r.heap = notice_payload_.data();  // owned here, not spill memory: never released
+        encode(r);
+        deliver();
+      }
+    } catch (...) {
+      // Out of memory for a notice: it is lost; the events it described are where they are.
+    }
   }
 
   void report_drops(std::chrono::steady_clock::time_point now) {
@@ -247,6 +272,8 @@ class emitter_state::worker {
   tick_converter clock_;
   line_batch batch_;  // encoded lines not yet accepted by the sink
   line_batch reclaimed_;
+  std::string notice_;
+  std::vector<std::byte> notice_payload_;
   bool refusing_ = false;  // the sink refused the head of batch_ on the last try
   std::chrono::steady_clock::time_point refused_since_;
   std::vector<record> lane_taken_;

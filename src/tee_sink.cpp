@@ -179,6 +179,13 @@ void tee_sink::poll(std::chrono::steady_clock::time_point now) noexcept {
   }
 }
 
+bool tee_sink::take_notice(std::string& message) noexcept {
+  for (auto& b : branches_) {
+    if (b.out->take_notice(message)) return true;
+  }
+  return false;
+}
+
 std::size_t tee_sink::pending() const noexcept {
   std::size_t n = 0;
   for (const auto& b : branches_) n += b.backlog.size();

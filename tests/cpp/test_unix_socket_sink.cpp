@@ -336,3 +336,54 @@ TEST_CASE("a live listener slower than a burst gets every event, buffered within
   CHECK(listener.count() == total);
   CHECK(read_lines(file_path).empty());
 }
+
+TEST_CASE("when a listener falls behind past the bound, the stream says where the rest went") {
+  temp_dir dir;
+  const std::string socket_path = dir / "behind.sock";
+  const std::string file_path = dir / "behind.jsonl";
+  unix_listener listener(socket_path, listener_mode::no_read);
+  auto socket_options = fast_options(socket_path);
+  socket_options.max_unacked_bytes = 64u << 10;  // a small bound, so the burst overflows it
+  std::vector<std::unique_ptr<sink>> links;
+  links.push_back(std::make_unique<unix_socket_sink>(socket_options));
+  links.push_back(std::make_unique<file_sink>(file_path));
+  fallback_options retry;
+  retry.retry_min = std::chrono::milliseconds(2);
+  retry.retry_max = std::chrono::milliseconds(20);
+  emitter_options options;
+  options.overflow = overflow_policy::block;
+  options.block_timeout = std::chrono::seconds(60);
+  training_event_emitter emitter("behind", std::make_unique<fallback_sink>(std::move(links), retry), options);
+  REQUIRE(unix_listener::wait([&] { return listener.connected(); }, 20));
+  constexpr int total = 20'000;
+  for (int i = 0; i < total; ++i) emitter.emit_metrics(i, {{"loss", 0.5}});
+  REQUIRE(emitter.flush().ok());
+  listener.start_reading();
+  // Once it reads again the socket takes over with the next events, and tells its reader where
+  // the rest went.
+  const auto said = [&](const std::vector<std::string>& lines, const std::string& what) {
+    for (const auto& line : lines) {
+      if (line.find("\"event_type\":\"log\"") != std::string::npos && line.find(what) != std::string::npos) return true;
+    }
+    return false;
+  };
+  REQUIRE(unix_listener::wait(
+      [&] {
+        emitter.emit_log("info", "later");
+        return said(listener.lines(), "took over again");
+      },
+      30));
+  REQUIRE(emitter.close(std::chrono::seconds(20)).ok());
+  REQUIRE(listener.wait_for_eof(20));
+  const auto file_lines = read_lines(file_path);
+  CHECK(emitter.stats().dropped() == 0);
+  CHECK(said(file_lines, "unix://" + socket_path + " fell behind; events from seq "));
+  CHECK(said(file_lines, " continue in file://" + file_path));
+  CHECK(said(listener.lines(), "unix://" + socket_path + " took over again at seq "));
+  CHECK(said(listener.lines(), " went to file://" + file_path));
+  std::set<std::uint64_t> all;
+  collect(listener.lines(), all, "the listener");
+  collect(file_lines, all, "the fallback file");
+  const std::uint64_t seqs = emitter.stats().emitted + emitter.stats().generated;
+  CHECK_MESSAGE(all.size() == seqs, "missing: " << missing(all, seqs));
+}

@@ -57,6 +57,7 @@ class tee_sink final : public sink {
   std::size_t pending() const noexcept override;
   std::unique_ptr<sink> reopen_after_fork() const override;
   std::string describe() const override;
+  bool take_notice(std::string& message) noexcept override;
 
  private:
   struct branch {
