@@ -186,7 +186,11 @@ tee_run tee_burst(std::size_t events, tee_options options) {
   const std::string path = dir / "slow.sock";
   unix_listener listener(path, unix_listener::mode::no_read);
   std::vector<std::unique_ptr<sink>> branches;
-  branches.push_back(socket_to(path));
+  auto socket = socket_to(path);
+  // The socket sink's own buffer is kept small, so the lag lands in the tee's backlog.
+  unix_socket_options small = socket->options();
+  small.max_unacked_bytes = 64u << 10;
+  branches.push_back(std::make_unique<unix_socket_sink>(small));
   branches.push_back(std::make_unique<file_sink>(dir / "tee.jsonl"));
   auto tee = std::make_unique<tee_sink>(std::move(branches), options);
   tee_sink* view = tee.get();
