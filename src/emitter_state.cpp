@@ -143,7 +143,13 @@ class emitter_state::worker {
         }
       }
     }
-    // Lines the sink took but has since lost (a connection broke before they were acknowledged).
+    count_reclaimed();
+    return moved;
+  }
+
+  // Counts lines the sink took but has since lost (a connection broke before they were
+  // acknowledged, a tee branch gave up on them): written no more, dropped_sink instead.
+  void count_reclaimed() {
     reclaimed_.clear();
     // Two statements: as arguments of one call, size() may be read before reclaim() fills the batch.
     const std::size_t told = s_.sink_->reclaim(reclaimed_);
@@ -153,7 +159,6 @@ class emitter_state::worker {
       s_.written_.fetch_sub(lost, std::memory_order_relaxed);
       s_.dropped_sink_.fetch_add(lost, std::memory_order_relaxed);
     }
-    return moved;
   }
 
   // Sink upkeep, heartbeats and drop reports; `force` reports drops now (flush, close).
@@ -168,6 +173,31 @@ class emitter_state::worker {
       deliver();
     }
     if (force || now - last_drop_report_ >= drop_report_interval) report_drops(now);
+    report_notices();
+  }
+
+  // Writes what the sink has to tell the stream's readers (a fallback chain that moved) as `log`
+  // events, through the sink, so they land where the stream now goes.
+  void report_notices() {
+    try {
+      while (s_.sink_->take_notice(notice_)) {
+        constexpr std::string_view level = "warning";
+        payload_measure measure(s_.max_string_);
+        measure.str(level);
+        measure.str(notice_);
+        notice_payload_.resize(measure.size());
+        record r = synthesized(event_type::log);
+        payload_writer writer(notice_payload_.data(), s_.max_string_);
+        writer.str(level);
+        writer.str(notice_);
+        r.size = static_cast<std::uint32_t>(measure.size());
+        r.heap = notice_payload_.data();  // owned here, not spill memory: never released
+        encode(r);
+        deliver();
+      }
+    } catch (...) {
+      // Out of memory for a notice: it is lost; the events it described are where they are.
+    }
   }
 
   void report_drops(std::chrono::steady_clock::time_point now) {
@@ -209,15 +239,24 @@ class emitter_state::worker {
     if (!s_.flush_wanted_ && !s_.stop_wanted_) return false;
     const std::uint64_t consumed = s_.queue_.consumed();
     const bool lane_empty = s_.lane_pushed_.load(std::memory_order_acquire) == lane_done_;
-    const bool stopping = s_.stop_wanted_ && lane_empty && s_.queue_.front() == nullptr && batch_.empty();
+    // A sink still holding lines it accepted (a tee's lagging branch) gets them out, or gives up on
+    // them within its own bound, before the flush or close counts as done.
+    const bool sink_done = s_.sink_->pending() == 0;
+    const bool stopping =
+        s_.stop_wanted_ && lane_empty && s_.queue_.front() == nullptr && batch_.empty() && sink_done;
     const bool flush_reached = s_.flush_wanted_ && consumed >= s_.flush_target_ &&
-                               lane_done_ >= s_.lane_flush_target_ && batch_.empty();
+                               lane_done_ >= s_.lane_flush_target_ && batch_.empty() && sink_done;
     if (!stopping && !flush_reached) return false;
     lock.unlock();
 
     service(true);
     s_.sink_->flush();
-    if (stopping) s_.sink_->close();
+    if (stopping) {
+      s_.sink_->close();
+      // What the sink gave up on at close (a tee branch's backlog) still counts; no report can
+      // follow it any more.
+      count_reclaimed();
+    }
 
     lock.lock();
     s_.delivered_pos_ = consumed;
@@ -233,6 +272,8 @@ class emitter_state::worker {
   tick_converter clock_;
   line_batch batch_;  // encoded lines not yet accepted by the sink
   line_batch reclaimed_;
+  std::string notice_;
+  std::vector<std::byte> notice_payload_;
   bool refusing_ = false;  // the sink refused the head of batch_ on the last try
   std::chrono::steady_clock::time_point refused_since_;
   std::vector<record> lane_taken_;
@@ -299,7 +340,7 @@ void emitter_state::start() {
 
 void emitter_state::refuse_all() noexcept { closed_.store(true, std::memory_order_relaxed); }
 
-bool emitter_state::push_when_full(record& staged) noexcept {
+bool emitter_state::push_when_full(record& staged, std::chrono::steady_clock::time_point deadline) noexcept {
   wake_worker();
   if (is_lifecycle(staged.type)) {
     std::lock_guard<std::mutex> lock(lane_mutex_);
@@ -310,7 +351,9 @@ bool emitter_state::push_when_full(record& staged) noexcept {
       return true;
     }
   } else if (options_.overflow == overflow_policy::block) {
-    const auto deadline = std::chrono::steady_clock::now() + options_.block_timeout;
+    if (deadline == std::chrono::steady_clock::time_point{}) {
+      deadline = std::chrono::steady_clock::now() + options_.block_timeout;
+    }
     for (unsigned attempt = 0;; ++attempt) {
       if (queue_.try_push([&](record& r) noexcept { r = staged; })) return true;
       if (std::chrono::steady_clock::now() >= deadline) break;
@@ -329,6 +372,29 @@ bool emitter_state::count_drop(std::uint64_t seq) noexcept {
   dropped_queue_full_.fetch_add(1, std::memory_order_relaxed);
   note_drop(seq);
   return false;
+}
+
+bool emitter_state::count_spill_drop(std::uint64_t seq) noexcept {
+  dropped_spill_budget_.fetch_add(1, std::memory_order_relaxed);
+  note_drop(seq);
+  return false;
+}
+
+std::byte* emitter_state::wait_for_spill(std::size_t size, std::chrono::steady_clock::time_point& deadline) noexcept {
+  // An event larger than the whole budget never fits: waiting for it would only stall the caller.
+  if (options_.overflow != overflow_policy::block || size > options_.max_spill_bytes) return nullptr;
+  deadline = std::chrono::steady_clock::now() + options_.block_timeout;
+  // The worker frees spill memory as it encodes; it may be idling, so wake it before waiting.
+  wake_worker();
+  for (unsigned attempt = 0;; ++attempt) {
+    if (std::byte* block = take_spill(size)) return block;
+    if (std::chrono::steady_clock::now() >= deadline) return nullptr;
+    if (attempt < 64) {
+      cpu_relax();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
 }
 
 void emitter_state::note_drop(std::uint64_t seq) noexcept {
@@ -418,6 +484,7 @@ emitter_stats emitter_state::stats() const noexcept {
   s.emitted = next_seq_.load(std::memory_order_acquire) - s.generated + refused_.load(std::memory_order_relaxed);
   s.written = written_.load(std::memory_order_relaxed);
   s.dropped_queue_full = dropped_queue_full_.load(std::memory_order_relaxed);
+  s.dropped_spill_budget = dropped_spill_budget_.load(std::memory_order_relaxed);
   s.dropped_sink = dropped_sink_.load(std::memory_order_relaxed);
   s.dropped_oversize = dropped_oversize_.load(std::memory_order_relaxed);
   s.dropped_closed = dropped_closed_.load(std::memory_order_relaxed);

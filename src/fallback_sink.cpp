@@ -56,9 +56,44 @@ std::size_t fallback_sink::route(const line_batch& batch, std::size_t first,
       l.failing = false;
       l.backoff = options_.retry_min;
     }
+    if (taken != 0 && first == 0) note_serving(i, part->seq(0));
     placed += taken;
   }
   return placed;
+}
+
+void fallback_sink::note_serving(std::size_t i, std::uint64_t seq) noexcept {
+  if (i == serving_) return;
+  const std::size_t before = serving_;
+  const std::uint64_t since = serving_since_;
+  serving_ = i;
+  serving_since_ = seq;
+  if (before == static_cast<std::size_t>(-1)) return;  // the first lines: nothing moved
+  constexpr std::size_t max_notices = 64;
+  try {
+    if (notices_.size() >= max_notices) notices_.pop_front();
+    const std::string from = links_[before].target->describe();
+    const std::string to = links_[i].target->describe();
+    if (i > before) {
+      notices_.push_back("foxml-events: " + from + " fell behind; events from seq " + std::to_string(seq) +
+                         " continue in " + to);
+    } else {
+      notices_.push_back("foxml-events: " + to + " took over again at seq " + std::to_string(seq) +
+                         "; events since seq " + std::to_string(since) + " went to " + from);
+    }
+  } catch (...) {
+    // Out of memory: the notice is lost; the events themselves are where they are.
+  }
+}
+
+bool fallback_sink::take_notice(std::string& message) noexcept {
+  for (link& l : links_) {
+    if (l.target->take_notice(message)) return true;
+  }
+  if (notices_.empty()) return false;
+  message.swap(notices_.front());
+  notices_.pop_front();
+  return true;
 }
 
 std::size_t fallback_sink::write(const line_batch& batch) noexcept {
@@ -102,7 +137,8 @@ void fallback_sink::close() noexcept {
     links_[i].target->close();
     collect_reclaimed(i, orphans_);
   }
-  orphans_.clear();  // nothing is left to take them; the worker stops after close
+  // Nothing is left to take the orphans: they stay for one last reclaim(), which the worker
+  // makes after close to count them.
 }
 
 bool fallback_sink::healthy() noexcept {

@@ -40,11 +40,44 @@ file_sink::file_sink(std::string path) : path_(std::move(path)) {
   create_private_directories(parent_of(path_));
   // O_NOFOLLOW: a symlink planted at the final path (in a shared directory, say) is refused
   // rather than followed to a file the user did not name.
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  // O_NONBLOCK: a FIFO (or device) at the path must not block the constructor waiting for a
+  // reader; the fstat below then refuses anything but a regular file.
+  // O_RDWR only to read the last byte (end_with_newline); a file we may only write to is still used.
+  constexpr int flags = O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+  fd_ = ::open(path_.c_str(), O_RDWR | flags, 0600);
+  if (fd_ < 0 && errno == EACCES) fd_ = ::open(path_.c_str(), O_WRONLY | flags, 0600);
   if (fd_ < 0) {
     const int err = errno;
     if (err == ELOOP) throw path_error(err, "refusing to follow a symlink at", path_);
+    // ENXIO: a FIFO with no reader (a non-blocking open for writing fails rather than waits).
+    if (err == ENXIO) throw path_error(err, "not a regular file:", path_);
     throw path_error(err, "cannot open event file", path_);
+  }
+  // Character devices stay allowed (/dev/null to discard, /dev/full in tests): they do not wait
+  // for a peer, and the fd keeps O_NONBLOCK so a write cannot block either.
+  struct stat st{};
+  const bool stat_ok = ::fstat(fd_, &st) == 0;
+  const int stat_err = errno;
+  if (!stat_ok || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))) {
+    ::close(fd_);
+    fd_ = -1;
+    if (!stat_ok) throw path_error(stat_err, "cannot stat event file", path_);
+    throw path_error(EINVAL, "not a regular file:", path_);
+  }
+  if (S_ISREG(st.st_mode)) end_with_newline(st);
+}
+
+void file_sink::end_with_newline(const struct stat& st) noexcept {
+  // A writer killed inside a large write() can leave a partial last line; appending our first
+  // line onto it would make that line unreadable. Live appenders write whole lines with a single
+  // O_APPEND write(), so the file only ever ends without '\n' after a dead writer: ending it here
+  // cannot split a live writer's line. (Two emitters opening at once may both add one; an empty
+  // line is skipped by readers.)
+  if (st.st_size <= 0) return;
+  char last = '\n';
+  if (::pread(fd_, &last, 1, st.st_size - 1) == 1 && last != '\n') {
+    const char newline = '\n';
+    (void)!::write(fd_, &newline, 1);
   }
 }
 

@@ -289,9 +289,12 @@ std::string default_sink_list() {
 std::unique_ptr<sink> make_default_sink() {
   if (env("FOXML_EVENTS_SINKS").empty()) {
     // The listener creates its socket in this directory; it must exist, private, for both sides.
+    // Its owner and mode are checked too: a directory planted by someone else (or made
+    // world-writable) would hand them our socket and our file.
     if (env("FOXML_TRAINING_EVENT_SOCKET").empty() || env("FOXML_TRAINING_EVENT_FILE").empty()) {
-      create_private_directories(default_event_directory());
+      ensure_private_directory(default_event_directory());
     }
+    if (env("FOXML_TRAINING_EVENT_FILE").empty()) check_private_file(default_event_file());
   }
   return make_sink(default_sink_list());
 }

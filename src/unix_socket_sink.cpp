@@ -131,14 +131,15 @@ void unix_socket_sink::drop_connection(bool keep_for_reclaim) noexcept {
     }
     counters_->reclaimed.fetch_add(held_.size(), std::memory_order_relaxed);
   } else if (!held_.empty()) {
-    // Even fire-and-forget hands back a line the listener got only part of: it surely was not read.
-    const std::size_t cut = tail_ > 0 ? 1 : 0;
-    if (cut != 0) {
-      const held_line& last = held_.back();
-      reclaim_.append(std::string_view(held_text_).substr(held_text_.size() - last.size, last.size), last.seq);
-      counters_->reclaimed.fetch_add(1, std::memory_order_relaxed);
+    // Even fire-and-forget hands back the lines the listener got only part of or none of (the
+    // buffered, unsent ones): they surely were not read.
+    const std::size_t sent = sent_lines();
+    for (std::size_t i = 0; i < held_.size(); ++i) {
+      if (i >= sent) reclaim_.append(std::string_view(held_text_).substr(offset, held_[i].size), held_[i].seq);
+      offset += held_[i].size;
     }
-    counters_->released_unacked.fetch_add(held_.size() - cut, std::memory_order_relaxed);
+    counters_->reclaimed.fetch_add(held_.size() - sent, std::memory_order_relaxed);
+    counters_->released_unacked.fetch_add(sent, std::memory_order_relaxed);
   }
   held_.clear();
   held_text_.clear();
@@ -162,6 +163,17 @@ bool unix_socket_sink::send_tail() noexcept {
   return tail_ == 0;
 }
 
+std::size_t unix_socket_sink::sent_lines() const noexcept {
+  // The unsent bytes are the last tail_ of the held text: count the lines wholly before them.
+  std::size_t on_wire = held_bytes() - tail_;
+  std::size_t n = 0;
+  while (n < held_.size() && held_[n].size <= on_wire) {
+    on_wire -= held_[n].size;
+    ++n;
+  }
+  return n;
+}
+
 bool unix_socket_sink::full() const noexcept {
   return held_.size() >= options_.max_unacked_lines || held_bytes() >= options_.max_unacked_bytes;
 }
@@ -180,14 +192,15 @@ void unix_socket_sink::release_front(std::size_t count) noexcept {
   }
 }
 
-void unix_socket_sink::release_while_full() noexcept {
+void unix_socket_sink::release_for(std::size_t add_lines, std::size_t add_bytes) noexcept {
   // Only a listener that has not acknowledged on this connection lands here: its lines are
-  // presumed read (fire-and-forget); the oldest ones are let go to keep the buffer bounded. The
-  // partly sent last line is never let go: it must still be finished on the wire.
+  // presumed read once sent (fire-and-forget); the oldest sent ones are let go to make room for
+  // `add_lines` / `add_bytes` within the bounds. Lines not wholly sent are never let go.
+  const std::size_t sent = sent_lines();
   std::size_t count = 0;
-  std::size_t lines = held_.size();
-  std::size_t bytes = held_bytes();
-  while ((lines > options_.max_unacked_lines || bytes > options_.max_unacked_bytes) && count + 1 < held_.size()) {
+  std::size_t lines = held_.size() + add_lines;
+  std::size_t bytes = held_bytes() + add_bytes;
+  while ((lines > options_.max_unacked_lines || bytes > options_.max_unacked_bytes) && count < sent) {
     bytes -= held_[count].size;
     --lines;
     ++count;
@@ -205,52 +218,71 @@ std::size_t unix_socket_sink::write(const line_batch& batch) noexcept {
     if (now >= next_attempt_) try_connect(now);
     if (fd_ < 0) return 0;
   }
-  if (!send_tail()) return 0;
-  std::size_t count = batch.size();
-  if (ack_seen_) {
-    // An acknowledging listener that is behind: send no more than the buffer can hold, so every
-    // line on the wire can still be handed back if the connection breaks.
-    if (full()) return 0;
-    std::size_t lines = held_.size();
-    std::size_t bytes = held_bytes();
-    count = 0;
-    while (count < batch.size() && lines < options_.max_unacked_lines &&
-           bytes + batch.line(count).size() <= options_.max_unacked_bytes) {
-      bytes += batch.line(count).size();
-      ++lines;
-      ++count;
-    }
-    if (count == 0) return 0;
-  }
-  const std::string_view text = batch.text(0, count);
-  ssize_t sent;
-  do {
-    sent = ::send(fd_, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  } while (sent < 0 && errno == EINTR);
-  if (sent < 0) {
-    if (transient(errno)) {
-      counters_->would_block.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      drop_connection(true);
-    }
-    return 0;
-  }
-  // Every line the kernel took at least a byte of is accepted: a cut line's rest is kept in
-  // tail_ and sent before anything else, so the listener never sees two lines interleaved.
+  // A listener that reads slower than a burst still gets every line: what the kernel buffer
+  // cannot take now waits in ours, up to the unacked bounds (16 MiB by default), and goes out on
+  // later writes and polls, in order. Only past the bounds are lines refused (a fallback chain
+  // then routes them on). Lines a fire-and-forget listener was sent are let go to make room.
+  send_tail();
+  if (fd_ < 0) return 0;
   std::size_t accepted = 0;
-  std::size_t covered = 0;
-  const auto done = static_cast<std::size_t>(sent);
-  while (accepted < count && covered < done) {
-    const std::string_view line = batch.line(accepted);
-    held_text_.append(line);
-    held_.push_back(held_line{batch.seq(accepted), line.size()});
-    covered += line.size();
-    ++accepted;
+  if (tail_ == 0) {
+    // Straight from the batch to the kernel: the common case, with no copy held back.
+    const std::size_t count = ack_seen_ ? fitting(batch, 0) : batch.size();
+    if (count != 0) {
+      const std::string_view text = batch.text(0, count);
+      ssize_t sent;
+      do {
+        sent = ::send(fd_, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      } while (sent < 0 && errno == EINTR);
+      if (sent < 0 && !transient(errno)) {
+        drop_connection(true);
+        return 0;
+      }
+      // Every line the kernel took at least a byte of is accepted: a cut line's rest is kept in
+      // tail_ and sent before anything else, so the listener never sees two lines interleaved.
+      const std::size_t done = sent < 0 ? 0 : static_cast<std::size_t>(sent);
+      std::size_t covered = 0;
+      while (accepted < count && covered < done) {
+        const std::string_view line = batch.line(accepted);
+        held_text_.append(line);
+        held_.push_back(held_line{batch.seq(accepted), line.size()});
+        covered += line.size();
+        ++accepted;
+      }
+      tail_ = covered - done;
+    }
   }
-  tail_ = covered - done;
-  if (!ack_seen_) release_while_full();
-  if (accepted < count) counters_->would_block.fetch_add(1, std::memory_order_relaxed);
+  if (accepted < batch.size()) {
+    // The rest waits here for the kernel buffer to drain, within the bounds.
+    if (!ack_seen_) {
+      const std::size_t rest = std::min(batch.size() - accepted, options_.max_unacked_lines);
+      release_for(rest, batch.text(accepted, accepted + rest).size());
+    }
+    const std::size_t count = fitting(batch, accepted);
+    const std::string_view text = batch.text(accepted, accepted + count);
+    held_text_.append(text);
+    for (std::size_t i = accepted; i < accepted + count; ++i) {
+      held_.push_back(held_line{batch.seq(i), batch.line(i).size()});
+    }
+    tail_ += text.size();
+    accepted += count;
+    counters_->would_block.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (!ack_seen_) release_for(0, 0);
   return accepted;
+}
+
+std::size_t unix_socket_sink::fitting(const line_batch& batch, std::size_t first) const noexcept {
+  std::size_t lines = held_.size();
+  std::size_t bytes = held_bytes();
+  std::size_t count = 0;
+  while (first + count < batch.size() && lines < options_.max_unacked_lines &&
+         bytes + batch.line(first + count).size() <= options_.max_unacked_bytes) {
+    bytes += batch.line(first + count).size();
+    ++lines;
+    ++count;
+  }
+  return count;
 }
 
 void unix_socket_sink::handle_reply(std::string_view line) noexcept {
@@ -260,8 +292,8 @@ void unix_socket_sink::handle_reply(std::string_view line) noexcept {
   // Seqs are not monotonic in send order (lifecycle events take a side lane), so look the seq up.
   for (std::size_t i = 0; i < held_.size(); ++i) {
     if (held_[i].seq != seq) continue;
-    // The partly sent last line cannot have been read whole: an ack naming it is a listener bug.
-    if (i + 1 == held_.size() && tail_ > 0) return;
+    // A line not wholly sent cannot have been read: an ack naming it is a listener bug.
+    if (i >= sent_lines()) return;
     counters_->acked.fetch_add(i + 1, std::memory_order_relaxed);
     release_front(i + 1);
     return;
@@ -319,7 +351,7 @@ bool unix_socket_sink::flush() noexcept {
 }
 
 bool unix_socket_sink::healthy() noexcept {
-  return !closed_ && fd_ >= 0 && tail_ == 0 && !(ack_seen_ && full());
+  return !closed_ && fd_ >= 0 && !full();
 }
 
 void unix_socket_sink::close() noexcept {

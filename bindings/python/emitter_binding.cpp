@@ -104,6 +104,7 @@ py::dict stats_dict(const emitter_stats& s) {
   d["written"] = s.written;
   d["dropped"] = s.dropped();
   d["dropped_queue_full"] = s.dropped_queue_full;
+  d["dropped_spill_budget"] = s.dropped_spill_budget;
   d["dropped_sink"] = s.dropped_sink;
   d["dropped_oversize"] = s.dropped_oversize;
   d["dropped_closed"] = s.dropped_closed;

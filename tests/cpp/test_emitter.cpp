@@ -1,6 +1,7 @@
 // The emitter's promises: seq continuity, overflow policies with exact drop counts, deadlines that
 // hold with a hanging sink, heartbeats, fork handling and set-up errors.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <map>
@@ -412,12 +413,53 @@ TEST_CASE("events too large for a slot spill to the heap within the byte budget"
   int accepted = 0;
   for (int i = 0; i < 10; ++i) accepted += s.emitter->emit_log("info", big) ? 1 : 0;
   CHECK(accepted == 6);  // 6 x ~10 KB fit the 64 KiB budget; the rest drop, counted
-  CHECK(s.emitter->stats().dropped_queue_full == 4);
+  CHECK(s.emitter->stats().dropped_spill_budget == 4);  // labelled by their real cause
+  CHECK(s.emitter->stats().dropped_queue_full == 0);
   s.gate->open();
   REQUIRE(s.emitter->close().ok());
   const auto stats = s.emitter->stats();
   CHECK(stats.emitted == 11);  // the stalling first log and the ten large ones
   CHECK(stats.emitted + stats.generated == stats.written + stats.dropped());  // every seq is written or counted
+}
+
+TEST_CASE("block policy waits for the spill budget too, and drops past the timeout label the spill budget") {
+  const std::string big(10'000, 'b');
+  SUBCASE("the worker frees spill memory within block_timeout: nothing is lost") {
+    fe::emitter_options options;
+    options.max_spill_bytes = 64 * 1024;
+    options.overflow = fe::overflow_policy::block;
+    options.block_timeout = std::chrono::seconds(60);  // a liveness bound only
+    stalled_emitter s(options);
+    int accepted = 0;
+    std::thread producer([&] {
+      for (int i = 0; i < 10; ++i) accepted += s.emitter->emit_log("info", big) ? 1 : 0;
+    });
+    // Six fit the budget (seqs 1..6 taken); the seventh must wait, taking no seq, until the worker runs.
+    REQUIRE(ft::eventually([&] { return s.emitter->stats().emitted >= 7; }));
+    s.gate->open();
+    producer.join();
+    REQUIRE(s.emitter->close().ok());
+    const auto stats = s.emitter->stats();
+    CHECK(accepted == 10);
+    CHECK(stats.dropped() == 0);
+    CHECK(stats.written == 11);
+  }
+  SUBCASE("past block_timeout a large event drops, counted as dropped_spill_budget") {
+    fe::emitter_options options;
+    options.max_spill_bytes = 64 * 1024;
+    options.overflow = fe::overflow_policy::block;
+    options.block_timeout = std::chrono::milliseconds(5);
+    stalled_emitter s(options);
+    int accepted = 0;
+    for (int i = 0; i < 8; ++i) accepted += s.emitter->emit_log("info", big) ? 1 : 0;
+    CHECK(accepted == 6);
+    CHECK(s.emitter->stats().dropped_spill_budget == 2);
+    CHECK(s.emitter->stats().dropped_queue_full == 0);
+    s.gate->open();
+    REQUIRE(s.emitter->close().ok());
+    const auto stats = s.emitter->stats();
+    CHECK(stats.emitted + stats.generated == stats.written + stats.dropped());
+  }
 }
 
 TEST_CASE("emitted counts the application's calls; the library's own reports are generated") {
@@ -501,4 +543,59 @@ TEST_CASE("a sink that keeps refusing past sink_retry_timeout loses the lines, c
   const auto stats = emitter.stats();
   CHECK(stats.emitted == 100);
   CHECK(stats.emitted + stats.generated == stats.written + stats.dropped());
+}
+
+TEST_CASE("a FIFO at the event file path is refused at once, naming the path, instead of hanging") {
+  ft::temp_dir dir;
+  const std::string path = dir.file("events.fifo");
+  REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+  // In a child, so that a sink that blocks in open() fails this test instead of hanging the run.
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    int rc = 3;
+    try {
+      fe::training_event_emitter emitter("run-fifo", std::make_unique<fe::file_sink>(path));
+      rc = 1;
+    } catch (const std::system_error& e) {
+      const std::string what = e.what();
+      rc = what.find("not a regular file") != std::string::npos && what.find(path) != std::string::npos ? 0 : 2;
+    }
+    _exit(rc);
+  }
+  int status = 0;
+  const bool exited = ft::eventually([&] { return waitpid(child, &status, WNOHANG) == child; });
+  if (!exited) {
+    ::kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+  }
+  REQUIRE_MESSAGE(exited, "the file sink blocked opening a FIFO");
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("a file left ending in a partial line (a killed writer) gets a newline before our first line") {
+  ft::temp_dir dir;
+  const std::string path = dir.file("killed.jsonl");
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << "{\"event_type\":\"log\",\"run_id\":\"old\",\"seq\":0}\n{\"event_type\":\"log\",\"run_id\":\"old\",\"mess";
+  }
+  {
+    fe::training_event_emitter emitter("run-after-kill", std::make_unique<fe::file_sink>(path));
+    emitter.emit_run_start({});
+    emitter.emit_log("info", "after");
+    REQUIRE(emitter.close().ok());
+  }
+  const auto lines = ft::read_lines(path);
+  REQUIRE(lines.size() == 4);
+  CHECK(fe::decode_line(lines[0]));
+  CHECK_FALSE(fe::decode_line(lines[1]));  // the dead writer's fragment, alone on its line
+  const auto run_start = fe::decode_line(lines[2]);
+  REQUIRE_MESSAGE(run_start, run_start.error);
+  CHECK(run_start.value->type == fe::event_type::run_start);
+  CHECK(fe::decode_line(lines[3]));
+  // A file that already ends in '\n' gets nothing added.
+  { fe::file_sink again(path); }
+  CHECK(ft::read_lines(path).size() == 4);
 }

@@ -2,8 +2,11 @@
 // file on a full device (/dev/full), and memory sinks.
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 
+#include "foxml/events/emitter.hpp"
 #include "foxml/events/fallback_sink.hpp"
 #include "foxml/events/file_sink.hpp"
 #include "foxml/events/memory_sink.hpp"
@@ -164,4 +167,91 @@ TEST_CASE("a socket in a tee gets the very first line when its listener is alrea
   REQUIRE(unix_listener::wait([&] { return listener.count() == 3; }, 10));
   CHECK(seqs(listener.lines()) == std::set<long long>{0, 1, 2});
   CHECK(file->size() == 3);
+}
+
+namespace {
+
+struct tee_run {
+  std::vector<std::string> listened;
+  std::vector<std::string> filed;
+  emitter_stats stats;
+  std::uint64_t socket_branch_lost = 0;
+  std::uint64_t file_branch_lost = 0;
+};
+
+// A burst through `unix:// | file://` while the listener reads nothing; it starts reading after
+// the burst (a slow consumer), then the emitter closes.
+tee_run tee_burst(std::size_t events, tee_options options) {
+  temp_dir dir;
+  const std::string path = dir / "slow.sock";
+  unix_listener listener(path, unix_listener::mode::no_read);
+  std::vector<std::unique_ptr<sink>> branches;
+  auto socket = socket_to(path);
+  // The socket sink's own buffer is kept small, so the lag lands in the tee's backlog.
+  unix_socket_options small = socket->options();
+  small.max_unacked_bytes = 64u << 10;
+  branches.push_back(std::make_unique<unix_socket_sink>(small));
+  branches.push_back(std::make_unique<file_sink>(dir / "tee.jsonl"));
+  auto tee = std::make_unique<tee_sink>(std::move(branches), options);
+  tee_sink* view = tee.get();
+  emitter_options eo;
+  eo.overflow = overflow_policy::block;  // the queue loses nothing: only the tee's branch can
+  eo.block_timeout = std::chrono::seconds(60);
+  tee_run run;
+  {
+    training_event_emitter emitter("run-tee", std::move(tee), eo);
+    const std::string padding(100, 'p');
+    for (std::size_t i = 0; i < events; ++i) emitter.emit_log("info", padding);
+    REQUIRE(unix_listener::wait([&] { return listener.connected(); }, 20));
+    listener.start_reading();
+    REQUIRE(emitter.close(std::chrono::seconds(60)).ok());
+    run.stats = emitter.stats();
+    run.socket_branch_lost = view->dropped(0);
+    run.file_branch_lost = view->dropped(1);
+  }
+  REQUIRE(listener.wait_for_eof(20));
+  run.listened = listener.lines();
+  {
+    std::ifstream in(dir / "tee.jsonl");
+    for (std::string line; std::getline(in, line);) run.filed.push_back(line);
+  }
+  return run;
+}
+
+}  // namespace
+
+TEST_CASE("a tee's lagging socket branch gets every line from its backlog, in order") {
+  tee_options options;
+  options.retry_timeout = std::chrono::seconds(60);  // only the bound may cost lines here
+  constexpr std::size_t events = 100'000;            // ~20 MB: over the socket buffer, within the backlog
+  options.backlog_bytes = 64u << 20;
+  const auto run = tee_burst(events, options);
+  CHECK(run.filed.size() == events);
+  REQUIRE(run.listened.size() == events);
+  for (std::size_t i = 0; i < run.listened.size(); ++i) REQUIRE(seq_of(run.listened[i]) == static_cast<long long>(i));
+  CHECK(run.socket_branch_lost == 0);
+  CHECK(run.stats.dropped() == 0);
+  CHECK(run.stats.written == events);
+}
+
+TEST_CASE("a tee branch over its backlog bound loses lines counted for that branch and reported in its stream") {
+  tee_options options;
+  options.retry_timeout = std::chrono::seconds(60);
+  options.backlog_bytes = 256u << 10;
+  constexpr std::size_t events = 50'000;
+  const auto run = tee_burst(events, options);
+  CHECK(run.file_branch_lost == 0);
+  CHECK(run.socket_branch_lost > 0);
+  // Each line the tee took reached the file; the socket got it or counted it lost.
+  CHECK(run.listened.size() + run.socket_branch_lost == run.filed.size());
+  // The emitter counts each lost line once, and its books still balance.
+  CHECK(run.stats.dropped_sink == run.socket_branch_lost);
+  CHECK(run.stats.emitted + run.stats.generated == run.stats.written + run.stats.dropped());
+  // The listener is told: `dropped` events in its stream account for what it did not get.
+  std::uint64_t reported = 0;
+  for (const auto& line : run.listened) {
+    if (line.find("\"event_type\":\"dropped\"") != std::string::npos) reported += nlohmann::json::parse(line)["count"].get<std::uint64_t>();
+  }
+  CHECK(reported > 0);
+  CHECK(reported <= run.socket_branch_lost);
 }

@@ -3,8 +3,11 @@
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 
 #include "foxml/events/fallback_sink.hpp"
 #include "foxml/events/sink_uri.hpp"
@@ -153,5 +156,73 @@ TEST_CASE("the environment: FOXML_EVENTS_SINKS first, then the seed variables, t
   {
     scoped_env sinks("FOXML_EVENTS_SINKS", "file://relative.jsonl");
     CHECK_THROWS_WITH_AS(make_default_sink(), doctest::Contains("file://relative.jsonl"), std::invalid_argument);
+  }
+}
+
+TEST_CASE("the per-user directory and its file are refused when someone else could have planted them") {
+  temp_dir dir;
+  scoped_env runtime("XDG_RUNTIME_DIR", dir.path().c_str());
+  scoped_env sinks("FOXML_EVENTS_SINKS", nullptr);
+  scoped_env socket("FOXML_TRAINING_EVENT_SOCKET", nullptr);
+  scoped_env file("FOXML_TRAINING_EVENT_FILE", nullptr);
+  const std::string own = dir / "foxml";
+  const std::string events = own + "/events.jsonl";
+
+  SUBCASE("a pre-existing world-writable directory") {
+    REQUIRE(::mkdir(own.c_str(), 0700) == 0);
+    REQUIRE(::chmod(own.c_str(), 0777) == 0);
+    CHECK_THROWS_WITH_AS(make_default_sink(), doctest::Contains("world-writable"), std::system_error);
+    CHECK_THROWS_WITH_AS(make_default_sink(), doctest::Contains(own.c_str()), std::system_error);
+    struct stat st{};
+    CHECK(::stat(events.c_str(), &st) != 0);  // nothing was created in it
+  }
+  SUBCASE("a symlink in place of the directory") {
+    const std::string elsewhere = dir / "elsewhere";
+    REQUIRE(::mkdir(elsewhere.c_str(), 0700) == 0);
+    REQUIRE(::symlink(elsewhere.c_str(), own.c_str()) == 0);
+    CHECK_THROWS_WITH_AS(make_default_sink(), doctest::Contains("symlink"), std::system_error);
+    struct stat st{};
+    CHECK(::stat((elsewhere + "/events.jsonl").c_str(), &st) != 0);
+  }
+  SUBCASE("a private directory of ours with a group-writable event file") {
+    REQUIRE(::mkdir(own.c_str(), 0700) == 0);
+    { std::ofstream out(events); }
+    REQUIRE(::chmod(events.c_str(), 0666) == 0);
+    CHECK_THROWS_WITH_AS(make_default_sink(), doctest::Contains("world-writable"), std::system_error);
+  }
+  SUBCASE("owned by another user (needs root to chown)") {
+    if (::geteuid() != 0) {
+      MESSAGE("skipped: not root, cannot chown to another uid");
+      return;
+    }
+    constexpr uid_t nobody = 65534;
+    const std::string theirs = dir / "theirs";
+    REQUIRE(::mkdir(theirs.c_str(), 0700) == 0);
+    REQUIRE(::chown(theirs.c_str(), nobody, nobody) == 0);
+    SUBCASE("their directory behind a symlink") {
+      REQUIRE(::symlink(theirs.c_str(), own.c_str()) == 0);
+      CHECK_THROWS_AS(make_default_sink(), std::system_error);
+      struct stat st{};
+      CHECK(::stat((theirs + "/events.jsonl").c_str(), &st) != 0);
+    }
+    SUBCASE("their directory at our path") {
+      REQUIRE(::rename(theirs.c_str(), own.c_str()) == 0);
+      CHECK_THROWS_WITH_AS(make_default_sink(), doctest::Contains("owned by uid 65534"), std::system_error);
+    }
+    SUBCASE("their 0666 event file in our directory") {
+      REQUIRE(::mkdir(own.c_str(), 0700) == 0);
+      { std::ofstream out(events) ; out << "{}\n"; }
+      REQUIRE(::chown(events.c_str(), nobody, nobody) == 0);
+      REQUIRE(::chmod(events.c_str(), 0600) == 0);
+      CHECK_THROWS_WITH_AS(make_default_sink(), doctest::Contains("owned by uid 65534"), std::system_error);
+      std::ifstream in(events);
+      CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == "{}\n");  // nothing of ours appended
+    }
+  }
+  SUBCASE("our own private directory and file are used") {
+    REQUIRE(::mkdir(own.c_str(), 0700) == 0);
+    { std::ofstream out(events); }
+    REQUIRE(::chmod(events.c_str(), 0600) == 0);
+    CHECK_NOTHROW(make_default_sink());
   }
 }

@@ -121,18 +121,20 @@ TEST_CASE("a line larger than the socket buffer goes on the wire whole") {
   unix_socket_sink s(fast_options(path));
   REQUIRE(poll_until(s, [&] { return s.connected() && listener.connected(); }));
   const line_batch big = numbered_lines(0, 2, 4u << 20);  // two 4 MiB lines
-  CHECK(s.write(big) == 1);  // the first is cut by the full buffer: accepted, its rest pending
-  CHECK_FALSE(s.healthy());  // nothing else may go out before the rest of that line
-  CHECK(s.write(numbered_lines(1, 1)) == 0);
+  // The first is cut by the full buffer, the second waits in the sink's buffer: both accepted
+  // (8 MiB is within max_unacked_bytes), and they go out whole, in order, as the reader reads.
+  CHECK(s.write(big) == 2);
+  CHECK(s.unsent_bytes() > 4u << 20);
+  CHECK(s.write(numbered_lines(2, 1)) == 1);
   listener.start_reading();
-  // Once the rest is out, a new line goes too (the buffer may need the reader to catch up first).
-  REQUIRE(poll_until(s, [&] { return s.healthy() && s.write(numbered_lines(1, 1)) == 1; }));
+  REQUIRE(poll_until(s, [&] { return s.unsent_bytes() == 0; }));
   s.close();
   REQUIRE(listener.wait_for_eof(10));
   const auto lines = listener.lines();
-  REQUIRE(lines.size() == 2);
+  REQUIRE(lines.size() == 3);
   CHECK(lines[0] == std::string(big.line(0).substr(0, big.line(0).size() - 1)));
-  CHECK(seq_of(lines[1]) == 1);
+  CHECK(lines[1] == std::string(big.line(1).substr(0, big.line(1).size() - 1)));
+  CHECK(seq_of(lines[2]) == 2);
 }
 
 TEST_CASE("a listener that never acknowledges is fire-and-forget with a bounded buffer") {
@@ -309,4 +311,79 @@ TEST_CASE("acceptance: a listener that stops reading slows nothing, and events f
   const std::uint64_t seqs = emitter.stats().emitted + emitter.stats().generated;
   CHECK_MESSAGE(all.size() == seqs, "missing: " << missing(all, seqs));
   MESSAGE("listener " << listener.count() << ", file " << file_lines.size() << ", blocked calls " << blocked);
+}
+
+TEST_CASE("a live listener slower than a burst gets every event, buffered within the bound, none to the fallback") {
+  temp_dir dir;
+  const std::string socket_path = dir / "slow.sock";
+  const std::string file_path = dir / "slow.jsonl";
+  unix_listener listener(socket_path, listener_mode::no_read);
+  auto chain = make_chain(socket_path, file_path);
+  emitter_options options;
+  options.overflow = overflow_policy::block;  // only the sinks decide where events go
+  options.block_timeout = std::chrono::seconds(60);
+  training_event_emitter emitter("slow-listener", std::move(chain.chain), options);
+  REQUIRE(unix_listener::wait([&] { return listener.connected(); }, 20));
+  constexpr int total = 20'000;  // ~5 MB: far over the socket buffer, within the sink's 16 MiB
+  for (int i = 0; i < total; ++i) emitter.emit_metrics(i, {{"loss", 0.5}, {"acc", 0.25}});
+  REQUIRE(emitter.flush().ok());
+  // The listener was alive all along, only behind: it catches up and gets everything.
+  listener.start_reading();
+  REQUIRE(unix_listener::wait([&] { return listener.count() >= total; }, 60));
+  REQUIRE(emitter.close(std::chrono::seconds(20)).ok());
+  REQUIRE(listener.wait_for_eof(20));
+  CHECK(emitter.stats().dropped() == 0);
+  CHECK(listener.count() == total);
+  CHECK(read_lines(file_path).empty());
+}
+
+TEST_CASE("when a listener falls behind past the bound, the stream says where the rest went") {
+  temp_dir dir;
+  const std::string socket_path = dir / "behind.sock";
+  const std::string file_path = dir / "behind.jsonl";
+  unix_listener listener(socket_path, listener_mode::no_read);
+  auto socket_options = fast_options(socket_path);
+  socket_options.max_unacked_bytes = 64u << 10;  // a small bound, so the burst overflows it
+  std::vector<std::unique_ptr<sink>> links;
+  links.push_back(std::make_unique<unix_socket_sink>(socket_options));
+  links.push_back(std::make_unique<file_sink>(file_path));
+  fallback_options retry;
+  retry.retry_min = std::chrono::milliseconds(2);
+  retry.retry_max = std::chrono::milliseconds(20);
+  emitter_options options;
+  options.overflow = overflow_policy::block;
+  options.block_timeout = std::chrono::seconds(60);
+  training_event_emitter emitter("behind", std::make_unique<fallback_sink>(std::move(links), retry), options);
+  REQUIRE(unix_listener::wait([&] { return listener.connected(); }, 20));
+  constexpr int total = 20'000;
+  for (int i = 0; i < total; ++i) emitter.emit_metrics(i, {{"loss", 0.5}});
+  REQUIRE(emitter.flush().ok());
+  listener.start_reading();
+  // Once it reads again the socket takes over with the next events, and tells its reader where
+  // the rest went.
+  const auto said = [&](const std::vector<std::string>& lines, const std::string& what) {
+    for (const auto& line : lines) {
+      if (line.find("\"event_type\":\"log\"") != std::string::npos && line.find(what) != std::string::npos) return true;
+    }
+    return false;
+  };
+  REQUIRE(unix_listener::wait(
+      [&] {
+        emitter.emit_log("info", "later");
+        return said(listener.lines(), "took over again");
+      },
+      30));
+  REQUIRE(emitter.close(std::chrono::seconds(20)).ok());
+  REQUIRE(listener.wait_for_eof(20));
+  const auto file_lines = read_lines(file_path);
+  CHECK(emitter.stats().dropped() == 0);
+  CHECK(said(file_lines, "unix://" + socket_path + " fell behind; events from seq "));
+  CHECK(said(file_lines, " continue in file://" + file_path));
+  CHECK(said(listener.lines(), "unix://" + socket_path + " took over again at seq "));
+  CHECK(said(listener.lines(), " went to file://" + file_path));
+  std::set<std::uint64_t> all;
+  collect(listener.lines(), all, "the listener");
+  collect(file_lines, all, "the fallback file");
+  const std::uint64_t seqs = emitter.stats().emitted + emitter.stats().generated;
+  CHECK_MESSAGE(all.size() == seqs, "missing: " << missing(all, seqs));
 }

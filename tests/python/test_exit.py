@@ -33,18 +33,24 @@ def run_child(sink):
     return result, time.monotonic() - started
 
 
-def test_exit_with_a_reader_that_never_reads_fifo(tmp_path):
-    # A FIFO whose reader is open (so writes do not fail) but never reads: the file sink's worker
-    # blocks in write() once the pipe is full.
+def test_a_fifo_at_the_event_file_path_is_refused_at_init(tmp_path):
+    # A FIFO (a bad FOXML_TRAINING_EVENT_FILE, or a planted one) used to block the emitter's
+    # constructor forever when nobody read it, and the worker's write() when its reader stalled.
+    # It is refused at set-up, naming the path; the never-reading consumer's exit deadline is
+    # covered by the Unix socket test below. Run in a child: the old code hangs in open().
     fifo = tmp_path / "events.fifo"
     os.mkfifo(fifo)
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        result, _ = run_child(str(fifo))
-    finally:
-        os.close(reader)
+    child = textwrap.dedent("""
+        import sys, foxml_events as fe
+        try:
+            fe.init_training_events("run-fifo", sys.argv[1])
+        except OSError as e:
+            print("refused", e, flush=True)
+    """)
+    result = subprocess.run([sys.executable, "-c", child, str(fifo)], capture_output=True, text=True, timeout=LIMIT)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["emitted", "200000"]
+    assert result.stdout.startswith("refused"), result.stdout
+    assert "not a regular file" in result.stdout and str(fifo) in result.stdout
 
 
 def test_exit_delivers_everything_to_a_file(events_path):

@@ -2,6 +2,7 @@
 /// The fallback chain: events go to the first healthy sink of an ordered list.
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,12 @@ struct fallback_options {
 /// is retried with backoff and takes over again when it accepts. Lines a sink hands back through
 /// reclaim() (a socket that broke before its listener acknowledged them) go to the sinks after it.
 /// The last sink is always tried, healthy or not: it is the last resort.
+///
+/// When the sink taking new lines changes, the chain says so in the stream (take_notice(); the
+/// emitter writes it as a `log` event, level "warning", through the chain, so it lands in the
+/// sink now serving): "foxml-events: unix:///s fell behind; events from seq N continue in
+/// file:///f" goes to the file, and "foxml-events: unix:///s took over again at seq M; events
+/// since seq N went to file:///f" to the socket, so a reader of either knows where the rest is.
 class fallback_sink final : public sink {
  public:
   /// Takes the chain, first choice first. Throws std::invalid_argument when it is empty or holds
@@ -41,6 +48,7 @@ class fallback_sink final : public sink {
   void poll(std::chrono::steady_clock::time_point now) noexcept override;
   std::unique_ptr<sink> reopen_after_fork() const override;
   std::string describe() const override;
+  bool take_notice(std::string& message) noexcept override;
 
  private:
   struct link {
@@ -54,12 +62,17 @@ class fallback_sink final : public sink {
   std::size_t route(const line_batch& batch, std::size_t first, std::chrono::steady_clock::time_point now) noexcept;
   bool usable(std::size_t i, std::chrono::steady_clock::time_point now) noexcept;
   void collect_reclaimed(std::size_t i, line_batch& unplaced) noexcept;
+  void note_serving(std::size_t i, std::uint64_t seq) noexcept;
 
   std::vector<link> links_;
   fallback_options options_;
   line_batch rest_;       // the unplaced tail of a batch, for the next link
   line_batch reclaimed_;  // what one link handed back
   line_batch orphans_;    // reclaimed lines no later link took, for our own reclaim()
+  // The link that took the latest new lines, and the first seq it took since it took over.
+  std::size_t serving_ = static_cast<std::size_t>(-1);
+  std::uint64_t serving_since_ = 0;
+  std::deque<std::string> notices_;  // bounded: a flapping chain cannot grow it without limit
 };
 
 }  // namespace foxml::events

@@ -1,6 +1,8 @@
 #pragma once
 /// The JSONL file sink: appends whole lines to one file, safely shared by many processes.
 
+#include <sys/stat.h>
+
 #include <string>
 
 #include "foxml/events/sink.hpp"
@@ -9,10 +11,13 @@ namespace foxml::events {
 
 /// Appends lines to a file opened with O_APPEND and writes each batch with a single write(), so
 /// processes appending to the same file never interleave inside a line. A new file is created 0600
-/// and missing parent directories 0700; a symlink at the final path is refused.
+/// and missing parent directories 0700; a symlink, FIFO, socket or directory at the final path
+/// is refused (character devices such as /dev/null are allowed). A file left ending in a partial line (a writer killed
+/// mid-write) gets a '\n' before our first line, so that line stays readable.
 class file_sink final : public sink {
  public:
-  /// Opens (creating when missing) `path`. Throws std::system_error naming the path on failure.
+  /// Opens (creating when missing) `path`. Throws std::system_error naming the path on failure
+  /// ("not a regular file" for a FIFO or device); never blocks on a FIFO.
   explicit file_sink(std::string path);
   ~file_sink() override;
   file_sink(const file_sink&) = delete;
@@ -28,6 +33,8 @@ class file_sink final : public sink {
   std::string describe() const override { return "file://" + path_; }
 
  private:
+  void end_with_newline(const struct stat& st) noexcept;
+
   std::string path_;
   int fd_ = -1;
   bool failing_ = false;  // the last write failed (ENOSPC, EIO...); cleared by the next success

@@ -13,7 +13,8 @@ namespace foxml::events {
 /// error, run_complete) never follow it: they go to a reserved lane and are never dropped silently.
 enum class overflow_policy : std::uint8_t {
   drop,   ///< count the event as dropped and return at once (the default: training never waits)
-  block,  ///< wait up to `block_timeout` for space, then drop and count
+  block,  ///< wait up to `block_timeout` for space (queue slots, and spill budget for large
+          ///< events), then drop and count
 };
 
 /// What an emitter does in a child made by fork() (PyTorch DataLoader workers, for instance).
@@ -29,12 +30,14 @@ struct emitter_options {
   /// Queue slots (rounded up to a power of two; 256 bytes each). Bounds the emitter's memory.
   std::size_t queue_capacity = 16384;
   overflow_policy overflow = overflow_policy::drop;
-  /// Longest wait of an emit call under overflow_policy::block.
+  /// Longest wait of an emit call under overflow_policy::block (one wait shared by the spill
+  /// budget and the queue).
   std::chrono::microseconds block_timeout{10'000};
   /// Longest JSON line. Longer events have their strings shortened (and carry `"truncated":true`);
   /// an event that still does not fit is dropped and counted.
   std::size_t max_line_bytes = 1u << 20;
-  /// Bytes held outside the queue by events too large for a slot; beyond it such events drop.
+  /// Bytes held outside the queue by events too large for a slot; beyond it such events drop
+  /// (under block: after waiting for the worker to free some), counted as dropped_spill_budget.
   std::size_t max_spill_bytes = 64u << 20;
   /// Slots reserved for lifecycle events that find the queue full.
   std::size_t lifecycle_reserve = 1024;
@@ -73,7 +76,10 @@ struct emitter_stats {
   /// seqs like every other event, so the last seq is `emitted + generated - 1` at most.
   std::uint64_t generated = 0;
   std::uint64_t written = 0;           ///< lines the sink accepted (the application's and generated)
-  std::uint64_t dropped_queue_full = 0;
+  std::uint64_t dropped_queue_full = 0;  ///< the queue was full (past block_timeout under block)
+  /// Large events (over a queue slot) refused because the spill budget (max_spill_bytes) stayed
+  /// full (past block_timeout under block).
+  std::uint64_t dropped_spill_budget = 0;
   std::uint64_t dropped_sink = 0;      ///< lines the sink refused
   std::uint64_t dropped_oversize = 0;  ///< events over max_line_bytes even after shortening
   std::uint64_t dropped_closed = 0;    ///< emits after close() or in a disabled fork child
@@ -81,7 +87,7 @@ struct emitter_stats {
   std::uint64_t lifecycle_reserved = 0;  ///< lifecycle events that went through the reserve lane
 
   std::uint64_t dropped() const noexcept {
-    return dropped_queue_full + dropped_sink + dropped_oversize + dropped_closed;
+    return dropped_queue_full + dropped_spill_budget + dropped_sink + dropped_oversize + dropped_closed;
   }
 };
 

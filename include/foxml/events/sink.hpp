@@ -104,6 +104,18 @@ class sink {
     return 0;
   }
 
+  /// Lines this sink accepted and still holds on their way (a tee's lagging branch); flush and
+  /// close wait for them to go or to be given up on (then reclaim() hands them back).
+  virtual std::size_t pending() const noexcept { return 0; }
+
+  /// Takes the next notice the sink has for the stream's readers (a fallback chain that moved
+  /// from one sink to another); the worker writes it as a `log` event (level "warning") through
+  /// this sink. Returns false when there is none.
+  virtual bool take_notice(std::string& message) noexcept {
+    (void)message;
+    return false;
+  }
+
   /// Periodic upkeep while the worker is idle or between batches (reconnects, acknowledgements).
   virtual void poll(std::chrono::steady_clock::time_point now) noexcept { (void)now; }
 

@@ -56,7 +56,9 @@ std::string default_event_socket();
 std::string default_sink_list();
 
 /// Builds the sink of default_sink_list(), creating the per-user directory (mode 0700) for the
-/// default paths. This is what `init_training_events(run_id)` uses.
+/// default paths. That directory, and an existing default event file in it, must be ours and
+/// private (see check_private_directory()); otherwise std::system_error names the path and why.
+/// This is what `init_training_events(run_id)` uses.
 std::unique_ptr<sink> make_default_sink();
 
 /// Lets a component supply the sinks for ZeroMQ URIs (foxml::events_zmq does this); `factory`

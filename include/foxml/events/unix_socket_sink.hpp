@@ -39,10 +39,13 @@ struct unix_socket_counters {
 };
 
 /// The client side of a SOCK_STREAM Unix socket that a consumer listens on. Connects lazily and
-/// reconnects with backoff; writes are non-blocking batches, and a line goes on the wire whole or
-/// not at all (a line cut by a full buffer is finished before anything else is sent). Lines sent
-/// but not yet acknowledged are kept (bounded) and handed back through reclaim() when the
-/// connection breaks, so a fallback chain can send them elsewhere. The protocol, including the
+/// reconnects with backoff; writes never block, and a line goes on the wire whole (a line cut by a
+/// full buffer is finished before anything else is sent). A listener slower than a burst gets
+/// every line: what the kernel buffer cannot take is buffered here, within max_unacked_lines /
+/// max_unacked_bytes together with the unacknowledged lines, and only lines beyond that bound are
+/// refused (a fallback chain then takes them). Lines not yet acknowledged (or not yet sent) are
+/// handed back through reclaim() when the connection breaks, so a fallback chain can send them
+/// elsewhere. The protocol, including the
 /// fire-and-forget behaviour with a listener that never acknowledges, is in docs/protocol.md.
 class unix_socket_sink final : public sink {
  public:
@@ -55,9 +58,11 @@ class unix_socket_sink final : public sink {
 
   const unix_socket_options& options() const noexcept { return options_; }
   const std::shared_ptr<unix_socket_counters>& counters() const noexcept { return counters_; }
-  /// Lines sent and not yet acknowledged (or released).
+  /// Lines accepted and not yet acknowledged (or released), sent or still buffered.
   std::size_t unacked_lines() const noexcept { return held_.size(); }
   bool connected() const noexcept { return fd_ >= 0; }
+  /// Bytes accepted and not yet on the wire (waiting for the kernel buffer).
+  std::size_t unsent_bytes() const noexcept { return tail_; }
 
   std::size_t write(const line_batch& batch) noexcept override;
   bool flush() noexcept override;
@@ -81,8 +86,11 @@ class unix_socket_sink final : public sink {
   void read_acks() noexcept;
   void handle_reply(std::string_view line) noexcept;
   void release_front(std::size_t count) noexcept;
-  void release_while_full() noexcept;
+  void release_for(std::size_t add_lines, std::size_t add_bytes) noexcept;
   bool full() const noexcept;
+  std::size_t sent_lines() const noexcept;  // held lines wholly on the wire
+  // Lines of `batch` from `first` that fit in the bounds next to what is held.
+  std::size_t fitting(const line_batch& batch, std::size_t first) const noexcept;
   std::size_t held_bytes() const noexcept { return held_text_.size() - held_head_; }
 
   unix_socket_options options_;
@@ -93,8 +101,9 @@ class unix_socket_sink final : public sink {
   std::chrono::steady_clock::time_point next_attempt_{};
   std::chrono::milliseconds backoff_{0};
 
-  // Lines sent and not acknowledged, in send order; their text is held_text_[held_head_, end).
-  // The last `tail_` bytes of it are a line the kernel took only in part: finished before all else.
+  // Lines accepted and not acknowledged, in order; their text is held_text_[held_head_, end).
+  // The last `tail_` bytes of it are not on the wire yet (the rest of a cut line, then lines the
+  // kernel buffer had no room for): they go out before anything newer.
   std::string held_text_;
   std::size_t held_head_ = 0;
   std::deque<held_line> held_;

@@ -65,9 +65,13 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
     visit(measure);
     const std::size_t size = measure.size();
     std::byte* heap = nullptr;
+    // Set when a block-policy emit started waiting, so the spill wait and the queue wait share
+    // one block_timeout.
+    std::chrono::steady_clock::time_point deadline{};
     if (FOXML_EVENTS_UNLIKELY(size > record_inline_bytes)) {
       heap = take_spill(size);
-      if (heap == nullptr) return count_drop(next_seq_.fetch_add(1, std::memory_order_relaxed));
+      if (heap == nullptr) heap = wait_for_spill(size, deadline);
+      if (heap == nullptr) return count_spill_drop(next_seq_.fetch_add(1, std::memory_order_relaxed));
       payload_writer writer(heap, max_string_);
       visit(writer);
     }
@@ -89,7 +93,7 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
     if (FOXML_EVENTS_LIKELY(queue_.try_push(fill))) return true;
     record staged;
     fill(staged);
-    return push_when_full(staged);
+    return push_when_full(staged, deadline);
   }
 
   // Counts an emit that was refused before capture (closed emitter, disabled fork child).
@@ -115,10 +119,14 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   class worker;
   friend class worker;
 
-  bool push_when_full(record& staged) noexcept;
+  bool push_when_full(record& staged, std::chrono::steady_clock::time_point deadline) noexcept;
   bool count_drop(std::uint64_t seq) noexcept;
+  bool count_spill_drop(std::uint64_t seq) noexcept;
   void note_drop(std::uint64_t seq) noexcept;  // adds a seq to the next `dropped` report
   std::byte* take_spill(std::size_t size) noexcept;
+  // Under overflow_policy::block, retries take_spill() while the worker frees spill memory, until
+  // `deadline` (set here to now + block_timeout when still unset). nullptr otherwise.
+  std::byte* wait_for_spill(std::size_t size, std::chrono::steady_clock::time_point& deadline) noexcept;
   void release_spill(record& r) noexcept;
   void wake_worker() noexcept;
 
@@ -148,6 +156,7 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   // Counters, written by whichever side counts the event, read by stats().
   std::atomic<std::uint64_t> written_{0};
   std::atomic<std::uint64_t> dropped_queue_full_{0};
+  std::atomic<std::uint64_t> dropped_spill_budget_{0};
   std::atomic<std::uint64_t> dropped_sink_{0};
   std::atomic<std::uint64_t> dropped_oversize_{0};
   std::atomic<std::uint64_t> dropped_closed_{0};
