@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <array>
 
 #include "line_encoder.hpp"
 
@@ -135,7 +136,7 @@ class emitter_state::worker {
           refusing_ = true;
           refused_since_ = now;
         } else if (now - refused_since_ >= s_.options_.sink_retry_timeout) {
-          for (std::size_t i = 0; i < batch_.size(); ++i) s_.note_drop(batch_.seq(i));
+          for (std::size_t i = 0; i < batch_.size(); ++i) lose_line(batch_.seq(i));
           s_.dropped_sink_.fetch_add(batch_.size(), std::memory_order_relaxed);
           batch_.clear();
           refusing_ = false;
@@ -147,6 +148,19 @@ class emitter_state::worker {
     return moved;
   }
 
+  // Notes a line the sink lost. When it was a `dropped` report, the drops it carried go into the
+  // next report too: otherwise the reports would add up to less than stats() says was dropped.
+  void lose_line(std::uint64_t seq) noexcept {
+    s_.note_drop(seq);
+    for (in_flight_report& report : reports_) {
+      if (report.count != 0 && report.seq == seq) {
+        s_.note_drops(report.count, report.first, report.last);
+        report.count = 0;
+        return;
+      }
+    }
+  }
+
   // Counts lines the sink took but has since lost (a connection broke before they were
   // acknowledged, a tee branch gave up on them): written no more, dropped_sink instead.
   void count_reclaimed() {
@@ -155,7 +169,7 @@ class emitter_state::worker {
     const std::size_t told = s_.sink_->reclaim(reclaimed_);
     const std::size_t lost = std::min(told, reclaimed_.size());
     if (lost != 0) {
-      for (std::size_t i = 0; i < lost; ++i) s_.note_drop(reclaimed_.seq(i));
+      for (std::size_t i = 0; i < lost; ++i) lose_line(reclaimed_.seq(i));
       s_.written_.fetch_sub(lost, std::memory_order_relaxed);
       s_.dropped_sink_.fetch_add(lost, std::memory_order_relaxed);
     }
@@ -217,6 +231,7 @@ class emitter_state::worker {
     writer.i64(static_cast<std::int64_t>(first));
     writer.i64(static_cast<std::int64_t>(last));
     r.size = 3 * (1 + sizeof(std::int64_t));
+    reports_[next_report_++ % reports_.size()] = in_flight_report{r.seq, count, first, last};
     encode(r);
     deliver();  // a refused report is itself noted as a drop and goes into the next one
   }
@@ -266,6 +281,16 @@ class emitter_state::worker {
     s_.delivered_cv_.notify_all();
     return stopping;
   }
+
+  // The latest `dropped` reports handed to the sink, so one the sink loses (refused past
+  // sink_retry_timeout, reclaimed from a broken connection, given up by a tee branch) passes its
+  // count on. Fixed size, no allocation: a report older than the last 64 is taken as delivered
+  // (at the 100 ms report interval that is over 6 s on the wire).
+  struct in_flight_report {
+    std::uint64_t seq = 0, count = 0, first = 0, last = 0;
+  };
+  std::array<in_flight_report, 64> reports_{};
+  std::uint64_t next_report_ = 0;
 
   emitter_state& s_;
   line_encoder encoder_;
@@ -397,16 +422,18 @@ std::byte* emitter_state::wait_for_spill(std::size_t size, std::chrono::steady_c
   }
 }
 
-void emitter_state::note_drop(std::uint64_t seq) noexcept {
+void emitter_state::note_drop(std::uint64_t seq) noexcept { note_drops(1, seq, seq); }
+
+void emitter_state::note_drops(std::uint64_t count, std::uint64_t first, std::uint64_t last) noexcept {
   std::lock_guard<std::mutex> lock(drops_mutex_);
   if (pending_drop_count_ == 0) {
-    pending_drop_first_ = seq;
-    pending_drop_last_ = seq;
+    pending_drop_first_ = first;
+    pending_drop_last_ = last;
   } else {
-    pending_drop_first_ = std::min(pending_drop_first_, seq);
-    pending_drop_last_ = std::max(pending_drop_last_, seq);
+    pending_drop_first_ = std::min(pending_drop_first_, first);
+    pending_drop_last_ = std::max(pending_drop_last_, last);
   }
-  ++pending_drop_count_;
+  pending_drop_count_ += count;
 }
 
 std::byte* emitter_state::take_spill(std::size_t size) noexcept {

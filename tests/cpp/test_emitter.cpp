@@ -522,6 +522,26 @@ TEST_CASE("lines a sink refuses for a moment are retried, not lost") {
   CHECK(emitter.stats().dropped() == 0);
 }
 
+TEST_CASE("a dropped report the sink refuses carries its count into the next one: reports add up to every drop") {
+  auto refusing = std::make_shared<std::atomic<bool>>(true);
+  auto store = std::make_shared<fe::memory_store>();
+  fe::emitter_options options;
+  options.sink_retry_timeout = std::chrono::milliseconds(5);
+  fe::training_event_emitter emitter("run-lost-report", std::make_unique<refusing_for_a_while>(refusing, store), options);
+  for (int i = 0; i < 100; ++i) emitter.emit_metrics(i, {{"loss", 1.0}});
+  // The 100 lines are given up on, then at least one `dropped` report holding them is too.
+  REQUIRE(ft::eventually([&] { return emitter.stats().dropped_sink >= 102; }));
+  refusing->store(false);
+  REQUIRE(emitter.close(std::chrono::seconds(10)).ok());
+  std::uint64_t reported = 0;
+  for (const auto& line : parse_all(store->lines())) {
+    if (line["event_type"] == "dropped") reported += line["count"].get<std::uint64_t>();
+  }
+  const auto stats = emitter.stats();
+  CHECK(stats.written == store->size());
+  CHECK(reported == stats.dropped());  // the metrics lines and every lost report, none forgotten
+}
+
 TEST_CASE("a sink that keeps refusing past sink_retry_timeout loses the lines, counted and reported") {
   auto refusing = std::make_shared<std::atomic<bool>>(true);
   auto store = std::make_shared<fe::memory_store>();

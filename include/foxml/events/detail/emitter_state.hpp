@@ -123,6 +123,8 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   bool count_drop(std::uint64_t seq) noexcept;
   bool count_spill_drop(std::uint64_t seq) noexcept;
   void note_drop(std::uint64_t seq) noexcept;  // adds a seq to the next `dropped` report
+  // Adds `count` drops with seqs in [first, last] to the next report (a lost report's own count).
+  void note_drops(std::uint64_t count, std::uint64_t first, std::uint64_t last) noexcept;
   std::byte* take_spill(std::size_t size) noexcept;
   // Under overflow_policy::block, retries take_spill() while the worker frees spill memory, until
   // `deadline` (set here to now + block_timeout when still unset). nullptr otherwise.
