@@ -176,32 +176,46 @@ def _config_json(config: Optional[Mapping[str, Any]]) -> Optional[str]:
     return json.dumps(_plain(config), separators=(",", ":"), allow_nan=False, default=_plain_leaf)
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, depth: int = 1, path: str = "config") -> Any:
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"
         if math.isinf(value):
             return "Infinity" if value > 0 else "-Infinity"
         return value
+    if isinstance(value, (Mapping, list, tuple)) and depth > _core.max_config_depth:
+        # Deeper, the reader's depth cap would refuse the whole run_start line.
+        raise ValueError(
+            f"foxml_events: {path} nests deeper than {_core.max_config_depth} levels, "
+            "more than event readers accept")
     if isinstance(value, Mapping):
-        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            key = k if isinstance(k, str) else str(k)
+            if key in out:
+                raise ValueError(f"foxml_events: {path} has two keys that are both {key!r} in JSON "
+                                 f"(one of them is {k!r}); one would be lost")
+            out[key] = _plain(v, depth + 1, f"{path}[{key!r}]")
+        return out
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, depth + 1, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, (str, int, bool)) or value is None:
         return value
-    return _plain_leaf(value)
+    return _plain_leaf(value, depth, path)
 
 
-def _plain_leaf(value: Any) -> Any:
+def _plain_leaf(value: Any, depth: int = 1, path: str = "config") -> Any:
     # numpy scalars and arrays, tensors: their Python value; paths: their text; the rest: str().
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     tolist = getattr(value, "tolist", None)
     if callable(tolist):
         try:
-            return _plain(tolist())
+            plain = tolist()
         except Exception:  # noqa: BLE001 - a config value we cannot convert is sent as text
             pass
+        else:
+            return _plain(plain, depth, path)
     if isinstance(value, (set, frozenset)):
-        return [_plain(v) for v in sorted(value, key=repr)]
+        return _plain(sorted(value, key=repr), depth, path)
     return str(value)
