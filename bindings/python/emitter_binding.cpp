@@ -200,11 +200,12 @@ queued, False when counted as dropped); a background thread writes JSON lines to
         check(to_int64(models_trained.ptr(), "models_trained", r.models_trained));
         check(to_opt_double(best_auc.ptr(), "best_auc", r.best_auc));
         std::vector<metric> items;
+        // A snapshot holding its own references, alive until the event is queued: a value's
+        // __float__ may change the dict (and free its keys) while later values are converted.
+        py::list snapshot;
         if (!metrics.is_none()) {
           if (!PyDict_Check(metrics.ptr())) check(raise_type_error("metrics", "a dict of name -> number", metrics.ptr()));
-          // A snapshot holding its own references: a value's __float__ may change the dict (and
-          // free its keys) while later values are converted.
-          const py::list snapshot = py::reinterpret_steal<py::list>(PyDict_Items(metrics.ptr()));
+          snapshot = py::reinterpret_steal<py::list>(PyDict_Items(metrics.ptr()));
           if (!snapshot) throw py::error_already_set();
           for (py::handle item : snapshot) {
             metric m{};
