@@ -154,7 +154,7 @@ TEST_CASE("wake() returns a blocked poll early") {
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
 }
 
-TEST_CASE("max_poll_bytes: each poll reads a bounded slice; every line comes out once, also across rotation") {
+TEST_CASE("max_poll_bytes: each poll reads a bounded slice and every line comes out once (also across rotation)") {
   // A pull-mode reader holds a poll's lines until they are consumed (issue 9, defect 10).
   reader_test::temp_dir dir;
   const auto path = dir / "sliced.jsonl";
