@@ -33,3 +33,15 @@ python3 -m pip install -q .
 python3 benchmarks/python/bench_emit.py --calls 400 --no-peers >/dev/null
 python3 benchmarks/python/bench_training_overhead.py --epochs-per-variant 1 >/dev/null
 python3 -m pytest tests/python
+
+echo "== Python tests under AddressSanitizer (the extension ASan-built, libasan preloaded)"
+# The binding handles borrowed Python objects (issue 9's use-after-free in log_metrics): only an
+# instrumented _core sees such bugs. PYTHONMALLOC=malloc puts freed objects where ASan watches
+# them (pymalloc would recycle them silently); leaks are CPython's own at exit, not ours.
+# libstdc++ is preloaded too: python does not link it, and ASan's __cxa_throw interceptor must
+# find it at start-up (else the first C++ exception aborts with "real___cxa_throw != 0").
+asan_site=build/py-asan-site
+python3 -m pip install -q --no-deps --upgrade --target "$asan_site" -Cbuild-dir=build/py-asan \
+  -Ccmake.build-type=RelWithDebInfo -Ccmake.define.FOXML_EVENTS_SANITIZE=address .
+PYTHONPATH="$PWD/$asan_site" PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0 \
+  LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so)" python3 -m pytest -q -p no:cacheprovider tests/python

@@ -201,13 +201,18 @@ queued, False when counted as dropped); a background thread writes JSON lines to
         check(to_int64(models_trained.ptr(), "models_trained", r.models_trained));
         check(to_opt_double(best_auc.ptr(), "best_auc", r.best_auc));
         std::vector<metric> items;
+        // A snapshot holding its own references, alive until the event is queued: a value's
+        // __float__ may change the dict (and free its keys) while later values are converted.
+        py::list snapshot;
         if (!metrics.is_none()) {
           if (!PyDict_Check(metrics.ptr())) check(raise_type_error("metrics", "a dict of name -> number", metrics.ptr()));
-          for (auto item : py::reinterpret_borrow<py::dict>(metrics)) {
+          snapshot = py::reinterpret_steal<py::list>(PyDict_Items(metrics.ptr()));
+          if (!snapshot) throw py::error_already_set();
+          for (py::handle item : snapshot) {
             metric m{};
-            check(to_string(item.first.ptr(), "a metric name", m.name, held));
+            check(to_string(PyTuple_GET_ITEM(item.ptr(), 0), "a metric name", m.name, held));
             const std::string field = "metrics['" + std::string(m.name) + "']";
-            check(to_double(item.second.ptr(), field.c_str(), m.value));
+            check(to_double(PyTuple_GET_ITEM(item.ptr(), 1), field.c_str(), m.value));
             items.push_back(m);
           }
           r.metrics = items.data();

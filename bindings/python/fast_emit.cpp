@@ -74,25 +74,47 @@ PyObject* log_metrics_on(py_emitter* e, PyObject* const* args, Py_ssize_t nargs,
   if (!to_opt_int64(v[1], "step", step)) return nullptr;
   if (!to_opt_int64(v[2], "epoch", epoch)) return nullptr;
 
+  // A value's __float__ or a tensor's .item() runs Python code, which may change the dict: the
+  // names are read from our own references to a snapshot of its items, never from the dict itself.
   const auto count = static_cast<std::size_t>(PyDict_GET_SIZE(dict));
   metric on_stack[stack_metrics];
+  PyObject* pairs_on_stack[2 * stack_metrics];
   std::vector<metric> on_heap;
+  std::vector<PyObject*> pairs_on_heap;
   metric* items = on_stack;
+  PyObject** pairs = pairs_on_stack;
   if (count > stack_metrics) {
     on_heap.resize(count);
+    pairs_on_heap.resize(2 * count);
     items = on_heap.data();
+    pairs = pairs_on_heap.data();
   }
   Py_ssize_t pos = 0;
   PyObject *key = nullptr, *value = nullptr;
+  std::size_t taken = 0;
+  while (taken < count && PyDict_Next(dict, &pos, &key, &value)) {  // runs no Python code
+    Py_INCREF(key);
+    Py_INCREF(value);
+    pairs[2 * taken] = key;
+    pairs[2 * taken + 1] = value;
+    ++taken;
+  }
+  struct release_pairs {
+    PyObject** pairs;
+    std::size_t n;
+    ~release_pairs() {
+      for (std::size_t i = 0; i < 2 * n; ++i) Py_DECREF(pairs[i]);
+    }
+  } release{pairs, taken};
   std::size_t n = 0;
-  while (PyDict_Next(dict, &pos, &key, &value) && n < count) {
+  for (; n < taken; ++n) {
+    key = pairs[2 * n];
     if (!PyUnicode_Check(key)) {
       raise_type_error("a metric name", "a str", key);
       return nullptr;
     }
     if (!to_string(key, "a metric name", items[n].name, held)) return nullptr;
-    if (!metric_value(key, value, items[n].value)) return nullptr;
-    ++n;
+    if (!metric_value(key, pairs[2 * n + 1], items[n].value)) return nullptr;
   }
   const std::int64_t at = step ? *step : e->next_step;
   e->next_step = at + 1;

@@ -4,6 +4,7 @@
 
 #include <system_error>
 
+#include "foxml/events/codec.hpp"
 #include "foxml/events/defaults.hpp"
 #include "foxml/events/sink_uri.hpp"
 #include "sink_choice.hpp"
@@ -28,6 +29,9 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error.ptr())), error.ptr());
     }
   });
+  // run_start's config may nest this deep (the config object is level 1): deeper, the reader's
+  // depth cap would refuse the line.
+  m.attr("max_config_depth") = foxml::events::max_config_depth;
   m.def("default_event_file", &foxml::events::default_event_file,
         "The file the default sink writes: $FOXML_TRAINING_EVENT_FILE, else <per-user dir>/events.jsonl.");
   m.def("default_event_socket", &foxml::events::default_event_socket,

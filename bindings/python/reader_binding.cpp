@@ -1,19 +1,11 @@
-// The reader side of foxml_events._core: decode_line (the core codec) to Python dicts, and a file
-// reader that iterates a JSONL file, optionally following it as it grows. The live reader over the
-// C++ reader library (sources, event stream, ring buffer, run tracker) is in reader_live.cpp.
+// The reader side of foxml_events._core: decode_line (the core codec) to Python dicts. Reading
+// files, sockets and subscribers goes through the C++ reader library, in reader_live.cpp.
 
-#include <fcntl.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <chrono>
 #include <cmath>
 #include <string>
-#include <system_error>
-#include <thread>
 
 #include "event_dict.hpp"
 #include "foxml/events/codec.hpp"
@@ -109,143 +101,57 @@ py::dict to_dict(const event& e) {
 
 py::dict decode_to_dict(std::string_view line) {
   decode_result result = decode_line(line);
-  if (!result) throw py::value_error("foxml_events: cannot decode line: " + result.error);
+  if (!result) throw py::value_error("foxml_events: cannot decode line: " + escape_invalid_utf8(result.error));
   return to_dict(*result.value);
 }
 
-// Iterates the events of a JSONL file. With follow=True it waits at the end of the file for more
-// (and for the file to appear), until idle_timeout passes without a new line or stop() is called.
-class file_reader {
- public:
-  file_reader(std::string path, bool follow, double poll_interval, std::optional<double> idle_timeout,
-              std::string errors)
-      : path_(std::move(path)), follow_(follow), idle_timeout_(idle_timeout), skip_errors_(errors == "skip") {
-    if (errors != "skip" && errors != "raise") throw py::value_error("foxml_events: errors must be 'raise' or 'skip'");
-    if (!(poll_interval > 0) || poll_interval > 60) throw py::value_error("foxml_events: poll_interval must be in (0, 60]");
-    poll_ = std::chrono::duration<double>(poll_interval);
-    if (!follow_) open_or_throw();
+// The length of the valid UTF-8 sequence at the start of `s` (RFC 3629: no overlongs, no
+// surrogates, nothing past U+10FFFF), 0 when it is not one.
+std::size_t utf8_sequence(std::string_view s) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = byte(0);
+  if (c < 0x80) return 1;
+  std::size_t n = 0;
+  unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) n = 2;
+  else if (c == 0xE0) n = 3, low = 0xA0;
+  else if (c >= 0xE1 && c <= 0xEC) n = 3;
+  else if (c == 0xED) n = 3, high = 0x9F;
+  else if (c >= 0xEE && c <= 0xEF) n = 3;
+  else if (c == 0xF0) n = 4, low = 0x90;
+  else if (c >= 0xF1 && c <= 0xF3) n = 4;
+  else if (c == 0xF4) n = 4, high = 0x8F;
+  else return 0;
+  if (s.size() < n || byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t i = 2; i < n; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
   }
-  file_reader(const file_reader&) = delete;
-  file_reader& operator=(const file_reader&) = delete;
-  ~file_reader() { close_fd(); }
-
-  py::dict next() {
-    auto last_line = std::chrono::steady_clock::now();
-    for (;;) {
-      if (stopped_) throw py::stop_iteration();
-      std::string_view line;
-      if (take_line(line)) {
-        last_line = std::chrono::steady_clock::now();
-        if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-        decode_result result = decode_line(line);
-        if (result) return to_dict(*result.value);
-        if (skip_errors_) {
-          ++skipped_;
-          continue;
-        }
-        throw py::value_error("foxml_events: " + path_ + ": line " + std::to_string(line_number_) + ": " + result.error);
-      }
-      // No complete line buffered: read more, without the GIL.
-      std::size_t got = 0;
-      {
-        py::gil_scoped_release release;
-        got = fill();
-      }
-      if (got > 0) continue;
-      if (!follow_) {
-        if (!buffer_.empty() && start_ < buffer_.size()) {  // a last line without '\n'
-          buffer_.push_back('\n');
-          continue;
-        }
-        throw py::stop_iteration();
-      }
-      if (idle_timeout_ &&
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - last_line).count() >= *idle_timeout_) {
-        throw py::stop_iteration();
-      }
-      {
-        py::gil_scoped_release release;
-        std::this_thread::sleep_for(poll_);
-      }
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C while following
-    }
-  }
-
-  void stop() { stopped_ = true; }
-  std::size_t skipped() const { return skipped_; }
-  const std::string& path() const { return path_; }
-
- private:
-  void open_or_throw() {
-    fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) {
-      const int err = errno;
-      PyErr_SetFromErrnoWithFilename(err == ENOENT ? PyExc_FileNotFoundError : PyExc_OSError, path_.c_str());
-      throw py::error_already_set();
-    }
-  }
-
-  void close_fd() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
-  // Runs without the GIL. Returns the bytes read (0 at the end of the file for now).
-  std::size_t fill() {
-    if (fd_ < 0) {
-      fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd_ < 0) return 0;  // following a file that does not exist yet
-    }
-    if (follow_) {  // the file was truncated or replaced: start again at its beginning
-      struct stat st{};
-      if (::fstat(fd_, &st) == 0 && static_cast<std::uint64_t>(st.st_size) < offset_) {
-        ::lseek(fd_, 0, SEEK_SET);
-        offset_ = 0;
-        buffer_.clear();
-        start_ = 0;
-      }
-    }
-    if (start_ > 0 && start_ >= buffer_.size() / 2) {
-      buffer_.erase(0, start_);
-      start_ = 0;
-    }
-    char chunk[1 << 16];
-    for (;;) {
-      const ssize_t n = ::read(fd_, chunk, sizeof(chunk));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return 0;
-      buffer_.append(chunk, static_cast<std::size_t>(n));
-      offset_ += static_cast<std::uint64_t>(n);
-      return static_cast<std::size_t>(n);
-    }
-  }
-
-  bool take_line(std::string_view& line) {
-    const std::size_t end = buffer_.find('\n', start_);
-    if (end == std::string::npos) return false;
-    line = std::string_view(buffer_).substr(start_, end - start_);
-    start_ = end + 1;
-    ++line_number_;
-    return true;
-  }
-
-  std::string path_;
-  bool follow_;
-  std::optional<double> idle_timeout_;
-  bool skip_errors_;
-  std::chrono::duration<double> poll_{0.1};
-  int fd_ = -1;
-  std::string buffer_;
-  std::size_t start_ = 0;
-  std::uint64_t offset_ = 0;
-  std::uint64_t line_number_ = 0;
-  std::size_t skipped_ = 0;
-  bool stopped_ = false;
-};
+  return n;
+}
 
 }  // namespace
 
 py::dict event_to_dict(const event& e) { return to_dict(e); }
+
+std::string escape_invalid_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    const std::size_t n = utf8_sequence(text);
+    if (n > 0) {
+      out.append(text.substr(0, n));
+      text.remove_prefix(n);
+      continue;
+    }
+    static const char digits[] = "0123456789abcdef";
+    const auto c = static_cast<unsigned char>(text.front());
+    out += "\\x";
+    out += digits[c >> 4];
+    out += digits[c & 0xF];
+    text.remove_prefix(1);
+  }
+  return out;
+}
 
 void bind_reader(py::module_& m) {
   m.def(
@@ -256,22 +162,15 @@ void bind_reader(py::module_& m) {
         if (!PyUnicode_Check(line.ptr())) throw py::type_error("foxml_events: decode_line takes str or bytes");
         Py_ssize_t size = 0;
         const char* data = PyUnicode_AsUTF8AndSize(line.ptr(), &size);
-        if (data == nullptr) throw py::error_already_set();
+        if (data == nullptr) {  // lone surrogates: no UTF-8 line could hold them
+          PyErr_Clear();
+          throw py::value_error("foxml_events: cannot decode line: it holds lone surrogates, not UTF-8 text");
+        }
         return decode_to_dict(std::string_view(data, static_cast<std::size_t>(size)));
       },
       py::arg("line"),
       "Decodes one JSON line into a dict (wire field names; NaN metrics come back as float('nan')). "
       "Raises ValueError for a line that is not a valid event.");
-
-  py::class_<file_reader>(m, "FileReader", "Iterates the events of a JSONL file (see foxml_events.read_events).")
-      .def(py::init<std::string, bool, double, std::optional<double>, std::string>(), py::arg("path"),
-           py::arg("follow") = false, py::arg("poll_interval") = 0.1, py::arg("idle_timeout") = py::none(),
-           py::arg("errors") = "raise")
-      .def("__iter__", [](py::object self) { return self; })
-      .def("__next__", &file_reader::next)
-      .def("stop", &file_reader::stop, "Ends the iteration at the next call to __next__.")
-      .def_property_readonly("skipped", &file_reader::skipped, "Lines skipped as undecodable (errors='skip').")
-      .def_property_readonly("path", &file_reader::path);
 }
 
 }  // namespace foxml::events::python

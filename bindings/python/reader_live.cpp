@@ -46,6 +46,8 @@ using namespace std::chrono_literals;
 
 // The longest time spent without the GIL before checking for Ctrl-C.
 constexpr std::chrono::milliseconds wait_slice{100};
+// The most a file source reads per poll: what pull-mode iteration holds at most beyond one line.
+constexpr std::size_t poll_bytes = 256 * 1024;
 
 std::int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -158,10 +160,18 @@ class live_reader {
   live_reader(const std::string& uri, bool follow, bool from_end, const std::optional<std::vector<std::string>>& types,
               const std::optional<std::vector<std::string>>& runs, std::size_t buffer_size, bool deduplicate,
               std::uint64_t reorder_window, std::size_t max_line_bytes, std::size_t max_depth,
-              std::size_t metric_history, std::size_t recent_lines, double stale_after, double eta_window)
+              std::size_t metric_history, std::size_t recent_lines, double stale_after, double eta_window,
+              const std::string& errors)
       : stream_(stream_options(deduplicate, reorder_window, max_line_bytes, max_depth)),
         tracker_(tracker_options(metric_history, recent_lines, stale_after, eta_window)) {
     if (buffer_size == 0) throw py::value_error("foxml_events: buffer_size must be at least 1");
+    if (errors == "raise") {
+      errors_ = malformed_policy::raise;
+    } else if (errors == "skip") {
+      errors_ = malformed_policy::skip;
+    } else if (errors != "count") {
+      throw py::value_error("foxml_events: errors must be 'raise' or 'skip'");
+    }
     filter_.types = parse_types(types);
     if (runs) filter_.runs.insert(runs->begin(), runs->end());
     ring_ = std::make_shared<rd::ring_buffer>(buffer_size);
@@ -212,6 +222,8 @@ class live_reader {
           if (!pending_.empty()) {
             shared_event e = std::move(pending_.front());
             pending_.pop_front();
+            pending_positions_.pop_front();
+            if (e == nullptr) throw_malformed();
             return event_to_dict(e->value);
           }
         }
@@ -309,10 +321,10 @@ class live_reader {
     py::list out;
     for (const auto& m : stream_.malformed()) {
       py::dict d;
-      d["origin"] = m.origin;
+      d["origin"] = escape_invalid_utf8(m.origin);
       d["line"] = m.line;
       d["offset"] = m.offset;
-      d["error"] = m.error;
+      d["error"] = escape_invalid_utf8(m.error);  // quotes the line, which may not be UTF-8
       out.append(d);
     }
     return out;
@@ -467,6 +479,9 @@ class live_reader {
         o.follow = follow;
         o.from_end = from_end;
         o.max_line_bytes = max_line_bytes;
+        // Pull mode holds a poll's events until they are iterated: a poll reads a bounded slice
+        // of the file, not all of it.
+        o.max_poll_bytes = poll_bytes;
         auto f = std::make_unique<rd::file_source>(path, o);
         file_ = f.get();
         source_ = std::move(f);
@@ -524,8 +539,21 @@ class live_reader {
   }
 
   void accept(const rd::raw_line& line) {
+    // read_events() / follow_events() pass over blank lines, as a JSON-lines reader does.
+    if (errors_ != malformed_policy::count && !line.oversized &&
+        line.text.find_first_not_of(" \t\r") == std::string_view::npos) {
+      return;
+    }
     std::lock_guard lock(state_mutex_);
+    const std::uint64_t malformed_before = stream_.stats().malformed;
     std::optional<rd::stream_event> e = stream_.push(line);
+    if (!e && errors_ == malformed_policy::raise && !background_ && stream_.stats().malformed != malformed_before) {
+      // In its place among the events, so iteration raises after the events before it.
+      pending_.push_back(nullptr);
+      pending_positions_.push_back(ring_->end());
+      malformed_errors_.push_back(describe_malformed(stream_.malformed().back()));
+      return;
+    }
     if (!e || !filter_.matches(e->value)) return;
     tracker_.apply(e->value, e->line);
     const std::uint64_t position = ring_->push(std::move(*e));
@@ -541,10 +569,31 @@ class live_reader {
   py::list take_pending() {
     std::lock_guard lock(state_mutex_);
     py::list out;
-    for (const auto& e : pending_) out.append(event_to_dict(e->value));
-    pending_.clear();
-    pending_positions_.clear();
+    while (!pending_.empty()) {
+      if (pending_.front() == nullptr) {  // a malformed line with errors='raise': after its predecessors
+        if (!out.empty()) return out;
+        pending_.pop_front();
+        pending_positions_.pop_front();
+        throw_malformed();
+      }
+      out.append(event_to_dict(pending_.front()->value));
+      pending_.pop_front();
+      pending_positions_.pop_front();
+    }
     return out;
+  }
+
+  static std::string describe_malformed(const rd::malformed_line& m) {
+    std::string where = m.origin.rfind("file://", 0) == 0 ? m.origin.substr(7) : m.origin;
+    return "foxml_events: " + escape_invalid_utf8(where) + ": line " + std::to_string(m.line) + ": " +
+           escape_invalid_utf8(m.error);
+  }
+
+  // Called with state_mutex_ held, the marker just taken off pending_.
+  [[noreturn]] void throw_malformed() {
+    std::string message = std::move(malformed_errors_.front());
+    malformed_errors_.pop_front();
+    throw py::value_error(message);
   }
 
   void pump() noexcept {
@@ -594,6 +643,10 @@ class live_reader {
   rd::zmq_source* zmq_ = nullptr;
 #endif
   bool live_ = false;  // a followed file, a socket or a subscriber: runs may go stale
+  // What a malformed line does to iteration: counted (EventReader), raised as ValueError at its
+  // place (read_events(errors='raise')), or passed over with blank lines (errors='skip').
+  enum class malformed_policy { count, raise, skip };
+  malformed_policy errors_ = malformed_policy::count;
   rd::event_filter filter_;
 
   std::mutex drive_mutex_;  // one thread polls the source at a time
@@ -603,6 +656,7 @@ class live_reader {
   std::shared_ptr<rd::ring_buffer> ring_;
   std::deque<shared_event> pending_;  // pull mode: accepted events not yet iterated
   std::deque<std::uint64_t> pending_positions_;
+  std::deque<std::string> malformed_errors_;  // errors='raise': the message of each nullptr in pending_
   std::string pump_error_;
 
   std::thread pump_;
@@ -629,12 +683,12 @@ void bind_live_reader(py::module_& m) {
                           "stream into a ring buffer and a run tracker. Use foxml_events.EventReader.")
       .def(py::init<const std::string&, bool, bool, const std::optional<std::vector<std::string>>&,
                     const std::optional<std::vector<std::string>>&, std::size_t, bool, std::uint64_t, std::size_t,
-                    std::size_t, std::size_t, std::size_t, double, double>(),
+                    std::size_t, std::size_t, std::size_t, double, double, const std::string&>(),
            py::arg("source"), py::arg("follow") = true, py::arg("from_end") = false, py::arg("types") = py::none(),
            py::arg("runs") = py::none(), py::arg("buffer_size") = 10000, py::arg("deduplicate") = true,
-           py::arg("reorder_window") = 4096, py::arg("max_line_bytes") = (1u << 20) + 4096, py::arg("max_depth") = 32,
+           py::arg("reorder_window") = 4096, py::arg("max_line_bytes") = (1u << 20) + 4096, py::arg("max_depth") = max_json_depth,
            py::arg("metric_history") = 1000, py::arg("recent_lines") = 10, py::arg("stale_after") = 60.0,
-           py::arg("eta_window") = 120.0)
+           py::arg("eta_window") = 120.0, py::arg("errors") = "count")
       .def("poll", &live_reader::poll, py::arg("timeout") = 0.0)
       .def("next", &live_reader::next, py::arg("timeout") = py::none())
       .def("start", &live_reader::start)

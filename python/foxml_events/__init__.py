@@ -70,6 +70,7 @@ from ._lifecycle import (
 from ._reader import (
     BufferRead,
     EventBuffer,
+    EventFile,
     EventReader,
     RunTracker,
     follow,
@@ -83,6 +84,7 @@ __all__ = [
     "BufferRead",
     "DeliveryReport",
     "EventBuffer",
+    "EventFile",
     "EventReader",
     "RunTracker",
     "StageScope",

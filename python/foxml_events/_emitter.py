@@ -32,7 +32,9 @@ class TrainingEventEmitter(_core.EmitterBase):
 
     Every emit call returns True when the event was queued and False when it was counted as dropped
     (after close(), or a full queue). Used as a context manager, the emitter sends run_complete on
-    exit (``success``, or an error event and ``failed`` when an exception escapes) and closes.
+    exit (``success``, also for ``sys.exit()``/``sys.exit(0)``; an error event and ``failed`` when
+    another exception escapes, ``cancelled`` for KeyboardInterrupt; an error a stage() already
+    reported is not sent twice) and closes.
     """
 
     def __init__(self, run_id: str, sink: Any = None, *, path: Any = None, **options: Any) -> None:
@@ -79,11 +81,11 @@ class TrainingEventEmitter(_core.EmitterBase):
         tb: Optional[TracebackType],
     ) -> None:
         try:
-            if exc_type is None:
+            if exc_type is None or exc is None or is_normal_exit(exc):
                 self.emit_run_complete("success")
             else:
-                assert exc is not None
-                self.emit_error(describe_exception(exc), exception_type_name(exc_type), recoverable=False)
+                if not _take_reported(exc, self):  # a stage() already sent this exception's error
+                    self.emit_error(describe_exception(exc), exception_type_name(exc_type), recoverable=False)
                 status = "cancelled" if issubclass(exc_type, KeyboardInterrupt) else "failed"
                 self.emit_run_complete(status)
         finally:
@@ -114,9 +116,42 @@ class StageScope:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        if exc_type is not None and exc is not None:
-            self._emitter.emit_error(describe_exception(exc), exception_type_name(exc_type), recoverable=False)
+        if exc_type is not None and exc is not None and not is_normal_exit(exc):
+            if not _already_reported(exc, self._emitter):  # by an inner stage of the same emitter
+                self._emitter.emit_error(describe_exception(exc), exception_type_name(exc_type), recoverable=False)
+                _mark_reported(exc, self._emitter)
         self._emitter.emit_stage_change(self.name, self._outer if self._outer is not None else "idle")
+
+
+def is_normal_exit(exc: BaseException) -> bool:
+    """``sys.exit()``, ``sys.exit(0)``: the process ends as a success, not a failure."""
+    return isinstance(exc, SystemExit) and (exc.code is None or exc.code == 0)
+
+
+# The emitters (by id) that already sent an error event for an exception, kept on the exception
+# itself: it dies with it, and an exception a stage reported and the code caught keeps no state.
+_REPORTED = "_foxml_events_reported_by"
+
+
+def _already_reported(exc: BaseException, emitter: Any) -> bool:
+    return id(emitter) in getattr(exc, _REPORTED, ())
+
+
+def _mark_reported(exc: BaseException, emitter: Any) -> None:
+    try:
+        setattr(exc, _REPORTED, getattr(exc, _REPORTED, frozenset()) | {id(emitter)})
+    except (AttributeError, TypeError):  # an exception type without attributes: reported twice
+        pass
+
+
+def _take_reported(exc: BaseException, emitter: Any) -> bool:
+    reported = _already_reported(exc, emitter)
+    if reported:
+        try:
+            setattr(exc, _REPORTED, getattr(exc, _REPORTED) - {id(emitter)})
+        except (AttributeError, TypeError):
+            pass
+    return reported
 
 
 def exception_type_name(exc_type: Type[BaseException]) -> str:
@@ -141,32 +176,46 @@ def _config_json(config: Optional[Mapping[str, Any]]) -> Optional[str]:
     return json.dumps(_plain(config), separators=(",", ":"), allow_nan=False, default=_plain_leaf)
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, depth: int = 1, path: str = "config") -> Any:
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"
         if math.isinf(value):
             return "Infinity" if value > 0 else "-Infinity"
         return value
+    if isinstance(value, (Mapping, list, tuple)) and depth > _core.max_config_depth:
+        # Deeper, the reader's depth cap would refuse the whole run_start line.
+        raise ValueError(
+            f"foxml_events: {path} nests deeper than {_core.max_config_depth} levels, "
+            "more than event readers accept")
     if isinstance(value, Mapping):
-        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            key = k if isinstance(k, str) else str(k)
+            if key in out:
+                raise ValueError(f"foxml_events: {path} has two keys that are both {key!r} in JSON "
+                                 f"(one of them is {k!r}); one would be lost")
+            out[key] = _plain(v, depth + 1, f"{path}[{key!r}]")
+        return out
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, depth + 1, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, (str, int, bool)) or value is None:
         return value
-    return _plain_leaf(value)
+    return _plain_leaf(value, depth, path)
 
 
-def _plain_leaf(value: Any) -> Any:
+def _plain_leaf(value: Any, depth: int = 1, path: str = "config") -> Any:
     # numpy scalars and arrays, tensors: their Python value; paths: their text; the rest: str().
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     tolist = getattr(value, "tolist", None)
     if callable(tolist):
         try:
-            return _plain(tolist())
+            plain = tolist()
         except Exception:  # noqa: BLE001 - a config value we cannot convert is sent as text
             pass
+        else:
+            return _plain(plain, depth, path)
     if isinstance(value, (set, frozenset)):
-        return [_plain(v) for v in sorted(value, key=repr)]
+        return _plain(sorted(value, key=repr), depth, path)
     return str(value)

@@ -33,6 +33,7 @@ Event = Dict[str, Any]
 __all__ = [
     "BufferRead",
     "EventBuffer",
+    "EventFile",
     "EventReader",
     "RunTracker",
     "decode_line",
@@ -42,13 +43,17 @@ __all__ = [
 ]
 
 
-def read_events(path: PathArg, *, errors: str = "raise") -> Iterator[Event]:
-    """Iterates the events in a JSONL file, each as a dict with the wire field names.
+def read_events(path: PathArg, *, errors: str = "raise") -> "EventFile":
+    """Iterates the events in a JSONL file, each as a dict with the wire field names (every line
+    as written: no duplicate is dropped, blank lines are passed over).
 
-    ``errors='raise'`` raises ValueError at an undecodable line; ``'skip'`` skips it (the count is on
-    the returned iterator's ``skipped``). Raises FileNotFoundError when the file does not exist.
+    ``errors='raise'`` raises ValueError at an undecodable line, naming the file and the line
+    (invalid UTF-8 shown as ``\\xNN``), after the events before it; ``'skip'`` skips it (the
+    count is on the returned iterator's ``skipped``). A line longer than ``max_line_bytes`` is such
+    a line; memory stays bounded whatever the file holds. Raises FileNotFoundError when the file
+    does not exist.
     """
-    return _core.FileReader(os.fspath(path), False, 0.1, None, errors)  # type: ignore[no-any-return]
+    return EventFile(os.fspath(path), follow=False, idle_timeout=None, errors=errors)
 
 
 def follow_events(
@@ -57,14 +62,68 @@ def follow_events(
     poll_interval: float = 0.1,
     idle_timeout: Optional[float] = None,
     errors: str = "skip",
-) -> Iterator[Event]:
+) -> "EventFile":
     """Iterates the events of a JSONL file from its start, then waits for more as it grows (like
-    ``tail -F``): waits for the file to appear, starts again when it is truncated, and ends after
-    ``idle_timeout`` seconds without a new event (never when None) or when ``stop()`` is called on the
-    iterator. Waiting releases the GIL; Ctrl-C interrupts it. ``path`` defaults to the file the
-    default sink writes."""
+    ``tail -F``): waits for the file to appear, follows it across rotation (rename or delete, then
+    a new file at the path) and starts again when it is truncated; ends after ``idle_timeout``
+    seconds without a new event (never when None) or when ``stop()`` is called on the iterator.
+    Waiting releases the GIL; Ctrl-C interrupts it. ``path`` defaults to the file the default sink
+    writes. The file's directory must exist. ``poll_interval`` is kept for compatibility: the
+    reader is woken by the file system, not by polling."""
+    if not 0 < poll_interval <= 60:
+        raise ValueError("foxml_events: poll_interval must be in (0, 60]")
     target = _core.default_event_file() if path is None else os.fspath(path)
-    return _core.FileReader(target, True, poll_interval, idle_timeout, errors)  # type: ignore[no-any-return]
+    return EventFile(target, follow=True, idle_timeout=idle_timeout, errors=errors)
+
+
+class EventFile:
+    """What read_events() and follow_events() return: an iterator of event dicts over the same C++
+    reader as EventReader (one bounded, linear engine: lines over the cap are refused, a poll reads
+    a bounded slice of the file), without duplicate removal."""
+
+    __slots__ = ("_core", "_idle_timeout", "path")
+
+    def __init__(self, path: str, *, follow: bool, idle_timeout: Optional[float], errors: str,
+                 max_line_bytes: int = (1 << 20) + 4096) -> None:
+        if errors not in ("raise", "skip"):
+            raise ValueError("foxml_events: errors must be 'raise' or 'skip'")
+        self.path = path
+        self._idle_timeout = idle_timeout
+        # A ring of one, and no dedup: this iterator hands out every line's event once, in order.
+        self._core = _core.LiveReader(path, follow, False, None, None, 1, False, 4096, max_line_bytes,
+                                      _core.max_config_depth + 1, 1, 1, 60.0, 120.0, errors)
+
+    def __iter__(self) -> "EventFile":
+        return self
+
+    def __next__(self) -> Event:
+        event = self._core.next(self._idle_timeout)
+        if event is None:  # idle_timeout passed without an event
+            raise StopIteration
+        return event  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        """Ends the iteration (also one waiting in another thread)."""
+        self._core.stop()
+
+    def close(self) -> None:
+        """Stops and closes the file."""
+        self._core.close()
+
+    def __enter__(self) -> "EventFile":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def skipped(self) -> int:
+        """Lines skipped as undecodable (errors='skip'); blank lines are not counted."""
+        return self._core.stats()["malformed"]  # type: ignore[no-any-return]
+
+    def stats(self) -> Dict[str, Any]:
+        """The reader's counters, as EventReader.stats()."""
+        return self._core.stats()  # type: ignore[no-any-return]
 
 
 def decode_line(line: Union[str, bytes]) -> Event:
@@ -220,6 +279,7 @@ class EventReader:
             recent_lines,
             stale_after,
             eta_window,
+            "count",
         )
         self.idle_timeout = idle_timeout
         self.buffer = EventBuffer(self._core)

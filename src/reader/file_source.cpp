@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 #include <vector>
@@ -34,6 +35,8 @@ struct file_source::impl {
   ino_t refused_ino = 0;
   std::uint64_t offset = 0;  // bytes of the current file consumed so far
   bool done = false;
+  bool capped = false;             // the last read stopped at max_poll_bytes, not at the end
+  std::uint64_t poll_budget = 0;   // bytes this poll may still read (with max_poll_bytes)
   std::vector<char> buffer = std::vector<char>(1 << 16);
 
   impl(std::string p, file_source_options o)
@@ -75,14 +78,28 @@ struct file_source::impl {
     return true;
   }
 
+  void start_poll() {
+    poll_budget = options.max_poll_bytes;
+    capped = false;
+  }
+
   template <class Handler>
   bool read_to_end(const Handler& on_line) {
     bool any = false;
     for (;;) {
-      const ssize_t n = ::read(file.get(), buffer.data(), buffer.size());
+      std::size_t want = buffer.size();
+      if (options.max_poll_bytes != 0) {
+        if (poll_budget == 0) {
+          capped = true;
+          return any;
+        }
+        want = static_cast<std::size_t>(std::min<std::uint64_t>(want, poll_budget));
+      }
+      const ssize_t n = ::read(file.get(), buffer.data(), want);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return any;
       any = true;
+      if (options.max_poll_bytes != 0) poll_budget -= static_cast<std::uint64_t>(n);
       offset += static_cast<std::uint64_t>(n);
       stats.bytes += static_cast<std::uint64_t>(n);
       splitter.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)), origin, on_line);
@@ -105,12 +122,14 @@ struct file_source::impl {
       splitter.reset(0);
     }
     any |= read_to_end(on_line);
+    if (capped) return true;  // the rest of this file first; rotation is looked at once it is read
     struct stat now {};
     const bool replaced = ::stat(path.c_str(), &now) != 0 || now.st_ino != ino || now.st_dev != dev;
     if (replaced) {
       // The old file may have got its last lines between our read and the rename: finish it, and
       // hand out a dangling partial line so a line cut by the rotation is counted, not hidden.
       any |= read_to_end(on_line);
+      if (capped) return true;  // the old file's end next poll, before it is let go
       splitter.finish(origin, on_line);
       file.reset();
       if (open_file()) {
@@ -162,14 +181,17 @@ file_source::~file_source() = default;
 
 bool file_source::poll(std::chrono::milliseconds timeout, const line_handler& on_line) {
   auto& s = *impl_;
+  s.start_poll();
   if (!s.options.follow) {
     if (s.done) return false;
     s.read_to_end(on_line);
+    if (s.capped) return true;
     s.splitter.finish(s.origin, on_line);
     s.done = true;
     return false;
   }
   if (s.sync(on_line)) return true;
+  s.start_poll();
   epoll_event events[2];
   const int n = ::epoll_wait(s.epoll.get(), events, 2, static_cast<int>(timeout.count()));
   for (int i = 0; i < n; ++i) {

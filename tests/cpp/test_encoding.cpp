@@ -334,3 +334,35 @@ TEST_CASE("the config keeps the key order the trainer wrote") {
   REQUIRE(lines.size() == 1);
   CHECK(lines[0].find(R"("config":{"zeta":1,"alpha":{"y":2,"b":3}})") != std::string::npos);
 }
+
+TEST_CASE("a config nested deeper than the reader accepts is written as a marker the reader decodes") {
+  // issue 9, defect 11: a run_start nested 32 deep was written as is and refused by decode_line.
+  auto nested = [](std::size_t levels) {
+    std::string text;
+    for (std::size_t i = 1; i < levels; ++i) text += "{\"k\":";
+    text += "{\"leaf\":1}";
+    text.append(levels - 1, '}');
+    return text;
+  };
+  auto out = std::make_unique<fe::memory_sink>();
+  auto store = out->store();
+  {
+    fe::training_event_emitter emitter("run-1", std::move(out));
+    for (std::size_t levels : {fe::max_config_depth, fe::max_config_depth + 1, std::size_t{500}}) {
+      const std::string config = nested(levels);  // run_start_info borrows it
+      fe::run_start_info info;
+      info.config_json = config;
+      emitter.emit_run_start(info);
+    }
+    REQUIRE(emitter.close().ok());
+  }
+  const auto lines = store->lines();
+  REQUIRE(lines.size() == 3);
+  for (const auto& line : lines) REQUIRE_MESSAGE(fe::decode_line(line), line.substr(0, 200));
+  const auto deepest = fe::decode_line(lines[0]);
+  CHECK(json::parse(*deepest.value->config_json) == json::parse(nested(fe::max_config_depth)));
+  for (std::size_t i : {1, 2}) {
+    const json config = json::parse(*fe::decode_line(lines[i]).value->config_json);
+    CHECK(config["_too_deep_config"] == nested(i == 1 ? fe::max_config_depth + 1 : 500));
+  }
+}

@@ -175,3 +175,49 @@ TEST_CASE("a FIFO at the path is refused, never opened: a clear error without fo
   reader_test::append(path, reader_test::line(0));
   CHECK(reader_test::pump_until(src, stream, got, [&] { return got.size() == 1; }));
 }
+
+TEST_CASE("max_poll_bytes: each poll reads a bounded slice and every line comes out once (also across rotation)") {
+  // A pull-mode reader holds a poll's lines until they are consumed (issue 9, defect 10).
+  reader_test::temp_dir dir;
+  const auto path = dir / "sliced.jsonl";
+  std::string content;
+  for (std::uint64_t s = 0; s < 200; ++s) content += line(s);
+  append(path, content);
+  const std::size_t cap = 1000;
+  const std::size_t longest = line(199).size();
+  event_stream stream;
+  std::vector<stream_event> got;
+  const auto take = [&](const raw_line& l) {
+    if (auto e = stream.push(l)) got.push_back(*e);
+  };
+  {
+    file_source_options o;
+    o.max_poll_bytes = cap;
+    file_source src(path, o);
+    std::size_t polls = 0;
+    for (bool more = true; more; ++polls) {
+      const std::size_t before = got.size();
+      more = src.poll(std::chrono::milliseconds(0), take);
+      CHECK((got.size() - before) * line(0).size() <= cap + longest);
+      REQUIRE(polls < 10000);
+    }
+    CHECK(polls > content.size() / cap);
+    CHECK(seqs(got) == iota(0, 199));
+  }
+
+  got.clear();
+  event_stream followed;
+  file_source_options o{true};
+  o.max_poll_bytes = cap;
+  file_source src(path, o);
+  REQUIRE(std::rename(path.c_str(), (dir / "sliced.jsonl.1").c_str()) == 0);  // before any read
+  std::string rest;
+  for (std::uint64_t s = 200; s < 300; ++s) rest += line(s);
+  append(path, rest);
+  const auto took = [&](const raw_line& l) {
+    if (auto e = followed.push(l)) got.push_back(*e);
+  };
+  for (int i = 0; i < 10000 && got.size() < 300; ++i) src.poll(std::chrono::milliseconds(10), took);
+  CHECK(seqs(got) == iota(0, 299));  // the old file to its end, then the new one
+  CHECK(src.stats().rotations == 1);
+}

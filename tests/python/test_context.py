@@ -60,8 +60,9 @@ def test_emitter_context_failure(events_path):
     assert e.closed
     events = json_lines(events_path)
     event_schema.check(events)
-    assert kinds(events) == ["stage_change", "error", "stage_change", "error", "run_complete"]
-    error = events[3]
+    # One error for one exception: the stage reported it, the emitter's `with` does not repeat it.
+    assert kinds(events) == ["stage_change", "error", "stage_change", "run_complete"]
+    error = events[1]
     assert error["error_type"].endswith("CustomFailure") and error["error_message"] == "loss is NaN"
     assert error["recoverable"] is False
     assert events[-1]["status"] == "failed"
@@ -81,3 +82,52 @@ def test_stage_name_must_be_str():
     with pytest.raises(TypeError, match="stage name"):
         e.stage(3)
     e.close()
+
+
+def test_exception_through_nested_stages_is_reported_once(events_path):
+    with pytest.raises(CustomFailure):
+        with fe.TrainingEventEmitter("run-ctx-nested", str(events_path)) as e:
+            with e.stage("training"):
+                with e.stage("epoch"):
+                    raise CustomFailure("boom")
+    events = json_lines(events_path)
+    assert kinds(events).count("error") == 1
+    assert events[-1]["status"] == "failed"
+
+
+def test_a_caught_stage_exception_does_not_hide_a_later_one(events_path):
+    with pytest.raises(CustomFailure):
+        with fe.TrainingEventEmitter("run-ctx-later", str(events_path)) as e:
+            try:
+                with e.stage("training"):
+                    raise CustomFailure("first")
+            except CustomFailure:
+                pass
+            raise CustomFailure("second")
+    errors = [ev["error_message"] for ev in json_lines(events_path) if ev["event_type"] == "error"]
+    assert errors == ["first", "second"]
+
+
+@pytest.mark.parametrize("code", [0, None, False])
+def test_sys_exit_zero_is_success(events_path, code):
+    import sys
+
+    with pytest.raises(SystemExit):
+        with fe.init_training_events("run-exit-0", str(events_path)) as e:
+            with e.stage("training"):
+                sys.exit(code)
+    events = json_lines(events_path)
+    assert "error" not in kinds(events)
+    assert events[-1]["event_type"] == "run_complete" and events[-1]["status"] == "success"
+
+
+@pytest.mark.parametrize("code", [1, 3, "bad config"])
+def test_sys_exit_nonzero_is_failed(events_path, code):
+    import sys
+
+    with pytest.raises(SystemExit):
+        with fe.init_training_events("run-exit-1", str(events_path)):
+            sys.exit(code)
+    events = json_lines(events_path)
+    assert kinds(events) == ["error", "run_complete"]
+    assert events[0]["error_type"] == "SystemExit" and events[-1]["status"] == "failed"

@@ -10,10 +10,17 @@
 
 namespace foxml::events {
 
+/// The deepest nesting of arrays and objects a line may have by default (the line's own object is
+/// level 1). The emitter writes nothing deeper, so the reader accepts every line it writes.
+inline constexpr std::size_t max_json_depth = 32;
+/// The deepest run config the emitter writes as is (the config object is level 1; it sits one
+/// level below the line's object). A deeper one is replaced by a `_too_deep_config` marker.
+inline constexpr std::size_t max_config_depth = max_json_depth - 1;
+
 /// Limits that keep a hostile or broken line from costing more than it should.
 struct decode_limits {
   std::size_t max_line_bytes = (1u << 20) + 4096;  ///< a little over the emitter's default cap
-  std::size_t max_depth = 32;                      ///< nesting of arrays and objects
+  std::size_t max_depth = max_json_depth;          ///< nesting of arrays and objects
 };
 
 /// The outcome of decoding one line: an event, or an error saying what is wrong with the line.

@@ -19,6 +19,9 @@ struct file_source_options {
   bool from_end = false;
   /// Longest line handed out; longer ones come out as `oversized`.
   std::size_t max_line_bytes = (1u << 20) + 4096;
+  /// Most bytes one poll() reads (0: no cap, read to the end). A caller that holds the lines of a
+  /// poll until they are consumed (a pull-mode iterator) stays bounded by this, not the file size.
+  std::size_t max_poll_bytes = 0;
 };
 
 /// Counters of a file_source.
