@@ -3,8 +3,11 @@
 // that signals or kills it knows what was promised.
 //
 //   trainer --file F --record R [--count N] [--payload BYTES] [--hook] [--no-hook-int]
-//           [--user-handler before|after] [--crash segv|abort] [--run-id ID]
+//           [--user-handler before|after] [--crash segv|abort] [--run-id ID] [--rate PER_S]
 //
+// --rate paces the loop (0, the default: as fast as it goes). A kill test paces it: a producer
+// that outruns the disk has a backlog of accepted events, and that backlog, not the worker's
+// flush interval, is then what a SIGKILL loses.
 // --count 0 (the default) emits until stopped. With --user-handler, SIGTERM/SIGINT/SIGHUP/SIGQUIT
 // get a handler that records the signal and makes the loop stop; the trainer then ends its run with
 // `success` and exits 3, so a test can tell its handler ran and the process went on.
@@ -48,6 +51,7 @@ void install_user_handler() {
 int main(int argc, char** argv) {
   std::string file, record_path, user, crash, run_id = "fault-trainer";
   long long count = 0;
+  double rate = 0;
   std::size_t payload = 0;
   bool hook = false;
   for (int i = 1; i < argc; ++i) {
@@ -61,6 +65,7 @@ int main(int argc, char** argv) {
     else if (arg == "--user-handler") user = next();
     else if (arg == "--crash") crash = next();
     else if (arg == "--run-id") run_id = next();
+    else if (arg == "--rate") rate = std::atof(next().c_str());
     else {
       std::fprintf(stderr, "trainer: unknown argument %s\n", arg.c_str());
       return 2;
@@ -82,7 +87,13 @@ int main(int argc, char** argv) {
   fe::training_event_emitter emitter(run_id, std::make_unique<fe::file_sink>(file));
   emitter.emit_run_start();
   const std::string padding(payload, 'x');
+  const std::uint64_t start_ns = fe::test::monotonic_ns();
   for (long long i = 0; (count == 0 || i < count) && !stop_requested; ++i) {
+    if (rate > 0) {
+      const auto due = start_ns + static_cast<std::uint64_t>(static_cast<double>(i) * 1e9 / rate);
+      while (fe::test::monotonic_ns() < due) {
+      }
+    }
     bool accepted;
     if (payload == 0) {
       accepted = emitter.emit_metrics(i, {{"i", static_cast<double>(i)}});
