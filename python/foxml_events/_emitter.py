@@ -70,6 +70,9 @@ class TrainingEventEmitter(_core.EmitterBase):
         return StageScope(self, name)
 
     def __enter__(self) -> "TrainingEventEmitter":
+        from ._signals import _default_install
+
+        _default_install()  # a signal ends the run with killed/cancelled (see _signals)
         return self
 
     def __exit__(
