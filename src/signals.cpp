@@ -229,11 +229,18 @@ void after_fork_child() noexcept {
   }
 }
 
+void install_fork_handlers() noexcept {
+  static const int at_fork = pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+  (void)at_fork;
+}
+
 }  // namespace
 
 namespace detail {
 
 void register_emitter(training_event_emitter* emitter) noexcept {
+  // Also without the hook: a child must not inherit the registry's lock taken by another thread.
+  install_fork_handlers();
   std::lock_guard<std::timed_mutex> lock(registry_mutex);
   try {
     registry().push_back(emitter);
@@ -271,9 +278,8 @@ void install_signal_hook(const signal_hook_options& options) {
   }
   std::lock_guard<std::mutex> lock(install_mutex);
   if (watcher_pid.load() != getpid()) {
+    install_fork_handlers();
     start_watcher();
-    static const int at_fork = pthread_atfork(before_fork, after_fork_parent, after_fork_child);
-    (void)at_fork;
   }
   deadline_ms.store(options.deadline.count());
   for (const hooked_signal& s : hooked_signals) {
