@@ -4,6 +4,7 @@
 //
 //   trainer --file F --record R [--count N] [--payload BYTES] [--hook] [--no-hook-int]
 //           [--user-handler before|after] [--crash segv|abort] [--run-id ID] [--rate PER_S]
+//           [--hook-deadline-ms MS]
 //
 // --rate paces the loop (0, the default: as fast as it goes). A kill test paces it: a producer
 // that outruns the disk has a backlog of accepted events, and that backlog, not the worker's
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
   double rate = 0;
   std::size_t payload = 0;
   bool hook = false;
+  fe::signal_hook_options hook_options;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -66,6 +68,7 @@ int main(int argc, char** argv) {
     else if (arg == "--crash") crash = next();
     else if (arg == "--run-id") run_id = next();
     else if (arg == "--rate") rate = std::atof(next().c_str());
+    else if (arg == "--hook-deadline-ms") hook_options.deadline = std::chrono::milliseconds(std::atol(next().c_str()));
     else {
       std::fprintf(stderr, "trainer: unknown argument %s\n", arg.c_str());
       return 2;
@@ -78,10 +81,10 @@ int main(int argc, char** argv) {
   record = static_cast<fe::test::shared_record*>(map);
 
   if (user == "before") install_user_handler();
-  if (hook) fe::install_signal_hook();
+  if (hook) fe::install_signal_hook(hook_options);
   if (user == "after") {
     install_user_handler();
-    fe::install_signal_hook();  // chains the handler installed after ours
+    fe::install_signal_hook(hook_options);  // chains the handler installed after ours
   }
 
   fe::training_event_emitter emitter(run_id, std::make_unique<fe::file_sink>(file));
