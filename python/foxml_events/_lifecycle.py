@@ -29,7 +29,7 @@ def init_training_events(
     $FOXML_EVENTS_SIGNAL_HOOK=0) installs the signal hook: SIGTERM/SIGHUP/SIGQUIT/SIGINT end the run
     with ``killed``/``cancelled`` before the process goes on as it would have (see _signals).
     """
-    emitter = TrainingEventEmitter(run_id, sink, path=path, **options)
+    emitter = TrainingEventEmitter(run_id, sink, path=path, signal_hook=signal_hook, **options)
     if signal_hook:
         _install_default_signal_hook()
     _core._set_global(emitter)

@@ -125,3 +125,13 @@ def test_opt_out_and_removal() -> None:
     assert not fe.signal_hook_installed()
     with pytest.raises(ValueError):
         fe.install_signal_hook(-1.0)
+
+
+def test_signal_hook_false_opts_out_of_the_with_block_too(events_path: Path) -> None:
+    import foxml_events as fe
+
+    fe.remove_signal_hook()
+    with fe.init_training_events("opt-out", path=events_path, signal_hook=False):
+        assert not fe.signal_hook_installed()
+    with fe.TrainingEventEmitter("opt-in", path=events_path):
+        assert fe.signal_hook_installed()
