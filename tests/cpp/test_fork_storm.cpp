@@ -25,6 +25,14 @@ namespace fe = foxml::events;
 
 namespace {
 
+// TSan cannot follow a thread started in the child of a multi-threaded fork (it still holds the
+// parent's threads and reports "dup thread"); the plain and ASan runs cover this test.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool under_tsan = true;
+#else
+constexpr bool under_tsan = false;
+#endif
+
 constexpr int children_per_round = 16;
 constexpr int events_per_child = 20;
 
@@ -58,7 +66,8 @@ class watchdog {
 
 }  // namespace
 
-TEST_CASE("fork storm: 16 children x 50 rounds from an emitting process, every child's events complete") {
+TEST_CASE("fork storm: 16 children x 50 rounds from an emitting process, every child's events complete" *
+          doctest::skip(under_tsan)) {
   const char* soak = std::getenv("FOXML_EVENTS_SOAK");
   const int rounds = soak != nullptr && *soak != '\0' && *soak != '0' ? 500 : 50;
   fe::testing::temp_dir dir;
