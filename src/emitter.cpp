@@ -173,6 +173,7 @@ detail::emitter_state* training_event_emitter::state_after_fork() noexcept {
     if (!usable) reopened = std::make_unique<detail::refusing_sink>();
     owner_ = std::make_shared<detail::emitter_state>(std::move(identity), std::move(reopened), parent->options());
     if (usable) {
+      detail::rearm_signal_hook_after_fork();
       detail::signals_blocked blocked;
       owner_->start();
     } else {

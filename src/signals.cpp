@@ -216,21 +216,28 @@ void start_watcher() {
   watcher_pid.store(getpid(), std::memory_order_release);
 }
 
-// fork(): the registry's lock is taken around it so the child gets it free; the child gets its own
-// watcher (the parent's thread does not exist there, and the pipes are the parent's).
-void before_fork() noexcept { registry_mutex.lock(); }
-void after_fork_parent() noexcept { registry_mutex.unlock(); }
+// fork(): the registry's and the installer's locks are taken around it so the child gets them
+// free. The parent's watcher thread does not exist in the child and its pipes are shared with the
+// parent, so the child gets its own watcher, but only once one of its emitters starts (its first
+// emit): a child that only exec()s, or never emits, has no run of its own to end.
+std::atomic<bool> rearm_in_child{false};
+
+void before_fork() noexcept {
+  install_mutex.lock();
+  registry_mutex.lock();
+}
+void after_fork_parent() noexcept {
+  registry_mutex.unlock();
+  install_mutex.unlock();
+}
 void after_fork_child() noexcept {
   registry_mutex.unlock();
+  install_mutex.unlock();
   if (watcher_pid.load() == 0) return;
   watcher_pid.store(0);
   request_fd.store(-1);
   reply_fd.store(-1);
-  try {
-    start_watcher();
-  } catch (...) {
-    // Without a watcher the handlers chain at once; the child's events are flushed at exit only.
-  }
+  rearm_in_child.store(true);
 }
 
 void install_fork_handlers() noexcept {
@@ -273,6 +280,16 @@ signals_blocked::signals_blocked() noexcept {
 }
 
 signals_blocked::~signals_blocked() { pthread_sigmask(SIG_SETMASK, reinterpret_cast<sigset_t*>(saved_), nullptr); }
+
+void rearm_signal_hook_after_fork() noexcept {
+  if (!rearm_in_child.exchange(false)) return;
+  std::lock_guard<std::mutex> lock(install_mutex);
+  try {
+    start_watcher();
+  } catch (...) {
+    // Without a watcher this child's handlers chain at once; its events are flushed at exit only.
+  }
+}
 
 }  // namespace detail
 

@@ -149,6 +149,28 @@ TEST_CASE("a fatal signal: best-effort error and run_complete failed, then the o
   }
 }
 
+TEST_CASE("a forked child that emits gets its own watcher: its run ends on a signal too") {
+  fe::testing::temp_dir dir;
+  const std::string path = dir.file("events.jsonl");
+  trainer_process trainer(dir.file("record"), hooked(path, {"--fork-child"}));
+  REQUIRE(trainer.wait_accepted(2000));
+  const int child = trainer.record().child_pid.load();
+  REQUIRE(child > 0);
+  const std::uint64_t accepted = trainer.record().accepted.load();
+  kill(child, SIGTERM);
+  const auto status = trainer.wait();
+  REQUIRE(status);
+  REQUIRE(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 128 + SIGTERM);  // the child died of the signal, after the flush
+  const event_file file = event_file::read(path);
+  std::vector<std::string> child_statuses;
+  for (const auto* e : file.of_type("run_complete")) {
+    if (e->value("pid", 0) == child) child_statuses.push_back(e->value("status", ""));
+  }
+  CHECK(child_statuses == std::vector<std::string>{"killed"});
+  check_nothing_lost(trainer, file, accepted);
+}
+
 TEST_CASE("install_signal_hook: idempotent, removable, rejects a negative deadline") {
   struct sigaction before {};
   sigaction(SIGTERM, nullptr, &before);

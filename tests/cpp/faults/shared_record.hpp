@@ -23,6 +23,7 @@ struct shared_record {
   std::atomic<std::uint64_t> accepted{0};  // events accepted so far
   std::atomic<int> handler_signal{0};      // the signal the trainer's own handler saw
   std::atomic<int> ready{0};               // set after 100 events
+  std::atomic<int> child_pid{0};           // with --fork-child: the child that does the emitting
   entry ring[ring_size];
 
   void accept(std::uint64_t index) noexcept {

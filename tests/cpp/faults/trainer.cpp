@@ -4,8 +4,10 @@
 //
 //   trainer --file F --record R [--count N] [--payload BYTES] [--hook] [--no-hook-int]
 //           [--user-handler before|after] [--crash segv|abort] [--run-id ID] [--rate PER_S]
-//           [--hook-deadline-ms MS]
+//           [--hook-deadline-ms MS] [--fork-child]
 //
+// --fork-child: after run_start the trainer forks and the child does the emitting (a DataLoader
+// worker, say); the parent waits and exits 128 + the signal that ended the child.
 // --rate paces the loop (0, the default: as fast as it goes). A kill test paces it: a producer
 // that outruns the disk has a backlog of accepted events, and that backlog, not the worker's
 // flush interval, is then what a SIGKILL loses.
@@ -16,6 +18,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -55,6 +58,7 @@ int main(int argc, char** argv) {
   double rate = 0;
   std::size_t payload = 0;
   bool hook = false;
+  bool fork_child = false;
   fe::signal_hook_options hook_options;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -67,6 +71,7 @@ int main(int argc, char** argv) {
     else if (arg == "--user-handler") user = next();
     else if (arg == "--crash") crash = next();
     else if (arg == "--run-id") run_id = next();
+    else if (arg == "--fork-child") fork_child = true;
     else if (arg == "--rate") rate = std::atof(next().c_str());
     else if (arg == "--hook-deadline-ms") hook_options.deadline = std::chrono::milliseconds(std::atol(next().c_str()));
     else {
@@ -89,6 +94,16 @@ int main(int argc, char** argv) {
 
   fe::training_event_emitter emitter(run_id, std::make_unique<fe::file_sink>(file));
   emitter.emit_run_start();
+  if (fork_child) {
+    const pid_t child = fork();
+    if (child > 0) {
+      record->child_pid.store(child);
+      int status = 0;
+      waitpid(child, &status, 0);
+      emitter.close();
+      return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    }
+  }
   const std::string padding(payload, 'x');
   const std::uint64_t start_ns = fe::test::monotonic_ns();
   for (long long i = 0; (count == 0 || i < count) && !stop_requested; ++i) {

@@ -12,6 +12,10 @@ namespace foxml::events::detail {
 void register_emitter(training_event_emitter* emitter) noexcept;
 void unregister_emitter(training_event_emitter* emitter) noexcept;
 
+// In a forked child whose parent had the signal hook: starts the child's own watcher thread. Called
+// when the child's first emit starts its own worker.
+void rearm_signal_hook_after_fork() noexcept;
+
 // Creates the emitter's worker with every hooked signal blocked, so that a process-directed signal
 // is never handled on the thread that has to write the terminal event.
 class signals_blocked {
