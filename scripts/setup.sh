@@ -4,7 +4,8 @@
 set -euo pipefail
 
 APT_PACKAGES=(build-essential pkg-config nlohmann-json3-dev libzmq3-dev cppzmq-dev libfmt-dev doctest-dev
-  libcli11-dev libspdlog-dev libbenchmark-dev tmux)
+  libcli11-dev libspdlog-dev libbenchmark-dev tmux
+  clang libclang-rt-14-dev)  # clang + its runtime: the libFuzzer harnesses (FOXML_EVENTS_BUILD_FUZZERS)
 # torch is pinned: the CPU build of 2.13.0 is what this machine kind serves without GBs of CUDA.
 PIP_PACKAGES=("torch==2.13.0" scikit-learn pytest pyzmq numpy scikit-build-core pybind11 cmake ninja)
 

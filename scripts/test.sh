@@ -28,6 +28,20 @@ echo "== C++ tests under ThreadSanitizer"
 TSAN_OPTIONS="die_after_fork=0 halt_on_error=1 suppressions=$PWD/tests/cpp/tsan.supp" \
   configure_and_test build/tsan -LE "consumers|benchmarks" -- -DCMAKE_BUILD_TYPE=Debug -DFOXML_EVENTS_SANITIZE=thread
 
+echo "== Fuzzing: each libFuzzer harness for \${FOXML_EVENTS_FUZZ_SECONDS:-60} s (clang, ASan+UBSan)"
+# A separate clang build: libFuzzer needs clang; every target is instrumented so the library's
+# code is what gets explored. Each harness starts from a copy of its seed corpus in the repo.
+fuzz_seconds=${FOXML_EVENTS_FUZZ_SECONDS:-60}
+CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFOXML_EVENTS_BUILD_FUZZERS=ON \
+  -DFOXML_EVENTS_BUILD_TESTS=OFF -DFOXML_EVENTS_BUILD_EXAMPLES=OFF -DFOXML_EVENTS_INSTALL=OFF >/dev/null
+cmake --build build/fuzz -j "$jobs" --target fuzz_decode_line fuzz_sink_uri fuzz_line_splitter fuzz_unix_ack
+for harness in decode_line sink_uri line_splitter unix_ack; do
+  corpus=build/fuzz/corpus/$harness
+  rm -rf "$corpus" && mkdir -p "$corpus" && cp fuzz/corpus/$harness/* "$corpus"/
+  build/fuzz/fuzz/fuzz_$harness -max_total_time="$fuzz_seconds" -print_final_stats=1 \
+    -artifact_prefix=build/fuzz/crash-$harness- "$corpus" 2>&1 | tail -n 3
+done
+
 echo "== Python package, benchmark smoke runs, Python tests"
 python3 -m pip install -q .
 python3 benchmarks/python/bench_emit.py --calls 400 --no-peers >/dev/null

@@ -1,10 +1,14 @@
 #include "foxml/events/emitter.hpp"
 
+#include "foxml/events/detail/live_emitters.hpp"
+
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -94,16 +98,27 @@ training_event_emitter::training_event_emitter(std::string run_id, std::unique_p
   install_fork_handler();
   owner_ = std::make_shared<detail::emitter_state>(make_identity(std::move(run_id), options), std::move(destination),
                                                    options);
-  owner_->start();
+  {
+    detail::signals_blocked blocked;
+    owner_->start();
+  }
   state_.store(owner_.get(), std::memory_order_release);
+  detail::register_emitter(this);
 }
 
 training_event_emitter::~training_event_emitter() {
+  detail::unregister_emitter(this);
   detail::emitter_state* state = state_.load(std::memory_order_acquire);
   if (state != nullptr) close(state->options().close_timeout);
 }
 
 bool training_event_emitter::emit_run_complete(std::string_view status, std::optional<double> duration_s) noexcept {
+  if (ended_by_signal_.load(std::memory_order_acquire)) {
+    detail::emitter_state* state = state_.load(std::memory_order_acquire);
+    state->count_refused();
+    return false;
+  }
+  completed_.store(true, std::memory_order_release);
   if (!duration_s) {
     const detail::emitter_state* state = state_.load(std::memory_order_acquire);
     duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - state->created()).count();
@@ -158,6 +173,8 @@ detail::emitter_state* training_event_emitter::state_after_fork() noexcept {
     if (!usable) reopened = std::make_unique<detail::refusing_sink>();
     owner_ = std::make_shared<detail::emitter_state>(std::move(identity), std::move(reopened), parent->options());
     if (usable) {
+      detail::rearm_signal_hook_after_fork();
+      detail::signals_blocked blocked;
       owner_->start();
     } else {
       owner_->refuse_all();
@@ -167,6 +184,25 @@ detail::emitter_state* training_event_emitter::state_after_fork() noexcept {
   } catch (...) {
     return nullptr;
   }
+}
+
+void training_event_emitter::end_by_signal(std::string_view status, const char* fatal_signal,
+                                           std::chrono::steady_clock::time_point deadline) noexcept {
+  detail::emitter_state* state = state_.load(std::memory_order_acquire);
+  // A forked child that never emitted through this emitter has no run of its own to end.
+  if (state->generation() != detail::fork_generation.load(std::memory_order_relaxed)) return;
+  if (state->is_closed()) return;
+  if (!completed_.load(std::memory_order_acquire)) {
+    if (fatal_signal != nullptr) {
+      char message[64];
+      std::snprintf(message, sizeof(message), "the process received %s", fatal_signal);
+      emit_error(message, "signal", false);
+    }
+    emit_run_complete(status);
+    ended_by_signal_.store(true, std::memory_order_release);
+  }
+  const auto left = deadline - std::chrono::steady_clock::now();
+  state->flush(std::max<std::chrono::nanoseconds>(left, std::chrono::nanoseconds(0)));
 }
 
 }  // namespace foxml::events

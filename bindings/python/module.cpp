@@ -6,6 +6,7 @@
 
 #include "foxml/events/codec.hpp"
 #include "foxml/events/defaults.hpp"
+#include "foxml/events/signals.hpp"
 #include "foxml/events/sink_uri.hpp"
 #include "sink_choice.hpp"
 
@@ -41,6 +42,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("_zmq_sinks_available", &foxml::events::python::zmq_sinks_available);
   m.def("default_event_directory", &foxml::events::default_event_directory,
         "The per-user directory for event files and sockets ($XDG_RUNTIME_DIR/foxml or ~/.cache/foxml).");
+  m.def("_install_signal_hook", [](double deadline_s, bool termination, bool fatal) {
+    foxml::events::signal_hook_options options;
+    options.deadline = std::chrono::milliseconds(static_cast<long long>(deadline_s * 1000.0));
+    options.termination_signals = termination;
+    options.fatal_signals = fatal;
+    foxml::events::install_signal_hook(options);
+  });
+  m.def("_remove_signal_hook", &foxml::events::remove_signal_hook);
+  m.def("_signal_hook_installed", &foxml::events::signal_hook_installed);
   // zmq+tcp:// and zmq+ipc:// sink URIs work from the first emitter on (no-op without the component).
   foxml::events::python::enable_zmq_sinks();
   foxml::events::python::bind_emitter(m);

@@ -9,5 +9,6 @@
 #include "foxml/events/memory_sink.hpp"
 #include "foxml/events/options.hpp"
 #include "foxml/events/schema.hpp"
+#include "foxml/events/signals.hpp"
 #include "foxml/events/sink.hpp"
 #include "foxml/events/version.hpp"

@@ -67,6 +67,7 @@ from ._lifecycle import (
     init_training_events,
     set_exit_timeout,
 )
+from ._signals import install_signal_hook, remove_signal_hook, signal_hook_installed
 from ._reader import (
     BufferRead,
     EventBuffer,
@@ -107,8 +108,11 @@ __all__ = [
     "follow_events",
     "get_training_emitter",
     "init_training_events",
+    "install_signal_hook",
     "log",
     "log_metrics",
     "read_events",
+    "remove_signal_hook",
     "set_exit_timeout",
+    "signal_hook_installed",
 ]

@@ -30,6 +30,8 @@ class TrainingEventEmitter(_core.EmitterBase):
     (seconds), ``max_line_bytes``, ``rank``, ``world_size``, ``host``, ``after_fork`` ('restart'
     or 'disable').
 
+    ``signal_hook=False`` keeps ``with`` from installing the signal hook (see install_signal_hook).
+
     Every emit call returns True when the event was queued and False when it was counted as dropped
     (after close(), or a full queue). Used as a context manager, the emitter sends run_complete on
     exit (``success``, also for ``sys.exit()``/``sys.exit(0)``; an error event and ``failed`` when
@@ -37,12 +39,16 @@ class TrainingEventEmitter(_core.EmitterBase):
     reported is not sent twice) and closes.
     """
 
-    def __init__(self, run_id: str, sink: Any = None, *, path: Any = None, **options: Any) -> None:
+    def __init__(
+        self, run_id: str, sink: Any = None, *, path: Any = None, signal_hook: bool = True, **options: Any
+    ) -> None:
         if path is not None:
             if sink is not None:
                 raise TypeError("foxml_events: pass sink= or path=, not both")
             sink = path
         super().__init__(run_id, sink, **options)
+        # Whether ``with`` installs the signal hook (see _signals); False opts this emitter out.
+        self._signal_hook = bool(signal_hook)
         live_emitters.add(self)
 
     def emit_run_start(
@@ -72,6 +78,10 @@ class TrainingEventEmitter(_core.EmitterBase):
         return StageScope(self, name)
 
     def __enter__(self) -> "TrainingEventEmitter":
+        if self._signal_hook:
+            from ._signals import _default_install
+
+            _default_install()  # a signal ends the run with killed/cancelled (see _signals)
         return self
 
     def __exit__(

@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from . import _core
 from ._emitter import TrainingEventEmitter, live_emitters
+from ._signals import _default_install as _install_default_signal_hook
 
 _exit_timeout = 2.0
 try:
@@ -18,13 +19,19 @@ except ValueError:
     pass
 
 
-def init_training_events(run_id: str, sink: Any = None, *, path: Any = None, **options: Any) -> TrainingEventEmitter:
+def init_training_events(
+    run_id: str, sink: Any = None, *, path: Any = None, signal_hook: bool = True, **options: Any
+) -> TrainingEventEmitter:
     """Creates the process-wide emitter the module-level functions use, and returns it.
 
     ``sink``/``path`` and ``options`` are those of TrainingEventEmitter. A previous global emitter
-    is replaced (it is closed when nothing else holds it).
+    is replaced (it is closed when nothing else holds it). ``signal_hook`` (default on, unless
+    $FOXML_EVENTS_SIGNAL_HOOK=0) installs the signal hook: SIGTERM/SIGHUP/SIGQUIT/SIGINT end the run
+    with ``killed``/``cancelled`` before the process goes on as it would have (see _signals).
     """
-    emitter = TrainingEventEmitter(run_id, sink, path=path, **options)
+    emitter = TrainingEventEmitter(run_id, sink, path=path, signal_hook=signal_hook, **options)
+    if signal_hook:
+        _install_default_signal_hook()
     _core._set_global(emitter)
     return emitter
 

@@ -19,6 +19,9 @@
 #include "foxml/events/sink.hpp"
 
 namespace foxml::events {
+namespace detail {
+struct signal_visit;
+}
 
 /// Emits the events of one training run to one sink (which may be a chain or tee of sinks).
 /// Emit calls are thread-safe and return true when the event was queued, false when it was
@@ -137,7 +140,9 @@ class training_event_emitter {
   }
 
   /// Reports the end of the run: `success`, `failed`, `cancelled` or `killed`. Without a duration,
-  /// the time since this emitter was created is sent.
+  /// the time since this emitter was created is sent. Once the signal hook (signals.hpp) has ended
+  /// the run, a later run_complete is refused (returns false, counted in `dropped_closed`): the run
+  /// already has its terminal event.
   bool emit_run_complete(std::string_view status = "success",
                          std::optional<double> duration_s = std::nullopt) noexcept;
 
@@ -155,6 +160,13 @@ class training_event_emitter {
   const std::string& run_id() const noexcept { return run_id_; }
 
  private:
+  friend struct detail::signal_visit;
+
+  // The signal hook's part (signals.cpp): on a fatal signal an `error` naming it first, then
+  // run_complete with `status` unless the run has one, then a flush until `deadline`.
+  void end_by_signal(std::string_view status, const char* fatal_signal,
+                     std::chrono::steady_clock::time_point deadline) noexcept;
+
   template <class Visit>
   bool push(event_type type, const Visit& visit) noexcept {
     detail::emitter_state* state = state_.load(std::memory_order_acquire);
@@ -176,6 +188,8 @@ class training_event_emitter {
   std::atomic<detail::emitter_state*> state_{nullptr};
   std::shared_ptr<detail::emitter_state> owner_;
   std::mutex fork_mutex_;
+  std::atomic<bool> completed_{false};        // run_complete was emitted
+  std::atomic<bool> ended_by_signal_{false};  // ... by the signal hook
 };
 
 /// The seed's name for the emitter.

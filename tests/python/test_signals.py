@@ -1,0 +1,137 @@
+"""The signal hook from Python: a subprocess trainer stopped by real signals."""
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import json_lines
+
+LIMIT = 60
+
+# argv: events path, "init" | "with" | "nohook", user handler "none" | "before" | "after"
+TRAINER = r"""
+import signal, sys
+import foxml_events as fe
+
+path, mode, user = sys.argv[1:4]
+stop = []
+
+def handler(signum, frame):
+    stop.append(signum)
+
+def install_user():
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(s, handler)
+
+def train(emitter):
+    i = 0
+    while not stop:
+        emitter.log_metrics({"i": float(i)}, step=i)
+        i += 1
+        if i == 1000:
+            print("ready", flush=True)
+
+if user == "before":
+    install_user()
+try:
+    if mode == "with":
+        with fe.TrainingEventEmitter("py-signal", path=path) as emitter:
+            if user == "after":
+                install_user()
+            train(emitter)
+    else:
+        emitter = fe.init_training_events("py-signal", path=path, signal_hook=(mode != "nohook"))
+        if user == "after":
+            install_user()
+        train(emitter)
+        emitter.emit_run_complete("success")
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+    sys.exit(5)
+print("handled", stop[0], flush=True)
+sys.exit(3)
+"""
+
+
+def run_until_signal(path: Path, mode: str, user: str, signum: int) -> "tuple[int, str]":
+    proc = subprocess.Popen([sys.executable, "-c", TRAINER, str(path), mode, user], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=LIMIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in err or "KeyboardInterrupt" in err, err
+    return proc.returncode, out
+
+
+def check_file(path: Path, status: str) -> None:
+    events = json_lines(path)
+    completes = [e for e in events if e["event_type"] == "run_complete"]
+    assert [e["status"] for e in completes] == [status]
+    steps = {e["step"] for e in events if e["event_type"] == "metrics"}
+    # The trainer printed "ready" after its 1000th accepted event, before the signal was sent.
+    assert set(range(1000)) <= steps
+
+
+STATUS = {signal.SIGTERM: "killed", signal.SIGHUP: "killed", signal.SIGQUIT: "killed", signal.SIGINT: "cancelled"}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])
+def test_default_disposition_ends_the_run_then_the_process_dies_of_the_signal(events_path: Path, signum: int) -> None:
+    code, _ = run_until_signal(events_path, "init", "none", signum)
+    assert code == -signum
+    check_file(events_path, STATUS[signum])
+
+
+@pytest.mark.parametrize("mode", ["init", "with"])
+def test_sigint_still_raises_keyboard_interrupt(events_path: Path, mode: str) -> None:
+    code, out = run_until_signal(events_path, mode, "none", signal.SIGINT)
+    assert code == 5 and "KeyboardInterrupt" in out
+    # With the context manager, its own cancelled run_complete after ours is refused: one terminal event.
+    check_file(events_path, "cancelled")
+    if mode == "with":
+        errors = [e for e in json_lines(events_path) if e["event_type"] == "error"]
+        assert [e["error_type"] for e in errors] == ["KeyboardInterrupt"]
+
+
+@pytest.mark.parametrize("user", ["before", "after"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT])
+def test_a_python_handler_still_runs_and_the_process_goes_on(events_path: Path, user: str, signum: int) -> None:
+    code, out = run_until_signal(events_path, "init", user, signum)
+    assert code == 3 and f"handled {int(signum)}" in out
+    check_file(events_path, STATUS[signum])
+
+
+def test_without_the_hook_sigterm_leaves_no_terminal_event(events_path: Path) -> None:
+    code, _ = run_until_signal(events_path, "nohook", "none", signal.SIGTERM)
+    assert code == -signal.SIGTERM
+    assert not [e for e in json_lines(events_path) if e["event_type"] == "run_complete"]
+
+
+def test_opt_out_and_removal() -> None:
+    import foxml_events as fe
+
+    fe.install_signal_hook(0.5)
+    assert fe.signal_hook_installed()
+    fe.remove_signal_hook()
+    assert not fe.signal_hook_installed()
+    with pytest.raises(ValueError):
+        fe.install_signal_hook(-1.0)
+
+
+def test_signal_hook_false_opts_out_of_the_with_block_too(events_path: Path) -> None:
+    import foxml_events as fe
+
+    fe.remove_signal_hook()
+    with fe.init_training_events("opt-out", path=events_path, signal_hook=False):
+        assert not fe.signal_hook_installed()
+    with fe.TrainingEventEmitter("opt-in", path=events_path):
+        assert fe.signal_hook_installed()
