@@ -25,10 +25,6 @@ using fe::test::trainer_process;
 
 namespace {
 
-// The "next run reads cleanly" promise needs the file sink to start on a new line after a fragment
-// a kill left (issue 9, defect 5: the sinks branch). Until that lands here, a next run that reads
-// badly after a partial line is a warning, not a failure; set this to true when it does.
-constexpr bool file_sink_repairs_fragments = false;
 
 long env_long(const char* name, long fallback) {
   const char* text = std::getenv(name);
@@ -122,7 +118,8 @@ kill_outcome kill_once(const std::string& dir, std::size_t payload, double rate,
     if (line.find("next-run") != std::string::npos && fe::decode_line(line)) ++clean;
   }
   outcome.next_run_clean = clean == 12;  // run_start, 10 metrics, run_complete
-  if (file_sink_repairs_fragments || !outcome.partial) CHECK(outcome.next_run_clean);
+  // The file sink starts on a new line after a fragment a kill left (issue 9, defect 5).
+  CHECK(outcome.next_run_clean);
   return outcome;
 }
 
@@ -145,7 +142,7 @@ void kill_suite(std::size_t payload, double rate) {
     partial += o.partial ? 1 : 0;
     unclean_next += o.next_run_clean ? 0 : 1;
   }
-  WARN_MESSAGE(unclean_next == 0, unclean_next << " next runs did not read cleanly after a partial line");
+  CHECK_MESSAGE(unclean_next == 0, unclean_next << " next runs did not read cleanly after a partial line");
   MESSAGE(payload << "-byte payload at " << rate << " events/s: " << rounds << " kills, loss window "
                   << static_cast<double>(worst_ns) / 1e6 << " ms at worst, " << partial
                   << " kills left a partial last line");
