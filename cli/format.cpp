@@ -107,6 +107,7 @@ std::string format_stats(const foxml::events::reader::event_stream& stream, doub
       "events          {:>12}  ({:.0f}/s)\n"
       "bytes           {:>12}  ({:.1f} MiB/s)\n"
       "malformed       {:>12}\n"
+      "blank           {:>12}\n"
       "duplicates      {:>12}\n"
       "gaps            {:>12}  ({} seqs missing)\n"
       "reported drops  {:>12}  seqs\n"
@@ -114,7 +115,7 @@ std::string format_stats(const foxml::events::reader::event_stream& stream, doub
       "emitters        {:>12}  ({} evicted)\n"
       "elapsed         {:>12.3f}  s\n",
       s.lines, static_cast<double>(s.lines) / secs, s.events, static_cast<double>(s.events) / secs, s.bytes,
-      static_cast<double>(s.bytes) / secs / (1 << 20), s.malformed, s.duplicates, s.gaps, s.missing,
+      static_cast<double>(s.bytes) / secs / (1 << 20), s.malformed, s.blank, s.duplicates, s.gaps, s.missing,
       s.reported_drops, s.late, s.emitters, s.evicted, elapsed_s);
   if (!stream.malformed().empty()) {
     out += "recent malformed lines:\n";

@@ -284,6 +284,7 @@ class live_reader {
     d["bytes"] = s.bytes;
     d["events"] = s.events;
     d["malformed"] = s.malformed;
+    d["blank"] = s.blank;
     d["duplicates"] = s.duplicates;
     d["gaps"] = s.gaps;
     d["missing"] = s.missing;

@@ -34,6 +34,10 @@ std::optional<stream_event> event_stream::push(const raw_line& line) {
     report_malformed(line, "line over the size cap of " + std::to_string(options_.limits.max_line_bytes) + " bytes");
     return std::nullopt;
   }
+  if (line.text.find_first_not_of(" \t\r") == std::string_view::npos) {
+    ++stats_.blank;
+    return std::nullopt;
+  }
   auto decoded = decode_line(line.text, options_.limits);
   if (!decoded) {
     report_malformed(line, std::move(decoded.error));

@@ -364,3 +364,16 @@ TEST_CASE("a seq explained by a report that arrives late gives the explanation b
   CHECK(stream.stats().gaps == 0);
   CHECK(stream.stats().duplicates == 1);
 }
+
+TEST_CASE("blank lines are skipped and counted, neither events nor malformed") {
+  event_stream stream;
+  std::size_t delivered = 0;
+  for (const std::string text : {reader_test::line(0), std::string(), std::string(" \t\r"), reader_test::line(1)}) {
+    std::string body = text;
+    if (!body.empty() && body.back() == '\n') body.pop_back();
+    if (stream.push(raw_line{body, line_position{"test", 1, 0}, false})) ++delivered;
+  }
+  CHECK(delivered == 2);
+  CHECK(stream.stats().blank == 2);
+  CHECK(stream.stats().malformed == 0);
+}

@@ -122,13 +122,15 @@ struct event_file {
       std::size_t end = text.find('\n', start);
       if (end == std::string::npos) end = text.size();
       const std::string line = text.substr(start, end - start);
+      start = end + 1;
+      // A sink opening while another process is mid-write may add an empty line (see file_sink).
+      if (line.empty()) continue;
       auto parsed = nlohmann::json::parse(line, nullptr, false);
       if (parsed.is_discarded() || !parsed.is_object()) {
         f.malformed.push_back(line.substr(0, 80));
       } else {
         f.events.push_back(std::move(parsed));
       }
-      start = end + 1;
     }
     return f;
   }

@@ -92,6 +92,9 @@ struct event_stream_stats {
   std::uint64_t bytes = 0;
   std::uint64_t events = 0;          ///< accepted: decoded and not duplicates
   std::uint64_t malformed = 0;
+  /// Empty or whitespace-only lines: skipped, neither events nor malformed. A file sink that ends a
+  /// dead writer's fragment can add one when it opens while another process is mid-write.
+  std::uint64_t blank = 0;
   std::uint64_t duplicates = 0;
   std::uint64_t gaps = 0;            ///< unexplained ranges of missing seqs outstanding
   std::uint64_t missing = 0;         ///< seqs in those ranges
