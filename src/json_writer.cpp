@@ -1,12 +1,13 @@
 #include "json_writer.hpp"
 
+#include "civil_date.hpp"
+
 #include <fmt/compile.h>
 #include <fmt/format.h>
 
 #include <charconv>
 #include <cmath>
 #include <cstring>
-#include <ctime>
 
 namespace foxml::events::detail {
 namespace {
@@ -189,22 +190,23 @@ void timestamp_formatter::write(json_out& out, std::int64_t unix_ns) {
   const std::int64_t second = unix_ns / 1'000'000'000;
   const auto micros = static_cast<unsigned>((unix_ns % 1'000'000'000) / 1000);
   if (second != cached_second_) {
-    const auto t = static_cast<std::time_t>(second);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    const unsigned year = static_cast<unsigned>(tm.tm_year + 1900);
+    // Not gmtime_r: it takes glibc's tzset lock, which a forked child can inherit held by a
+    // parent thread, and then the child's worker never writes a line.
+    const civil_date date = civil_from_days(second / 86400);
+    const auto in_day = static_cast<unsigned>(second % 86400);
+    const auto year = static_cast<unsigned>(date.year);
     append_two_digits(prefix_, year / 100);
     append_two_digits(prefix_ + 2, year % 100);
     prefix_[4] = '-';
-    append_two_digits(prefix_ + 5, static_cast<unsigned>(tm.tm_mon + 1));
+    append_two_digits(prefix_ + 5, date.month);
     prefix_[7] = '-';
-    append_two_digits(prefix_ + 8, static_cast<unsigned>(tm.tm_mday));
+    append_two_digits(prefix_ + 8, date.day);
     prefix_[10] = 'T';
-    append_two_digits(prefix_ + 11, static_cast<unsigned>(tm.tm_hour));
+    append_two_digits(prefix_ + 11, in_day / 3600);
     prefix_[13] = ':';
-    append_two_digits(prefix_ + 14, static_cast<unsigned>(tm.tm_min));
+    append_two_digits(prefix_ + 14, in_day / 60 % 60);
     prefix_[16] = ':';
-    append_two_digits(prefix_ + 17, static_cast<unsigned>(tm.tm_sec));
+    append_two_digits(prefix_ + 17, in_day % 60);
     cached_second_ = second;
   }
   out.ensure(32);

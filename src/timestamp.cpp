@@ -1,6 +1,7 @@
 // Wire timestamps (`2026-01-21T10:00:00.123456+00:00`) to microseconds since the epoch.
 #include <string_view>
 
+#include "civil_date.hpp"
 #include "foxml/events/codec.hpp"
 
 namespace foxml::events {
@@ -15,16 +16,6 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
   }
   out = v;
   return true;
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-std::int64_t days_from_civil(int y, int m, int d) {
-  y -= m <= 2;
-  const int era = (y >= 0 ? y : y - 399) / 400;
-  const int yoe = y - era * 400;
-  const int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return static_cast<std::int64_t>(era) * 146097 + doe - 719468;
 }
 
 }  // namespace
@@ -64,7 +55,8 @@ std::optional<std::int64_t> parse_timestamp_us(std::string_view s) {
     }
   }
   if (pos != s.size()) return std::nullopt;
-  const std::int64_t seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_s;
+  const std::int64_t days = detail::days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+  const std::int64_t seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_s;
   return seconds * 1'000'000 + micros;
 }
 

@@ -3,11 +3,14 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <ctime>
+#include <random>
 #include <limits>
 #include <nlohmann/json.hpp>
 
 #include "foxml/events.hpp"
 #include "test_support.hpp"
+#include "civil_date.hpp"  // src/: the worker's lock-free date arithmetic
 
 namespace fe = foxml::events;
 using nlohmann::json;
@@ -364,5 +367,22 @@ TEST_CASE("a config nested deeper than the reader accepts is written as a marker
   for (std::size_t i : {1, 2}) {
     const json config = json::parse(*fe::decode_line(lines[i]).value->config_json);
     CHECK(config["_too_deep_config"] == nested(i == 1 ? fe::max_config_depth + 1 : 500));
+  }
+}
+
+TEST_CASE("the worker's date arithmetic agrees with gmtime_r from 1970 to 2400") {
+  // The worker formats dates without gmtime_r (its tzset lock can be held across fork()).
+  std::mt19937_64 random(7);
+  std::uniform_int_distribution<std::int64_t> seconds(0, 13'569'465'600);  // up to 2400-01-01
+  for (int i = 0; i < 200'000; ++i) {
+    const std::int64_t t = i < 3 ? std::int64_t{951'782'400} + i * 86'400 : seconds(random);  // 2000-02-29 +-
+    const std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    REQUIRE(gmtime_r(&tt, &tm) != nullptr);
+    const auto date = fe::detail::civil_from_days(t / 86400);
+    REQUIRE(date.year == tm.tm_year + 1900);
+    REQUIRE(date.month == static_cast<unsigned>(tm.tm_mon + 1));
+    REQUIRE(date.day == static_cast<unsigned>(tm.tm_mday));
+    REQUIRE(fe::detail::days_from_civil(date.year, date.month, date.day) == t / 86400);
   }
 }
