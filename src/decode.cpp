@@ -18,34 +18,14 @@ using detail::scan_error;
 
 decode_result failure(std::string message) { return decode_result{std::nullopt, std::move(message)}; }
 
-// Whether arrays/objects in `s` nest deeper than `max_depth` (brackets inside strings do not
-// count). Only on the error path: the DOM decoder checked depth before syntax, and a line both
-// malformed and too deep keeps reporting depth.
-bool nested_deeper_than(std::string_view s, std::size_t max_depth) {
-  std::size_t depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > max_depth) return true;
-    } else if ((c == '}' || c == ']') && depth > 0) {
-      --depth;
-    }
-  }
-  return false;
-}
-
+// nested_deeper_than (json_scan) only on the error path: the DOM decoder checked depth before
+// syntax, and a line both malformed and too deep keeps reporting depth.
 decode_result too_deep(const decode_limits& limits) {
   return failure("nested deeper than " + std::to_string(limits.max_depth) + " levels");
 }
 
 decode_result malformed(std::string_view line, const decode_limits& limits, scan_error error) {
-  if (error == scan_error::too_deep || nested_deeper_than(line, limits.max_depth)) return too_deep(limits);
+  if (error == scan_error::too_deep || detail::nested_deeper_than(line, limits.max_depth)) return too_deep(limits);
   try {
     const auto doc = nlohmann::ordered_json::parse(line.begin(), line.end());
     (void)doc;

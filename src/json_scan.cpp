@@ -207,6 +207,25 @@ bool overflows(const char* p, const char* end) {
 
 }  // namespace
 
+bool nested_deeper_than(std::string_view s, std::size_t max_depth) noexcept {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > max_depth) return true;
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
 const char* type_name(value_kind kind) noexcept {
   switch (kind) {
     case value_kind::null: return "null";

@@ -27,6 +27,10 @@ struct scanned_value {
 // nlohmann's type_name() of a value of this kind, for the decoder's error messages.
 const char* type_name(value_kind kind) noexcept;
 
+// Whether the arrays/objects of JSON text `s` nest deeper than `max_depth` (brackets inside
+// strings do not count). Linear and without recursion, so hostile text costs one pass.
+bool nested_deeper_than(std::string_view s, std::size_t max_depth) noexcept;
+
 class json_cursor {
  public:
   json_cursor(const char* first, const char* last, std::size_t max_depth) noexcept

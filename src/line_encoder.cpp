@@ -4,6 +4,7 @@
 
 #include "foxml/events/codec.hpp"
 #include "foxml/events/schema.hpp"
+#include "json_scan.hpp"
 
 namespace foxml::events::detail {
 namespace {
@@ -135,31 +136,6 @@ void line_encoder::write_value(json_out& out, payload_reader& in, value_tag tag,
   }
   out.literal("null");
 }
-
-namespace {
-
-// Whether the arrays/objects of JSON text `s` nest deeper than `max_depth` (brackets inside
-// strings do not count). Linear and without recursion, so a hostile config costs one pass.
-bool nested_deeper_than(std::string_view s, std::size_t max_depth) {
-  std::size_t depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > max_depth) return true;
-    } else if ((c == '}' || c == ']') && depth > 0) {
-      --depth;
-    }
-  }
-  return false;
-}
-
-}  // namespace
 
 // The config arrives as text from the caller. It is parsed (keeping the caller's key order) and
 // written back compact, so a pretty-printed config cannot break the one-line rule and invalid JSON

@@ -17,13 +17,7 @@ using nlohmann::json;
 
 namespace {
 
-// TSan cannot follow a thread started in the child of a multi-threaded fork (it still holds the
-// parent's threads and reports "dup thread"); the plain and ASan runs cover that test.
-#if defined(__SANITIZE_THREAD__)
-constexpr bool under_tsan = true;
-#else
-constexpr bool under_tsan = false;
-#endif
+using foxml::events::testing::under_tsan;
 
 std::vector<json> parse_all(const std::vector<std::string>& lines) {
   std::vector<json> out;

@@ -25,13 +25,7 @@ namespace fe = foxml::events;
 
 namespace {
 
-// TSan cannot follow a thread started in the child of a multi-threaded fork (it still holds the
-// parent's threads and reports "dup thread"); the plain and ASan runs cover this test.
-#if defined(__SANITIZE_THREAD__)
-constexpr bool under_tsan = true;
-#else
-constexpr bool under_tsan = false;
-#endif
+using foxml::events::testing::under_tsan;
 
 constexpr int children_per_round = 16;
 constexpr int events_per_child = 20;

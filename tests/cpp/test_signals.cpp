@@ -17,13 +17,7 @@ using fe::test::trainer_process;
 
 namespace {
 
-// TSan cannot follow a thread started in the child of a multi-threaded fork ("dup thread"); the
-// plain and ASan runs cover the forked-child case.
-#if defined(__SANITIZE_THREAD__)
-constexpr bool under_tsan = true;
-#else
-constexpr bool under_tsan = false;
-#endif
+using foxml::events::testing::under_tsan;
 
 // TSan runs a handler for an asynchronous signal at the exit of the next intercepted call, which
 // can be right after the emitting thread took a lock the worker needs: the hook's flush then waits

@@ -42,6 +42,14 @@ class temp_dir {
   std::filesystem::path path_;
 };
 
+// TSan cannot follow a thread started in the child of a multi-threaded fork (it still holds the
+// parent's threads and reports "dup thread"): fork tests skip under it; plain and ASan runs cover them.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool under_tsan = true;
+#else
+constexpr bool under_tsan = false;
+#endif
+
 inline std::vector<std::string> read_lines(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::vector<std::string> lines;
