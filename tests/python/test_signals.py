@@ -16,6 +16,10 @@ TRAINER = r"""
 import signal, sys
 import foxml_events as fe
 
+# Started from a background job, a child inherits SIGINT ignored (then Python installs no handler
+# and the hook leaves it alone): give it the dispositions a terminal gives.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 path, mode, user = sys.argv[1:4]
 stop = []
 

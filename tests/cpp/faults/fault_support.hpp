@@ -51,6 +51,9 @@ class trainer_process {
     argv.push_back(nullptr);
     pid_ = fork();
     if (pid_ == 0) {
+      // A test run from a background job inherits SIGINT/SIGQUIT ignored, and an ignored signal is
+      // left alone by the hook: start the trainer with the dispositions a terminal gives it.
+      for (int number : {SIGINT, SIGQUIT, SIGTERM, SIGHUP}) signal(number, SIG_DFL);
       execv(argv[0], argv.data());
       _exit(127);
     }
