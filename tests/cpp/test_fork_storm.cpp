@@ -25,7 +25,7 @@ namespace fe = foxml::events;
 
 namespace {
 
-using foxml::events::testing::under_tsan;
+using foxml::events::testing::fork_from_busy_threads_unsupported;
 
 constexpr int children_per_round = 16;
 constexpr int events_per_child = 20;
@@ -61,7 +61,7 @@ class watchdog {
 }  // namespace
 
 TEST_CASE("fork storm: 16 children x 50 rounds from an emitting process, every child's events complete" *
-          doctest::skip(under_tsan)) {
+          doctest::skip(fork_from_busy_threads_unsupported)) {
   const char* soak = std::getenv("FOXML_EVENTS_SOAK");
   const int rounds = soak != nullptr && *soak != '\0' && *soak != '0' ? 500 : 50;
   fe::testing::temp_dir dir;

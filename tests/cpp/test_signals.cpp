@@ -17,6 +17,7 @@ using fe::test::trainer_process;
 
 namespace {
 
+using foxml::events::testing::fork_from_busy_threads_unsupported;
 using foxml::events::testing::under_tsan;
 
 // TSan runs a handler for an asynchronous signal at the exit of the next intercepted call, which
@@ -168,7 +169,7 @@ TEST_CASE("a fatal signal: best-effort error and run_complete failed, then the o
 }
 
 TEST_CASE("a forked child that emits gets its own watcher: its run ends on a signal too" *
-          doctest::skip(under_tsan)) {
+          doctest::skip(fork_from_busy_threads_unsupported)) {
   fe::testing::temp_dir dir;
   const std::string path = dir.file("events.jsonl");
   trainer_process trainer(dir.file("record"), hooked(path, {"--fork-child"}));
