@@ -22,10 +22,6 @@ std::size_t round_up_power_of_two(std::size_t n) {
 
 // How often, at most, the worker reports drops with a `dropped` event (also on flush and close).
 constexpr auto drop_report_interval = std::chrono::milliseconds(100);
-// In a flood the report comes sooner, once this many drops are pending: a reader declares seqs
-// missing once they fall a reorder window (4096 seqs by default) behind, and a report that
-// arrives within that window explains them at once instead of after the fact.
-constexpr std::uint64_t drop_report_count = 1024;
 // After a busy spell the worker looks again this soon, doubling up to max_idle_wait. Shorter waits
 // cut latency little but cost a wake-up (a few us of CPU) each, taken from a training loop on a
 // machine with few cores.
@@ -190,10 +186,7 @@ class emitter_state::worker {
       encode(r);
       deliver();
     }
-    if (force || now - last_drop_report_ >= drop_report_interval ||
-        s_.pending_drop_hint_.load(std::memory_order_relaxed) >= drop_report_count) {
-      report_drops(now);
-    }
+    if (force || now - last_drop_report_ >= drop_report_interval) report_drops(now);
     report_notices();
   }
 
@@ -229,7 +222,6 @@ class emitter_state::worker {
       first = s_.pending_drop_first_;
       last = s_.pending_drop_last_;
       s_.pending_drop_count_ = 0;
-      s_.pending_drop_hint_.store(0, std::memory_order_relaxed);
     }
     last_drop_report_ = now;
     if (count == 0) return;
@@ -442,7 +434,6 @@ void emitter_state::note_drops(std::uint64_t count, std::uint64_t first, std::ui
     pending_drop_last_ = std::max(pending_drop_last_, last);
   }
   pending_drop_count_ += count;
-  pending_drop_hint_.store(pending_drop_count_, std::memory_order_relaxed);
 }
 
 std::byte* emitter_state::take_spill(std::size_t size) noexcept {

@@ -149,8 +149,6 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   // Overflow paths: taken only when the queue is full, so their locks never touch the common path.
   std::mutex drops_mutex_;
   std::uint64_t pending_drop_count_ = 0;
-  // A lock-free glance at pending_drop_count_ for the worker, which reports early in a flood.
-  std::atomic<std::uint64_t> pending_drop_hint_{0};
   std::uint64_t pending_drop_first_ = 0;
   std::uint64_t pending_drop_last_ = 0;
   std::mutex lane_mutex_;
