@@ -35,3 +35,19 @@ def _no_global_emitter():
     foxml_events.close_training_events(timeout=2.0)
     yield
     foxml_events.close_training_events(timeout=2.0)
+
+
+@pytest.fixture
+def emitter():
+    """An emitter writing to memory, closed after the test."""
+    import foxml_events as fe
+
+    e = fe.TrainingEventEmitter("run-memory", "memory://")
+    yield e
+    e.close()
+
+
+def memory_lines(e) -> List[str]:
+    """Flushes an emitter with a memory sink and returns its lines."""
+    e.flush()
+    return list(e._memory_lines())

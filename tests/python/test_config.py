@@ -6,6 +6,7 @@ import json
 import pytest
 
 import foxml_events as fe
+from conftest import memory_lines
 from foxml_events import _core
 
 
@@ -21,16 +22,8 @@ def nested_json(levels):
     return "{\"k\":" * (levels - 1) + "{\"leaf\":1}" + "}" * (levels - 1)
 
 
-@pytest.fixture
-def emitter():
-    e = fe.TrainingEventEmitter("run-config", "memory://")
-    yield e
-    e.close()
-
-
 def written(e):
-    e.flush()
-    return [fe.decode_line(line) for line in e._memory_lines()]
+    return [fe.decode_line(line) for line in memory_lines(e)]
 
 
 def test_the_deepest_accepted_config_reads_back(emitter):

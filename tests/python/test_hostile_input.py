@@ -8,21 +8,12 @@ import pytest
 
 import foxml_events as fe
 
-from conftest import json_lines
+from conftest import json_lines, memory_lines
 
 CLEAN_ERRORS = (TypeError, ValueError, OverflowError)
 
 
-@pytest.fixture
-def emitter():
-    e = fe.TrainingEventEmitter("run-hostile", "memory://")
-    yield e
-    e.close()
-
-
-def lines(e):
-    e.flush()
-    return list(e._memory_lines())
+lines = memory_lines
 
 
 def fresh_names(count):

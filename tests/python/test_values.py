@@ -7,18 +7,11 @@ import numpy as np
 import pytest
 
 import foxml_events as fe
-
-
-@pytest.fixture
-def emitter():
-    e = fe.TrainingEventEmitter("run-values", "memory://")
-    yield e
-    e.close()
+from conftest import memory_lines
 
 
 def decoded(e):
-    e.flush()
-    return [fe.decode_line(line) for line in e._memory_lines()]
+    return [fe.decode_line(line) for line in memory_lines(e)]
 
 
 def test_numpy_scalars(emitter):
