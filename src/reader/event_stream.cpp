@@ -12,7 +12,14 @@ namespace {
 // missing later, a forgotten missing run no longer recognises its late arrival: both are far
 // behind the reorder window by then.
 constexpr std::size_t max_drop_reports = 256;
-constexpr std::size_t max_absent_runs = 4096;
+// Runs are kept one by one per emitter up to this many, and up to max_absent_runs_total across all
+// emitters (~80 bytes each: 1.3 MiB and 21 MiB). Under a drop flood with interleaving producers
+// every other seq can be its own run; an event that is late by more runs than are kept is no
+// longer told apart from a duplicate, so the per-emitter figure is what buys tolerance to a
+// producer thread that was descheduled between taking its seq and queueing its event.
+constexpr std::size_t max_absent_runs = 16384;
+constexpr std::size_t max_absent_runs_total = 262144;
+constexpr std::size_t max_forgotten_ranges = 64;
 constexpr std::uint64_t seq_max = std::numeric_limits<std::uint64_t>::max();
 
 // Counters move down only by what they were moved up by; the floor is belt and braces, so a
@@ -86,6 +93,7 @@ void event_stream::evict_one() {
   auto& list = finished_lru_.empty() ? active_lru_ : finished_lru_;
   const auto victim = list.front();
   list.pop_front();
+  absent_runs_total_ -= victim->second.absent_runs.size();
   trackers_.erase(victim);
   ++stats_.evicted;
 }
@@ -133,13 +141,62 @@ void event_stream::advance(const emitter_key& key, tracker& t) {
 
 void event_stream::add_absent(const emitter_key&, tracker& t, std::uint64_t first, std::uint64_t last,
                               std::uint64_t report) {
-  t.absent_runs[first] = absent{last, report};
+  if (t.absent_runs.insert_or_assign(first, absent{last, report}).second) ++absent_runs_total_;
   if (report == 0) {
     ++stats_.gaps;
     stats_.missing += last - first + 1;
   }
-  // Forgetting the oldest run keeps its seqs counted as they are.
-  while (t.absent_runs.size() > max_absent_runs) t.absent_runs.erase(t.absent_runs.begin());
+  // An emitter past the global bound gives up its own oldest: the one flooding pays for it.
+  while (t.absent_runs.size() > max_absent_runs || (absent_runs_total_ > max_absent_runs_total && !t.absent_runs.empty())) {
+    forget_oldest_absent(t);
+  }
+}
+
+void event_stream::forget_oldest_absent(tracker& t) {
+  // Its seqs stay counted as they are: an explained run keeps its report's budget spent, an
+  // unexplained one joins the summed-up ranges a later report can still explain.
+  const auto oldest = t.absent_runs.begin();
+  const std::uint64_t first = oldest->first, last = oldest->second.last, size = last - first + 1;
+  if (oldest->second.report != 0) {
+    if (auto r = t.reports.find(oldest->second.report); r != t.reports.end()) r->second.spent_on_forgotten += size;
+  } else {
+    t.forgotten.push_back(forgotten_loss{first, last, size, 1, 0});
+    if (t.forgotten.size() > max_forgotten_ranges) {
+      // The two oldest merge: the least likely to be covered by a report still to come.
+      forgotten_loss& into = t.forgotten[0];
+      const forgotten_loss& next = t.forgotten[1];
+      into.last = next.last;
+      into.seqs += next.seqs;
+      into.runs += next.runs;
+      into.explained += next.explained;
+      t.forgotten.erase(t.forgotten.begin() + 1);
+    }
+  }
+  t.absent_runs.erase(oldest);
+  --absent_runs_total_;
+}
+
+void event_stream::explain_forgotten(const emitter_key& key, tracker& t) {
+  // A summed-up range is explained by a report whose range covers all of it, up to the report's
+  // budget: which of its seqs are missing is no longer known, so a partial overlap explains none.
+  auto unexplained_runs = [](const forgotten_loss& f) { return f.explained == f.seqs ? 0 : f.runs; };
+  for (forgotten_loss& f : t.forgotten) {
+    const std::uint64_t seqs_before = f.seqs - f.explained, runs_before = unexplained_runs(f);
+    f.explained = 0;
+    for (auto& [id, r] : t.reports) {
+      if (f.explained == f.seqs) break;
+      if (r.left == 0 || r.first > f.first || r.last < f.last) continue;
+      const std::uint64_t take = std::min(r.left, f.seqs - f.explained);
+      r.left -= take;
+      f.explained += take;
+    }
+    decrease(stats_.missing, seqs_before);
+    decrease(stats_.gaps, runs_before);
+    stats_.missing += f.seqs - f.explained;
+    stats_.gaps += unexplained_runs(f);
+    if (seqs_before != 0 && f.explained == f.seqs) unreport_gap(key, f.first, f.last);
+    if (seqs_before == 0 && f.explained != f.seqs) report_gap(seq_gap{key, f.first, f.last, false, f.seqs - f.explained});
+  }
 }
 
 void event_stream::remove_absent(const emitter_key& key, tracker& t, std::map<std::uint64_t, absent>::iterator it,
@@ -147,6 +204,7 @@ void event_stream::remove_absent(const emitter_key& key, tracker& t, std::map<st
   const std::uint64_t run_first = it->first;
   const absent run = it->second;
   t.absent_runs.erase(it);
+  --absent_runs_total_;
   if (run.report == 0) {
     decrease(stats_.gaps, 1);
     decrease(stats_.missing, run.last - run_first + 1);
@@ -195,7 +253,13 @@ void event_stream::rematch(const emitter_key& key, tracker& t) {
   // reports explain best; matching them all again from the bottom finds the most (the greedy
   // above is optimal when it sees every report at once).
   std::vector<std::pair<std::uint64_t, std::uint64_t>> runs, unexplained_before;
+  std::vector<std::pair<std::uint64_t, absent>> settled;
   for (const auto& [first, a] : t.absent_runs) {
+    if (a.report != 0 && t.reports.count(a.report) == 0) {
+      // Explained by a report no longer kept: it stays so (that report cannot be matched again).
+      settled.emplace_back(first, a);
+      continue;
+    }
     if (a.report == 0) {
       unexplained_before.emplace_back(first, a.last);
       decrease(stats_.gaps, 1);
@@ -207,8 +271,12 @@ void event_stream::rematch(const emitter_key& key, tracker& t) {
       runs.emplace_back(first, a.last);
     }
   }
+  absent_runs_total_ -= t.absent_runs.size() - settled.size();
   t.absent_runs.clear();
-  for (auto& [id, r] : t.reports) r.left = r.budget;
+  for (auto& [first, a] : settled) t.absent_runs.emplace(first, a);
+  for (auto& [id, r] : t.reports) r.left = r.budget - std::min(r.budget, r.spent_on_forgotten);
+  // Ascending seq order (what makes the greedy optimal): the forgotten ranges lie below the rest.
+  explain_forgotten(key, t);
   for (const auto& [first, last] : runs) assign(key, t, first, last, false);
   // The gap reports follow: explained parts leave them, newly unexplained parts join them.
   for (const auto& [first, last] : unexplained_before) {

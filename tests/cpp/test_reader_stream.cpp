@@ -378,3 +378,39 @@ TEST_CASE("blank lines are skipped and counted, neither events nor malformed") {
   CHECK(stream.stats().blank == 2);
   CHECK(stream.stats().malformed == 0);
 }
+
+TEST_CASE("a report that comes after more missing runs than the reader keeps still explains them all") {
+  // A drop flood with producers interleaving: every other seq dropped, 10,000 single-seq runs
+  // declared missing before the one report arrives (the worker writes it once the queue has room):
+  // 20,000 single-seq runs, more than the 16,384 the reader keeps one by one.
+  event_stream_options options;
+  options.reorder_window = 16;
+  event_stream stream(options);
+  constexpr std::uint64_t n = 40000;
+  for (std::uint64_t s = 0; s < n; s += 2) REQUIRE(feed(stream, line(s)));
+  CHECK(stream.stats().missing > 16384);
+  CHECK(feed(stream, report_line(n, 7, n / 2, 1, n - 1)));
+  stream.flush_gaps();
+  CHECK(stream.stats().reported_drops == n / 2);
+  CHECK(stream.stats().missing == 0);
+  CHECK(stream.stats().gaps == 0);
+}
+
+TEST_CASE("seqs explained by reports the reader no longer keeps stay explained") {
+  // 600 drops, each reported on its own: more reports than the reader keeps per emitter. Every
+  // new report rematches what is missing; the old explanations must survive that.
+  event_stream_options options;
+  options.reorder_window = 2;
+  event_stream stream(options);
+  constexpr std::uint64_t rounds = 600;
+  for (std::uint64_t i = 0; i < rounds; ++i) {
+    REQUIRE(feed(stream, line(3 * i)));
+    // 3i + 1 is dropped; its report is 3i + 2
+    REQUIRE(feed(stream, report_line(3 * i + 2, 7, 1, 3 * i + 1, 3 * i + 1)));
+  }
+  REQUIRE(feed(stream, line(3 * rounds)));
+  stream.flush_gaps();
+  CHECK(stream.stats().reported_drops == rounds);
+  CHECK(stream.stats().missing == 0);
+  CHECK(stream.stats().gaps == 0);
+}

@@ -14,6 +14,11 @@
 ///   left; beyond that it is unexplained loss (`gaps`, `missing`);
 /// - an event that arrives after its seq was declared missing is delivered (`late`) and gives the
 ///   explanation back to its report.
+/// - memory is bounded: the newest 16384 missing runs of an emitter (262144 over all emitters) and
+///   its newest 256 reports are kept one by one; older unexplained runs are summed into at most 64 ranges, which a report that comes
+///   later still explains when its range covers one; seqs explained by a report that is no longer
+///   kept stay explained. An event whose missing run was forgotten, arriving that late, is counted
+///   as a duplicate (it can no longer be told apart from one).
 /// No counter ever goes below zero.
 
 #include <cstdint>
@@ -146,6 +151,15 @@ class event_stream {
     std::uint64_t first = 0, last = 0;
     std::uint64_t budget = 0;  // its count (at most the size of its range)
     std::uint64_t left = 0;    // of the budget, not yet matched to a missing seq
+    std::uint64_t spent_on_forgotten = 0;  // of the budget, on missing runs no longer kept
+  };
+  // Unexplained missing runs no longer kept one by one, summed up: `seqs` of them lie in
+  // [first, last] (the rest of the range arrived), `explained` of those by a report that came
+  // later. Oldest first; neighbours merge when there are too many.
+  struct forgotten_loss {
+    std::uint64_t first = 0, last = 0;
+    std::uint64_t seqs = 0, runs = 0;
+    std::uint64_t explained = 0;
   };
   struct absent {  // a run of seqs declared missing
     std::uint64_t last = 0;
@@ -160,6 +174,7 @@ class event_stream {
     std::set<std::uint64_t> ahead;                 // seen, at or above `low`
     std::map<std::uint64_t, absent> absent_runs;   // declared missing: first -> run
     std::map<std::uint64_t, drop_report> reports;  // id (in arrival order) -> report
+    std::vector<forgotten_loss> forgotten;         // ascending, all below `absent_runs`
     std::uint64_t next_report = 1;
     bool finished = false;
     std::list<tracker_map::iterator>::iterator lru;
@@ -172,6 +187,8 @@ class event_stream {
   void declare_missing(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last);
   void assign(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last, bool announce);
   void rematch(const emitter_key& key, tracker& t);
+  void forget_oldest_absent(tracker& t);
+  void explain_forgotten(const emitter_key& key, tracker& t);
   void add_absent(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last, std::uint64_t report);
   void remove_absent(const emitter_key& key, tracker& t, std::map<std::uint64_t, absent>::iterator it,
                      std::uint64_t first, std::uint64_t last);
@@ -183,6 +200,7 @@ class event_stream {
   event_stream_options options_;
   event_stream_stats stats_;
   tracker_map trackers_;
+  std::size_t absent_runs_total_ = 0;  // over all trackers
   // Least recently heard first; finished emitters are evicted before active ones.
   std::list<tracker_map::iterator> active_lru_, finished_lru_;
   std::deque<malformed_line> malformed_;
