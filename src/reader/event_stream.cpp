@@ -115,7 +115,7 @@ bool event_stream::accept_seq(const emitter_key& key, tracker& t, std::uint64_t 
     const bool explained = it->second.report != 0;
     remove_absent(key, t, it, seq, seq);
     ++stats_.late;
-    if (explained) rematch(key, t);
+    if (explained) rematch(key, t, 0);
     return true;
   }
   if (!t.ahead.insert(seq).second) return false;
@@ -146,6 +146,10 @@ void event_stream::add_absent(const emitter_key&, tracker& t, std::uint64_t firs
     ++stats_.gaps;
     stats_.missing += last - first + 1;
   }
+  forget_beyond_bounds(t);
+}
+
+void event_stream::forget_beyond_bounds(tracker& t) {
   // An emitter past the global bound gives up its own oldest: the one flooding pays for it.
   while (t.absent_runs.size() > max_absent_runs || (absent_runs_total_ > max_absent_runs_total && !t.absent_runs.empty())) {
     forget_oldest_absent(t);
@@ -160,7 +164,7 @@ void event_stream::forget_oldest_absent(tracker& t) {
   if (oldest->second.report != 0) {
     if (auto r = t.reports.find(oldest->second.report); r != t.reports.end()) r->second.spent_on_forgotten += size;
   } else {
-    t.forgotten.push_back(forgotten_loss{first, last, size, 1, 0});
+    t.forgotten.push_back(forgotten_loss{first, last, size, 1, 0, 0});
     if (t.forgotten.size() > max_forgotten_ranges) {
       // The two oldest merge: the least likely to be covered by a report still to come.
       forgotten_loss& into = t.forgotten[0];
@@ -169,34 +173,12 @@ void event_stream::forget_oldest_absent(tracker& t) {
       into.seqs += next.seqs;
       into.runs += next.runs;
       into.explained += next.explained;
+      into.settled += next.settled;
       t.forgotten.erase(t.forgotten.begin() + 1);
     }
   }
   t.absent_runs.erase(oldest);
   --absent_runs_total_;
-}
-
-void event_stream::explain_forgotten(const emitter_key& key, tracker& t) {
-  // A summed-up range is explained by a report whose range covers all of it, up to the report's
-  // budget: which of its seqs are missing is no longer known, so a partial overlap explains none.
-  auto unexplained_runs = [](const forgotten_loss& f) { return f.explained == f.seqs ? 0 : f.runs; };
-  for (forgotten_loss& f : t.forgotten) {
-    const std::uint64_t seqs_before = f.seqs - f.explained, runs_before = unexplained_runs(f);
-    f.explained = 0;
-    for (auto& [id, r] : t.reports) {
-      if (f.explained == f.seqs) break;
-      if (r.left == 0 || r.first > f.first || r.last < f.last) continue;
-      const std::uint64_t take = std::min(r.left, f.seqs - f.explained);
-      r.left -= take;
-      f.explained += take;
-    }
-    decrease(stats_.missing, seqs_before);
-    decrease(stats_.gaps, runs_before);
-    stats_.missing += f.seqs - f.explained;
-    stats_.gaps += unexplained_runs(f);
-    if (seqs_before != 0 && f.explained == f.seqs) unreport_gap(key, f.first, f.last);
-    if (seqs_before == 0 && f.explained != f.seqs) report_gap(seq_gap{key, f.first, f.last, false, f.seqs - f.explained});
-  }
 }
 
 void event_stream::remove_absent(const emitter_key& key, tracker& t, std::map<std::uint64_t, absent>::iterator it,
@@ -248,56 +230,153 @@ void event_stream::assign(const emitter_key& key, tracker& t, std::uint64_t firs
   }
 }
 
-void event_stream::rematch(const emitter_key& key, tracker& t) {
+void event_stream::rematch(const emitter_key& key, tracker& t, std::uint64_t forget) {
   // A report that came late, or a seq that turned up after all, can change which missing seqs the
-  // reports explain best; matching them all again from the bottom finds the most (the greedy
-  // above is optimal when it sees every report at once).
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> runs, unexplained_before;
-  std::vector<std::pair<std::uint64_t, absent>> settled;
-  for (const auto& [first, a] : t.absent_runs) {
-    if (a.report != 0 && t.reports.count(a.report) == 0) {
-      // Explained by a report no longer kept: it stays so (that report cannot be matched again).
-      settled.emplace_back(first, a);
-      continue;
-    }
-    if (a.report == 0) {
-      unexplained_before.emplace_back(first, a.last);
-      decrease(stats_.gaps, 1);
-      decrease(stats_.missing, a.last - first + 1);
-    }
-    if (!runs.empty() && runs.back().second + 1 == first) {
-      runs.back().second = a.last;
-    } else {
-      runs.emplace_back(first, a.last);
-    }
-  }
-  absent_runs_total_ -= t.absent_runs.size() - settled.size();
-  t.absent_runs.clear();
-  for (auto& [first, a] : settled) t.absent_runs.emplace(first, a);
-  for (auto& [id, r] : t.reports) r.left = r.budget - std::min(r.budget, r.spent_on_forgotten);
-  // Ascending seq order (what makes the greedy optimal): the forgotten ranges lie below the rest.
-  explain_forgotten(key, t);
-  for (const auto& [first, last] : runs) assign(key, t, first, last, false);
-  // The gap reports follow: explained parts leave them, newly unexplained parts join them.
-  for (const auto& [first, last] : unexplained_before) {
-    for (auto it = t.absent_runs.lower_bound(first); it != t.absent_runs.end() && it->first <= last; ++it) {
-      if (it->second.report != 0) unreport_gap(key, it->first, it->second.last);
-    }
-  }
+  // reports explain best; matching them all again from the bottom finds the most. The sweep goes
+  // up the seqs and gives each missing piece to the covering report with budget that ends first
+  // (earliest deadline: optimal for points against intervals with capacities), in
+  // O((runs + reports) log reports). `forget`: a report to drop afterwards; what it explains now
+  // stays explained.
+  // Runs are matched again in place: most keep their node and only change report.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> unexplained_before;
+  auto is_settled = [&](const absent& a) { return a.report != 0 && t.reports.count(a.report) == 0; };
   for (const auto& [first, a] : t.absent_runs) {
     if (a.report != 0) continue;
+    unexplained_before.emplace_back(first, a.last);
+    decrease(stats_.gaps, 1);
+    decrease(stats_.missing, a.last - first + 1);
+  }
+
+  auto unexplained_runs = [](const forgotten_loss& f) {
+    return f.explained + f.settled >= f.seqs ? 0 : f.runs;
+  };
+  std::vector<std::uint64_t> forgotten_unexplained_before;
+  for (forgotten_loss& f : t.forgotten) {
+    forgotten_unexplained_before.push_back(f.seqs - std::min(f.seqs, f.explained + f.settled));
+    decrease(stats_.missing, forgotten_unexplained_before.back());
+    decrease(stats_.gaps, unexplained_runs(f));
+    f.explained = 0;
+  }
+
+  // Reports by where their range starts; the active ones in a heap by where it ends.
+  struct candidate {
+    std::uint64_t id;
+    drop_report* report;
+  };
+  std::vector<candidate> by_first;
+  by_first.reserve(t.reports.size());
+  for (auto& [id, r] : t.reports) {
+    r.left = r.budget - std::min(r.budget, r.spent_on_forgotten);
+    by_first.push_back(candidate{id, &r});
+  }
+  std::sort(by_first.begin(), by_first.end(),
+            [](const candidate& a, const candidate& b) { return a.report->first < b.report->first; });
+  auto ends_later = [](const candidate& a, const candidate& b) { return a.report->last > b.report->last; };
+  std::vector<candidate> active;  // min-heap on `last`
+  std::size_t next = 0;
+  auto activate_up_to = [&](std::uint64_t seq) {
+    for (; next < by_first.size() && by_first[next].report->first <= seq; ++next) {
+      active.push_back(by_first[next]);
+      std::push_heap(active.begin(), active.end(), ends_later);
+    }
+  };
+  auto retire_before = [&](std::uint64_t seq) {  // reports that end below `seq` or have no budget left
+    while (!active.empty() && (active.front().report->last < seq || active.front().report->left == 0)) {
+      std::pop_heap(active.begin(), active.end(), ends_later);
+      active.pop_back();
+    }
+  };
+  const drop_report* forgotten_report = nullptr;
+  if (auto it = t.reports.find(forget); it != t.reports.end()) forgotten_report = &it->second;
+
+  // The forgotten ranges lie below every kept run. Which of a range's seqs are missing is no
+  // longer known, so only a report that covers all of it explains any of them. A report that
+  // ends inside a range cannot cover anything above it either, so retiring it is final.
+  for (forgotten_loss& f : t.forgotten) {
+    activate_up_to(f.first);
+    retire_before(f.last);
+    std::vector<candidate> passed;  // started after f.first: cannot cover f, may cover later ones
+    while (!active.empty() && f.explained + f.settled < f.seqs) {
+      const candidate c = active.front();
+      std::pop_heap(active.begin(), active.end(), ends_later);
+      active.pop_back();
+      if (c.report->first > f.first) {
+        passed.push_back(c);
+        continue;
+      }
+      const std::uint64_t take = std::min(c.report->left, f.seqs - f.explained - f.settled);
+      c.report->left -= take;
+      (c.report == forgotten_report ? f.settled : f.explained) += take;
+      if (c.report->left != 0) passed.push_back(c);
+    }
+    for (const candidate& c : passed) {
+      active.push_back(c);
+      std::push_heap(active.begin(), active.end(), ends_later);
+    }
+  }
+
+  for (auto it = t.absent_runs.begin(); it != t.absent_runs.end(); ++it) {
+    // Explained by a report no longer kept: it stays so (that report cannot be matched again).
+    if (is_settled(it->second)) continue;
+    const std::uint64_t run_last = it->second.last;
+    std::uint64_t cursor = it->first;
+    for (;;) {
+      activate_up_to(cursor);
+      retire_before(cursor);
+      std::uint64_t end = run_last;
+      if (next < by_first.size()) end = std::min(end, by_first[next].report->first - 1);  // a new candidate starts
+      std::uint64_t report = 0;
+      if (!active.empty()) {
+        const candidate c = active.front();
+        end = std::min({end, c.report->last, last_of(cursor, c.report->left)});
+        c.report->left -= end - cursor + 1;
+        report = c.id;
+      } else {
+        ++stats_.gaps;
+        stats_.missing += end - cursor + 1;
+      }
+      if (cursor == it->first) {
+        it->second = absent{end, report};
+      } else {
+        it = t.absent_runs.emplace_hint(std::next(it), cursor, absent{end, report});
+        ++absent_runs_total_;
+      }
+      if (end == run_last) break;
+      cursor = end + 1;
+    }
+  }
+
+  for (std::size_t i = 0; i < t.forgotten.size(); ++i) {
+    const forgotten_loss& f = t.forgotten[i];
+    const std::uint64_t unexplained = f.seqs - std::min(f.seqs, f.explained + f.settled);
+    stats_.missing += unexplained;
+    stats_.gaps += unexplained_runs(f);
+    if (forgotten_unexplained_before[i] != 0 && unexplained == 0) unreport_gap(key, f.first, f.last);
+    if (forgotten_unexplained_before[i] == 0 && unexplained != 0) report_gap(seq_gap{key, f.first, f.last, false, unexplained});
+  }
+  if (forgotten_report != nullptr) t.reports.erase(forget);
+
+  // The gap reports follow: explained parts leave them, newly unexplained parts join them (both
+  // lists are sorted: one pass each).
+  auto before = unexplained_before.begin();
+  for (const auto& [first, a] : t.absent_runs) {
+    while (before != unexplained_before.end() && before->second < first) ++before;
+    if (a.report != 0) {
+      if (before != unexplained_before.end() && before->first <= a.last) unreport_gap(key, first, a.last);
+      continue;
+    }
     std::uint64_t cursor = first;
-    for (const auto& [old_first, old_last] : unexplained_before) {
-      if (old_last < cursor || old_first > a.last) continue;
-      if (old_first > cursor) report_gap(seq_gap{key, cursor, old_first - 1, false, old_first - cursor});
-      if (old_last >= a.last) {
+    for (auto old = before; old != unexplained_before.end() && old->first <= a.last; ++old) {
+      if (old->first > cursor) report_gap(seq_gap{key, cursor, old->first - 1, false, old->first - cursor});
+      if (old->second >= a.last) {
         cursor = seq_max;
         break;
       }
-      cursor = old_last + 1;
+      cursor = old->second + 1;
     }
     if (cursor != seq_max && cursor <= a.last) report_gap(seq_gap{key, cursor, a.last, false, a.last - cursor + 1});
   }
+  forget_beyond_bounds(t);
 }
 
 void event_stream::note_dropped(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last,
@@ -307,9 +386,18 @@ void event_stream::note_dropped(const emitter_key& key, tracker& t, std::uint64_
   const std::uint64_t budget = std::min(count, last - first + 1);
   if (budget == 0) return;
   t.reports[t.next_report++] = drop_report{first, last, budget, budget};
-  while (t.reports.size() > max_drop_reports) t.reports.erase(t.reports.begin());
-  // Seqs declared missing before the report came may be explained now.
-  rematch(key, t);
+  if (t.reports.size() > max_drop_reports) {
+    rematch(key, t, t.reports.begin()->first);
+    return;
+  }
+  // Seqs declared missing before the report came may be explained now; when none are in its
+  // range, nothing changes (the report waits for seqs still to be declared missing).
+  auto below = t.absent_runs.upper_bound(last);
+  const bool covers_a_run = below != t.absent_runs.begin() && std::prev(below)->second.last >= first;
+  const bool covers_forgotten = std::any_of(t.forgotten.begin(), t.forgotten.end(), [&](const forgotten_loss& f) {
+    return f.first >= first && f.last <= last;
+  });
+  if (covers_a_run || covers_forgotten) rematch(key, t, 0);
 }
 
 void event_stream::unreport_gap(const emitter_key& key, std::uint64_t first, std::uint64_t last) {

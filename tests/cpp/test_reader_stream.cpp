@@ -414,3 +414,17 @@ TEST_CASE("seqs explained by reports the reader no longer keeps stay explained")
   CHECK(stream.stats().missing == 0);
   CHECK(stream.stats().gaps == 0);
 }
+
+TEST_CASE("more late reports than the reader keeps, over more missing runs than it keeps: each explains one") {
+  // Hostile shape (and the cost case of the threat model): every report covers everything, so
+  // each one matches all missing seqs again. What reports no longer kept explained stays explained.
+  event_stream_options options;
+  options.reorder_window = 16;
+  event_stream stream(options);
+  constexpr std::uint64_t n = 40000, reports = 400;
+  for (std::uint64_t s = 0; s < n; s += 2) REQUIRE(feed(stream, line(s)));
+  for (std::uint64_t k = 0; k < reports; ++k) REQUIRE(feed(stream, report_line(n + k, 7, 1, 1, n - 1)));
+  stream.flush_gaps();
+  CHECK(stream.stats().reported_drops == reports);
+  CHECK(stream.stats().missing == n / 2 - reports);
+}

@@ -154,12 +154,13 @@ class event_stream {
     std::uint64_t spent_on_forgotten = 0;  // of the budget, on missing runs no longer kept
   };
   // Unexplained missing runs no longer kept one by one, summed up: `seqs` of them lie in
-  // [first, last] (the rest of the range arrived), `explained` of those by a report that came
-  // later. Oldest first; neighbours merge when there are too many.
+  // [first, last] (the rest of the range arrived); of those, `explained` by a kept report (matched
+  // again at every rematch) and `settled` by reports no longer kept. Oldest first; neighbours merge
+  // when there are too many.
   struct forgotten_loss {
     std::uint64_t first = 0, last = 0;
     std::uint64_t seqs = 0, runs = 0;
-    std::uint64_t explained = 0;
+    std::uint64_t explained = 0, settled = 0;
   };
   struct absent {  // a run of seqs declared missing
     std::uint64_t last = 0;
@@ -186,9 +187,9 @@ class event_stream {
   void note_dropped(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last, std::uint64_t count);
   void declare_missing(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last);
   void assign(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last, bool announce);
-  void rematch(const emitter_key& key, tracker& t);
+  void rematch(const emitter_key& key, tracker& t, std::uint64_t forget_report);
   void forget_oldest_absent(tracker& t);
-  void explain_forgotten(const emitter_key& key, tracker& t);
+  void forget_beyond_bounds(tracker& t);
   void add_absent(const emitter_key& key, tracker& t, std::uint64_t first, std::uint64_t last, std::uint64_t report);
   void remove_absent(const emitter_key& key, tracker& t, std::map<std::uint64_t, absent>::iterator it,
                      std::uint64_t first, std::uint64_t last);
