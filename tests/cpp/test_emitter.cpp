@@ -172,6 +172,26 @@ TEST_CASE("flush and close keep their deadlines when the sink hangs") {
   REQUIRE(ft::eventually([&] { return store->size() == 100; }));
 }
 
+TEST_CASE("close() without a timeout waits for options.close_timeout, as documented") {
+  auto g = std::make_shared<ft::gate>();
+  auto store = std::make_shared<fe::memory_store>();
+  fe::emitter_options options;
+  options.close_timeout = std::chrono::seconds(120);
+  fe::training_event_emitter emitter("run-close-timeout", std::make_unique<ft::gated_sink>(g, store), options);
+  emitter.emit_log("info", "held at the gate");
+  REQUIRE(ft::eventually([&] { return g->someone_waiting(); }));
+  // The sink hangs for longer than the 2 s close() used to wait whatever close_timeout said; the
+  // delay is the behaviour under test, not a way to wait for something.
+  std::thread opener([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    g->open();
+  });
+  const fe::delivery_report report = emitter.close();
+  opener.join();
+  CHECK(report.status == fe::delivery_status::ok);
+  CHECK(store->size() == 1);
+}
+
 TEST_CASE("flush on a healthy sink delivers everything emitted before it") {
   auto out = std::make_unique<fe::memory_sink>();
   auto store = out->store();
