@@ -13,10 +13,8 @@ composite_sink::composite_sink(std::vector<std::unique_ptr<sink>> children, std:
   }
 }
 
-bool composite_sink::flush() noexcept {
-  bool any = false;
-  for (auto& child : children_) any = child->flush() || any;
-  return any;
+void composite_sink::flush() noexcept {
+  for (auto& child : children_) child->flush();
 }
 
 bool composite_sink::healthy() noexcept {

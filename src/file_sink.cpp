@@ -110,11 +110,6 @@ std::size_t file_sink::write(const line_batch& batch) noexcept {
   return whole;
 }
 
-bool file_sink::flush() noexcept {
-  // write() already handed the bytes to the kernel; nothing is buffered in this process.
-  return fd_ && !failing_;
-}
-
 void file_sink::close() noexcept { fd_.reset(); }
 
 std::unique_ptr<sink> file_sink::reopen_after_fork() const {

@@ -32,10 +32,9 @@ std::size_t memory_sink::write(const line_batch& batch) noexcept {
   return stored;
 }
 
-bool memory_sink::flush() noexcept {
+void memory_sink::flush() noexcept {
   std::lock_guard<std::mutex> lock(store_->mutex_);
   ++store_->flushes_;
-  return true;
 }
 
 // A forked child has its own copy of the store that nobody reads, and its lock may have been held

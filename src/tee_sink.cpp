@@ -109,10 +109,10 @@ void tee_sink::release(std::uint64_t seq) noexcept {
   if (it != pending_.end() && --it->second.holders == 0) pending_.erase(it);
 }
 
-bool tee_sink::flush() noexcept {
+void tee_sink::flush() noexcept {
   const auto now = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < branches_.size(); ++i) drain(i, now);
-  return composite_sink::flush();
+  composite_sink::flush();
 }
 
 void tee_sink::close() noexcept {

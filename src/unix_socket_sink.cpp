@@ -359,10 +359,10 @@ void unix_socket_sink::poll(clock_type::time_point now) noexcept {
   if (fd_ && tail_ > 0) send_tail();
 }
 
-bool unix_socket_sink::flush() noexcept {
-  if (!fd_) return false;
+void unix_socket_sink::flush() noexcept {
+  if (!fd_) return;
   read_acks();
-  return send_tail() && fd_;
+  send_tail();
 }
 
 bool unix_socket_sink::healthy() noexcept {

@@ -19,8 +19,8 @@ class composite_sink : public sink {
   /// Returns child `i` (for inspection; it stays owned by the composite).
   sink& at(std::size_t i) const noexcept { return *children_[i]; }
 
-  /// Flushes every child; true when any of them flushed (the lines are somewhere).
-  bool flush() noexcept override;
+  /// Flushes every child.
+  void flush() noexcept override;
   /// True when any child is healthy (a write can land somewhere).
   bool healthy() noexcept override;
   /// Polls every child.

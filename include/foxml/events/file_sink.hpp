@@ -27,7 +27,6 @@ class file_sink final : public sink {
   const std::string& path() const noexcept { return path_; }
 
   std::size_t write(const line_batch& batch) noexcept override;
-  bool flush() noexcept override;
   void close() noexcept override;
   bool healthy() noexcept override { return fd_ && !failing_; }
   std::unique_ptr<sink> reopen_after_fork() const override;

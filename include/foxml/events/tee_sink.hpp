@@ -47,7 +47,7 @@ class tee_sink final : public composite_sink {
 
   std::size_t write(const line_batch& batch) noexcept override;
   /// Gives each backlog a last try, then flushes every branch.
-  bool flush() noexcept override;
+  void flush() noexcept override;
   void close() noexcept override;
   std::size_t reclaim(line_batch& out) noexcept override;
   /// Polls every branch, then retries the backlogs.

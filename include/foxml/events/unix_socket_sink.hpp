@@ -66,7 +66,7 @@ class unix_socket_sink final : public sink {
   std::size_t unsent_bytes() const noexcept { return tail_; }
 
   std::size_t write(const line_batch& batch) noexcept override;
-  bool flush() noexcept override;
+  void flush() noexcept override;
   void close() noexcept override;
   bool healthy() noexcept override;
   std::size_t reclaim(line_batch& out) noexcept override;
