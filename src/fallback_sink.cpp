@@ -4,20 +4,6 @@
 #include <stdexcept>
 
 namespace foxml::events {
-namespace {
-
-// Copies lines [first, last) of `from` to the end of `to`; returns how many it copied before
-// memory ran out (a sink method must not throw: an exception would end the training process).
-std::size_t copy_lines(const line_batch& from, std::size_t first, std::size_t last, line_batch& to) noexcept {
-  std::size_t i = first;
-  try {
-    for (; i < last; ++i) to.append(from.line(i), from.seq(i));
-  } catch (...) {
-  }
-  return i - first;
-}
-
-}  // namespace
 
 fallback_sink::fallback_sink(std::vector<std::unique_ptr<sink>> chain, fallback_options options)
     : composite_sink(std::move(chain), "fallback chain", ","), options_(options) {
@@ -49,7 +35,7 @@ std::size_t fallback_sink::route(const line_batch& batch, std::size_t first,
       // Copying the rest costs only when a sink refused part of a batch, which is rare. Out of
       // memory, what was not copied is refused: the caller retries or counts it.
       rest_.clear();
-      if (copy_lines(batch, placed, batch.size(), rest_) == 0) break;
+      if (rest_.append_lines(batch, placed, batch.size()) == 0) break;
       part = &rest_;
     }
     link& l = links_[i];
@@ -116,14 +102,14 @@ void fallback_sink::collect_reclaimed(std::size_t i) noexcept {
   // no sink ever holds a line twice), and what none of those takes is reported as lost.
   const std::size_t placed = route(reclaimed_, i + 1, std::chrono::steady_clock::now());
   const std::size_t unplaced = n - std::min(placed, n);
-  orphans_untold_ += unplaced - copy_lines(reclaimed_, placed, n, orphans_);
+  orphans_untold_ += unplaced - orphans_.append_lines(reclaimed_, placed, n);
 }
 
 std::size_t fallback_sink::reclaim(line_batch& out) noexcept {
   for (std::size_t i = 0; i < links_.size(); ++i) collect_reclaimed(i);
   const std::size_t n = orphans_.size();
   const std::size_t lost = n + orphans_untold_;
-  copy_lines(orphans_, 0, n, out);  // what memory does not allow to copy is still counted in `lost`
+  out.append_lines(orphans_, 0, n);  // what memory does not allow to copy is still counted in `lost`
   orphans_.clear();
   orphans_untold_ = 0;
   return lost;

@@ -168,13 +168,7 @@ std::size_t tee_sink::reclaim(line_batch& out) noexcept {
   if (branches_.size() == 1) return at(0).reclaim(out);
   for (std::size_t i = 0; i < branches_.size(); ++i) take_back(i);
   const std::size_t lost = lost_.size() + lost_untold_;
-  for (std::size_t i = 0; i < lost_.size(); ++i) {
-    try {
-      out.append(lost_.line(i), lost_.seq(i));
-    } catch (...) {
-      break;  // out of memory: the rest is still in the count returned
-    }
-  }
+  out.append_lines(lost_, 0, lost_.size());  // out of memory, the rest is still in the count
   lost_.clear();
   lost_untold_ = 0;
   return lost;

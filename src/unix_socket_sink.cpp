@@ -392,13 +392,7 @@ void unix_socket_sink::close() noexcept {
 
 std::size_t unix_socket_sink::reclaim(line_batch& out) noexcept {
   const std::size_t n = reclaim_.size() + reclaim_untold_;
-  for (std::size_t i = 0; i < reclaim_.size(); ++i) {
-    try {
-      out.append(reclaim_.line(i), reclaim_.seq(i));
-    } catch (...) {
-      break;  // out of memory: the rest is still in the count returned
-    }
-  }
+  out.append_lines(reclaim_, 0, reclaim_.size());  // out of memory, the rest is still in the count
   reclaim_.clear();
   reclaim_untold_ = 0;
   return n;

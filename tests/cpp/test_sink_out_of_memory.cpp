@@ -69,14 +69,6 @@ class narrow_sink final : public sink {
   std::size_t room_;
 };
 
-unix_socket_options fast_options(const std::string& path) {
-  unix_socket_options o;
-  o.path = path;
-  o.reconnect_min = std::chrono::milliseconds(2);
-  o.reconnect_max = std::chrono::milliseconds(20);
-  return o;
-}
-
 }  // namespace
 
 TEST_CASE("the allocation failure switch works (else the tests below prove nothing)") {

@@ -22,6 +22,16 @@ class line_batch {
     lines_.push_back(entry{used_, line.size(), seq});
     used_ += line.size();
   }
+  /// Appends lines [first, last) of `from`; returns how many it appended before memory ran out.
+  /// Never throws, for the sink methods, which must not.
+  std::size_t append_lines(const line_batch& from, std::size_t first, std::size_t last) noexcept {
+    std::size_t i = first;
+    try {
+      for (; i < last; ++i) append(from.line(i), from.seq(i));
+    } catch (...) {
+    }
+    return i - first;
+  }
   /// Removes the first `count` lines, keeping the rest in order.
   void remove_front(std::size_t count) {
     if (count == 0) return;
