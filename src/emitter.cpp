@@ -109,7 +109,7 @@ training_event_emitter::training_event_emitter(std::string run_id, std::unique_p
 training_event_emitter::~training_event_emitter() {
   detail::unregister_emitter(this);
   detail::emitter_state* state = state_.load(std::memory_order_acquire);
-  if (state != nullptr) close(state->options().close_timeout);
+  if (state != nullptr) close();
 }
 
 bool training_event_emitter::emit_run_complete(std::string_view status, std::optional<double> duration_s) noexcept {
@@ -136,6 +136,10 @@ delivery_report training_event_emitter::flush(std::chrono::milliseconds timeout)
     if (state == nullptr) return delivery_report{delivery_status::closed, 0, 0};
   }
   return state->flush(timeout);
+}
+
+delivery_report training_event_emitter::close() noexcept {
+  return close(state_.load(std::memory_order_acquire)->options().close_timeout);
 }
 
 delivery_report training_event_emitter::close(std::chrono::milliseconds timeout) noexcept {

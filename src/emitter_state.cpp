@@ -166,10 +166,11 @@ class emitter_state::worker {
   void count_reclaimed() {
     reclaimed_.clear();
     // Two statements: as arguments of one call, size() may be read before reclaim() fills the batch.
-    const std::size_t told = s_.sink_->reclaim(reclaimed_);
-    const std::size_t lost = std::min(told, reclaimed_.size());
+    // A count above the lines handed back is lines the sink lost without their text (memory ran
+    // out): counted all the same, though no `dropped` report can name their seqs.
+    const std::size_t lost = s_.sink_->reclaim(reclaimed_);
     if (lost != 0) {
-      for (std::size_t i = 0; i < lost; ++i) lose_line(reclaimed_.seq(i));
+      for (std::size_t i = 0; i < std::min(lost, reclaimed_.size()); ++i) lose_line(reclaimed_.seq(i));
       s_.written_.fetch_sub(lost, std::memory_order_relaxed);
       s_.dropped_sink_.fetch_add(lost, std::memory_order_relaxed);
     }

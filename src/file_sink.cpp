@@ -44,9 +44,9 @@ file_sink::file_sink(std::string path) : path_(std::move(path)) {
   // reader; the fstat below then refuses anything but a regular file.
   // O_RDWR only to read the last byte (end_with_newline); a file we may only write to is still used.
   constexpr int flags = O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
-  fd_ = ::open(path_.c_str(), O_RDWR | flags, 0600);
-  if (fd_ < 0 && errno == EACCES) fd_ = ::open(path_.c_str(), O_WRONLY | flags, 0600);
-  if (fd_ < 0) {
+  fd_.reset(::open(path_.c_str(), O_RDWR | flags, 0600));
+  if (!fd_ && errno == EACCES) fd_.reset(::open(path_.c_str(), O_WRONLY | flags, 0600));
+  if (!fd_) {
     const int err = errno;
     if (err == ELOOP) throw path_error(err, "refusing to follow a symlink at", path_);
     // ENXIO: a FIFO with no reader (a non-blocking open for writing fails rather than waits).
@@ -56,11 +56,10 @@ file_sink::file_sink(std::string path) : path_(std::move(path)) {
   // Character devices stay allowed (/dev/null to discard, /dev/full in tests): they do not wait
   // for a peer, and the fd keeps O_NONBLOCK so a write cannot block either.
   struct stat st{};
-  const bool stat_ok = ::fstat(fd_, &st) == 0;
+  const bool stat_ok = ::fstat(fd_.get(), &st) == 0;
   const int stat_err = errno;
   if (!stat_ok || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))) {
-    ::close(fd_);
-    fd_ = -1;
+    fd_.reset();
     if (!stat_ok) throw path_error(stat_err, "cannot stat event file", path_);
     throw path_error(EINVAL, "not a regular file:", path_);
   }
@@ -75,20 +74,20 @@ void file_sink::end_with_newline(const struct stat& st) noexcept {
   // line is skipped by readers.)
   if (st.st_size <= 0) return;
   char last = '\n';
-  if (::pread(fd_, &last, 1, st.st_size - 1) == 1 && last != '\n') {
+  if (::pread(fd_.get(), &last, 1, st.st_size - 1) == 1 && last != '\n') {
     const char newline = '\n';
-    (void)!::write(fd_, &newline, 1);
+    (void)!::write(fd_.get(), &newline, 1);
   }
 }
 
-file_sink::~file_sink() { close(); }
+file_sink::~file_sink() = default;
 
 std::size_t file_sink::write(const line_batch& batch) noexcept {
-  if (fd_ < 0 || batch.empty()) return 0;
+  if (!fd_ || batch.empty()) return 0;
   const std::string_view text = batch.text();
   std::size_t done = 0;
   while (done < text.size()) {
-    const ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
+    const ssize_t n = ::write(fd_.get(), text.data() + done, text.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
@@ -106,22 +105,12 @@ std::size_t file_sink::write(const line_batch& batch) noexcept {
   }
   if (failing_ && done > 0 && batch.text(0, whole).size() != done) {
     const char newline = '\n';
-    (void)!::write(fd_, &newline, 1);
+    (void)!::write(fd_.get(), &newline, 1);
   }
   return whole;
 }
 
-bool file_sink::flush() noexcept {
-  // write() already handed the bytes to the kernel; nothing is buffered in this process.
-  return fd_ >= 0 && !failing_;
-}
-
-void file_sink::close() noexcept {
-  if (fd_ >= 0) {
-    ::close(fd_);
-    fd_ = -1;
-  }
-}
+void file_sink::close() noexcept { fd_.reset(); }
 
 std::unique_ptr<sink> file_sink::reopen_after_fork() const {
   try {

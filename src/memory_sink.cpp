@@ -18,23 +18,23 @@ std::size_t memory_store::flush_count() const {
 }
 
 std::size_t memory_sink::write(const line_batch& batch) noexcept {
+  std::lock_guard<std::mutex> lock(store_->mutex_);
+  std::size_t stored = 0;
   try {
-    std::lock_guard<std::mutex> lock(store_->mutex_);
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      std::string_view line = batch.line(i);
+    for (; stored < batch.size(); ++stored) {
+      std::string_view line = batch.line(stored);
       if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
       store_->lines_.emplace_back(line);
     }
-    return batch.size();
   } catch (...) {
-    return 0;  // out of memory: the worker counts the batch as dropped
+    // Out of memory: the lines not stored count as refused (the worker retries, then drops them).
   }
+  return stored;
 }
 
-bool memory_sink::flush() noexcept {
+void memory_sink::flush() noexcept {
   std::lock_guard<std::mutex> lock(store_->mutex_);
   ++store_->flushes_;
-  return true;
 }
 
 // A forked child has its own copy of the store that nobody reads, and its lock may have been held

@@ -5,25 +5,25 @@
 
 namespace foxml::events {
 
-tee_sink::tee_sink(std::vector<std::unique_ptr<sink>> branches, tee_options options) : options_(options) {
-  if (branches.empty()) throw std::invalid_argument("foxml::events: a tee needs at least one sink");
-  for (auto& out : branches) {
-    if (!out) throw std::invalid_argument("foxml::events: a tee must not hold a null sink");
-    branches_.push_back(branch{std::move(out), {}, {}, false, 0});
-  }
-  took_.resize(branches_.size());
+tee_sink::tee_sink(std::vector<std::unique_ptr<sink>> branches, tee_options options)
+    : composite_sink(std::move(branches), "tee", " | "), options_(options) {
+  branches_.resize(size());
+  took_.resize(size());
+}
+
+std::unique_ptr<sink> tee_sink::remake(std::vector<std::unique_ptr<sink>> branches) const {
+  return std::make_unique<tee_sink>(std::move(branches), options_);
 }
 
 std::size_t tee_sink::write(const line_batch& batch) noexcept {
-  if (branches_.size() == 1) return branches_.front().out->write(batch);
+  if (branches_.size() == 1) return at(0).write(batch);
   const auto now = std::chrono::steady_clock::now();
   std::size_t most = 0;
   std::fill(took_.begin(), took_.end(), 0);
   for (std::size_t i = 0; i < branches_.size(); ++i) {
-    branch& b = branches_[i];
     // A lagging branch takes nothing new before its backlog: its lines stay in order.
-    if (!drain(b, now)) continue;
-    took_[i] = std::min(b.out->write(batch), batch.size());
+    if (!drain(i, now)) continue;
+    took_[i] = std::min(at(i).write(batch), batch.size());
     most = std::max(most, took_[i]);
   }
   // Lines nobody took are refused: the emitter retries them. The others are ours now, and every
@@ -34,11 +34,12 @@ std::size_t tee_sink::write(const line_batch& batch) noexcept {
   return most;
 }
 
-bool tee_sink::drain(branch& b, std::chrono::steady_clock::time_point now) noexcept {
+bool tee_sink::drain(std::size_t i, std::chrono::steady_clock::time_point now) noexcept {
+  branch& b = branches_[i];
   if (b.backlog.empty()) return true;
-  const std::size_t took = std::min(b.out->write(b.backlog), b.backlog.size());
-  for (std::size_t i = 0; i < took; ++i) release(b.backlog.seq(i));
-  b.backlog.remove_front(took);
+  const std::size_t took = std::min(at(i).write(b.backlog), b.backlog.size());
+  for (std::size_t k = 0; k < took; ++k) release(b.backlog.seq(k));
+  b.backlog.remove_front(took);  // shrinks in place: no allocation
   if (b.backlog.empty()) {
     b.stalled = false;
     return true;
@@ -90,7 +91,7 @@ void tee_sink::lose(branch& b, std::string_view line, std::uint64_t seq) noexcep
   try {
     lost_.append(line, seq);
   } catch (...) {
-    // Out of memory: counted for the branch, but the emitter cannot be told which seq it was.
+    ++lost_untold_;  // out of memory: the emitter still counts it, without knowing its seq
   }
 }
 
@@ -108,106 +109,80 @@ void tee_sink::release(std::uint64_t seq) noexcept {
   if (it != pending_.end() && --it->second.holders == 0) pending_.erase(it);
 }
 
-bool tee_sink::flush() noexcept {
+void tee_sink::flush() noexcept {
   const auto now = std::chrono::steady_clock::now();
-  bool any = false;
-  for (auto& b : branches_) {
-    drain(b, now);
-    any = b.out->flush() || any;
-  }
-  return any;
+  for (std::size_t i = 0; i < branches_.size(); ++i) drain(i, now);
+  composite_sink::flush();
 }
 
 void tee_sink::close() noexcept {
   const auto now = std::chrono::steady_clock::now();
-  for (auto& b : branches_) {
-    drain(b, now);
+  for (std::size_t i = 0; i < branches_.size(); ++i) {
+    branch& b = branches_[i];
+    drain(i, now);
     lose_backlog(b);
-    b.out->close();
+    at(i).close();
     // What the branch still held unacknowledged is lost to it as well.
     returned_.clear();
-    b.out->reclaim(returned_);
-    for (std::size_t i = 0; i < returned_.size(); ++i) lose(b, returned_.line(i), returned_.seq(i));
+    const std::size_t told = at(i).reclaim(returned_);
+    for (std::size_t k = 0; k < returned_.size(); ++k) lose(b, returned_.line(k), returned_.seq(k));
+    if (told > returned_.size()) {
+      b.lost += told - returned_.size();
+      lost_untold_ += told - returned_.size();
+    }
   }
 }
 
-bool tee_sink::healthy() noexcept {
-  bool any = false;
-  for (auto& b : branches_) any = b.out->healthy() || any;
-  return any;
+void tee_sink::take_back(std::size_t i) noexcept {
+  branch& b = branches_[i];
+  returned_.clear();
+  const std::size_t told = at(i).reclaim(returned_);
+  if (told > returned_.size()) {  // lost by the branch without their text: counted, not retried
+    b.lost += told - returned_.size();
+    lost_untold_ += told - returned_.size();
+  }
+  if (returned_.empty()) return;
+  // Lines a branch took and then lost (a broken connection) go back to the head of its backlog:
+  // it gets them again when it is back, or they are lost to it, counted.
+  merged_.clear();
+  std::swap(merged_, b.backlog);
+  hold(b, returned_, 0, returned_.size(), std::chrono::steady_clock::now());
+  for (std::size_t k = 0; k < merged_.size(); ++k) {
+    const std::string_view line = merged_.line(k);
+    bool kept = false;
+    if (b.backlog.bytes() + line.size() <= options_.backlog_bytes) {
+      try {
+        b.backlog.append(line, merged_.seq(k));
+        kept = true;
+      } catch (...) {
+      }
+    }
+    if (!kept) {
+      lose(b, line, merged_.seq(k));
+      release(merged_.seq(k));
+    }
+  }
 }
 
 std::size_t tee_sink::reclaim(line_batch& out) noexcept {
-  if (branches_.size() == 1) return branches_.front().out->reclaim(out);
-  // Lines a branch took and then lost (a broken connection) go back to the head of its backlog:
-  // it gets them again when it is back, or they are lost to it, counted.
-  for (auto& b : branches_) {
-    returned_.clear();
-    if (b.out->reclaim(returned_) == 0 || returned_.empty()) continue;
-    merged_.clear();
-    try {
-      std::swap(merged_, b.backlog);
-      const auto now = std::chrono::steady_clock::now();
-      hold(b, returned_, 0, returned_.size(), now);
-      for (std::size_t i = 0; i < merged_.size(); ++i) {
-        const std::string_view line = merged_.line(i);
-        if (b.backlog.bytes() + line.size() > options_.backlog_bytes) {
-          lose(b, line, merged_.seq(i));
-          release(merged_.seq(i));
-        } else {
-          b.backlog.append(line, merged_.seq(i));
-        }
-      }
-    } catch (...) {
-      for (std::size_t i = 0; i < merged_.size(); ++i) release(merged_.seq(i));
-    }
-  }
-  std::size_t count = 0;
-  try {
-    for (std::size_t i = 0; i < lost_.size(); ++i) out.append(lost_.line(i), lost_.seq(i));
-    count = lost_.size();
-  } catch (...) {
-  }
+  if (branches_.size() == 1) return at(0).reclaim(out);
+  for (std::size_t i = 0; i < branches_.size(); ++i) take_back(i);
+  const std::size_t lost = lost_.size() + lost_untold_;
+  out.append_lines(lost_, 0, lost_.size());  // out of memory, the rest is still in the count
   lost_.clear();
-  return count;
+  lost_untold_ = 0;
+  return lost;
 }
 
 void tee_sink::poll(std::chrono::steady_clock::time_point now) noexcept {
-  for (auto& b : branches_) {
-    b.out->poll(now);
-    drain(b, now);
-  }
-}
-
-bool tee_sink::take_notice(std::string& message) noexcept {
-  for (auto& b : branches_) {
-    if (b.out->take_notice(message)) return true;
-  }
-  return false;
+  composite_sink::poll(now);
+  for (std::size_t i = 0; i < branches_.size(); ++i) drain(i, now);
 }
 
 std::size_t tee_sink::pending() const noexcept {
   std::size_t n = 0;
   for (const auto& b : branches_) n += b.backlog.size();
   return n;
-}
-
-std::unique_ptr<sink> tee_sink::reopen_after_fork() const {
-  std::vector<std::unique_ptr<sink>> reopened;
-  for (const auto& b : branches_) {
-    if (auto copy = b.out->reopen_after_fork()) reopened.push_back(std::move(copy));
-  }
-  if (reopened.empty()) return nullptr;
-  return std::make_unique<tee_sink>(std::move(reopened), options_);
-}
-
-std::string tee_sink::describe() const {
-  std::string text;
-  for (const auto& b : branches_) {
-    if (!text.empty()) text += " | ";
-    text += b.out->describe();
-  }
-  return text;
 }
 
 }  // namespace foxml::events

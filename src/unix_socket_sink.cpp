@@ -76,11 +76,11 @@ unix_socket_sink::unix_socket_sink(unix_socket_options options)
     reject("reconnect_min must be positive and at most reconnect_max");
   }
   backoff_ = options_.reconnect_min;
+  // A reply line is capped; with room for the cap, reading replies never allocates.
+  reply_.reserve(max_reply_bytes + 1);
 }
 
-unix_socket_sink::~unix_socket_sink() {
-  if (fd_ >= 0) ::close(fd_);
-}
+unix_socket_sink::~unix_socket_sink() = default;
 
 void unix_socket_sink::schedule_retry(clock_type::time_point now) noexcept {
   next_attempt_ = now + backoff_;
@@ -96,8 +96,8 @@ void unix_socket_sink::try_connect(clock_type::time_point now) noexcept {
       return;
     }
   }
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
+  detail::unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) {
     schedule_retry(now);
     return;
   }
@@ -105,12 +105,11 @@ void unix_socket_sink::try_connect(clock_type::time_point now) noexcept {
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, options_.path.data(), options_.path.size());
   // A non-blocking connect on a Unix socket completes or fails at once (EAGAIN: backlog full).
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     schedule_retry(now);
     return;
   }
-  fd_ = fd;
+  fd_ = std::move(fd);
   ack_seen_ = false;
   reply_.clear();
   backoff_ = options_.reconnect_min;
@@ -118,29 +117,26 @@ void unix_socket_sink::try_connect(clock_type::time_point now) noexcept {
 }
 
 void unix_socket_sink::drop_connection(bool keep_for_reclaim) noexcept {
-  if (fd_ >= 0) {
-    ::close(fd_);
-    fd_ = -1;
+  if (fd_) {
+    fd_.reset();
     counters_->breaks.fetch_add(1, std::memory_order_relaxed);
   }
+  // Even fire-and-forget hands back the lines the listener got only part of or none of (the
+  // buffered, unsent ones): they surely were not read.
+  const std::size_t sent = keep_for_reclaim ? 0 : sent_lines();
   std::size_t offset = held_head_;
-  if (keep_for_reclaim) {
-    for (const held_line& line : held_) {
-      reclaim_.append(std::string_view(held_text_).substr(offset, line.size), line.seq);
-      offset += line.size;
+  for (std::size_t i = 0; i < held_.size(); ++i) {
+    if (i >= sent) {
+      try {
+        reclaim_.append(std::string_view(held_text_).substr(offset, held_[i].size), held_[i].seq);
+      } catch (...) {
+        ++reclaim_untold_;  // out of memory: handed back as a count, without the text
+      }
     }
-    counters_->reclaimed.fetch_add(held_.size(), std::memory_order_relaxed);
-  } else if (!held_.empty()) {
-    // Even fire-and-forget hands back the lines the listener got only part of or none of (the
-    // buffered, unsent ones): they surely were not read.
-    const std::size_t sent = sent_lines();
-    for (std::size_t i = 0; i < held_.size(); ++i) {
-      if (i >= sent) reclaim_.append(std::string_view(held_text_).substr(offset, held_[i].size), held_[i].seq);
-      offset += held_[i].size;
-    }
-    counters_->reclaimed.fetch_add(held_.size() - sent, std::memory_order_relaxed);
-    counters_->released_unacked.fetch_add(sent, std::memory_order_relaxed);
+    offset += held_[i].size;
   }
+  counters_->reclaimed.fetch_add(held_.size() - sent, std::memory_order_relaxed);
+  counters_->released_unacked.fetch_add(sent, std::memory_order_relaxed);
   held_.clear();
   held_text_.clear();
   held_head_ = 0;
@@ -151,8 +147,8 @@ void unix_socket_sink::drop_connection(bool keep_for_reclaim) noexcept {
 }
 
 bool unix_socket_sink::send_tail() noexcept {
-  while (tail_ > 0 && fd_ >= 0) {
-    const ssize_t n = ::send(fd_, held_text_.data() + held_text_.size() - tail_, tail_, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (tail_ > 0 && fd_) {
+    const ssize_t n = ::send(fd_.get(), held_text_.data() + held_text_.size() - tail_, tail_, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (!transient(errno)) drop_connection(true);
@@ -211,19 +207,19 @@ void unix_socket_sink::release_for(std::size_t add_lines, std::size_t add_bytes)
 
 std::size_t unix_socket_sink::write(const line_batch& batch) noexcept {
   if (closed_ || batch.empty()) return 0;
-  if (fd_ < 0) {
+  if (!fd_) {
     // Connect here too, not only in poll(): otherwise the first batch (run_start) would always
     // find the sink unconnected, and in a tee the listener would never see the start of a run.
     const auto now = clock_type::now();
     if (now >= next_attempt_) try_connect(now);
-    if (fd_ < 0) return 0;
+    if (!fd_) return 0;
   }
   // A listener that reads slower than a burst still gets every line: what the kernel buffer
   // cannot take now waits in ours, up to the unacked bounds (16 MiB by default), and goes out on
   // later writes and polls, in order. Only past the bounds are lines refused (a fallback chain
   // then routes them on). Lines a fire-and-forget listener was sent are let go to make room.
   send_tail();
-  if (fd_ < 0) return 0;
+  if (!fd_) return 0;
   std::size_t accepted = 0;
   if (tail_ == 0) {
     // Straight from the batch to the kernel: the common case, with no copy held back.
@@ -232,7 +228,7 @@ std::size_t unix_socket_sink::write(const line_batch& batch) noexcept {
       const std::string_view text = batch.text(0, count);
       ssize_t sent;
       do {
-        sent = ::send(fd_, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        sent = ::send(fd_.get(), text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       } while (sent < 0 && errno == EINTR);
       if (sent < 0 && !transient(errno)) {
         drop_connection(true);
@@ -242,12 +238,24 @@ std::size_t unix_socket_sink::write(const line_batch& batch) noexcept {
       // tail_ and sent before anything else, so the listener never sees two lines interleaved.
       const std::size_t done = sent < 0 ? 0 : static_cast<std::size_t>(sent);
       std::size_t covered = 0;
-      while (accepted < count && covered < done) {
-        const std::string_view line = batch.line(accepted);
-        held_text_.append(line);
-        held_.push_back(held_line{batch.seq(accepted), line.size()});
-        covered += line.size();
-        ++accepted;
+      try {
+        while (accepted < count && covered < done) {
+          const std::string_view line = batch.line(accepted);
+          held_.push_back(held_line{batch.seq(accepted), line.size()});
+          try {
+            held_text_.append(line);
+          } catch (...) {
+            held_.pop_back();
+            throw;
+          }
+          covered += line.size();
+          ++accepted;
+        }
+      } catch (...) {
+        // Out of memory with bytes on the wire that cannot be kept track of: end the connection
+        // (the held lines come back through reclaim()); the lines not recorded count as refused.
+        drop_connection(true);
+        return accepted;
       }
       tail_ = covered - done;
     }
@@ -260,9 +268,16 @@ std::size_t unix_socket_sink::write(const line_batch& batch) noexcept {
     }
     const std::size_t count = fitting(batch, accepted);
     const std::string_view text = batch.text(accepted, accepted + count);
-    held_text_.append(text);
-    for (std::size_t i = accepted; i < accepted + count; ++i) {
-      held_.push_back(held_line{batch.seq(i), batch.line(i).size()});
+    std::size_t recorded = 0;
+    try {
+      for (; recorded < count; ++recorded) {
+        held_.push_back(held_line{batch.seq(accepted + recorded), batch.line(accepted + recorded).size()});
+      }
+      held_text_.append(text);
+    } catch (...) {
+      // Out of memory: nothing of the rest is kept; it counts as refused (the worker retries it).
+      for (; recorded > 0; --recorded) held_.pop_back();
+      return accepted;
     }
     tail_ += text.size();
     accepted += count;
@@ -302,8 +317,8 @@ void unix_socket_sink::handle_reply(std::string_view line) noexcept {
 
 void unix_socket_sink::read_acks() noexcept {
   char buffer[4096];
-  while (fd_ >= 0) {
-    const ssize_t n = ::recv(fd_, buffer, sizeof(buffer), MSG_DONTWAIT);
+  while (fd_) {
+    const ssize_t n = ::recv(fd_.get(), buffer, sizeof(buffer), MSG_DONTWAIT);
     if (n == 0) {
       drop_connection(true);  // the listener closed: what it did not acknowledge may be lost
       return;
@@ -336,35 +351,35 @@ void unix_socket_sink::read_acks() noexcept {
 
 void unix_socket_sink::poll(clock_type::time_point now) noexcept {
   if (closed_) return;
-  if (fd_ < 0) {
+  if (!fd_) {
     if (now >= next_attempt_) try_connect(now);
     return;
   }
   read_acks();
-  if (fd_ >= 0 && tail_ > 0) send_tail();
+  if (fd_ && tail_ > 0) send_tail();
 }
 
-bool unix_socket_sink::flush() noexcept {
-  if (fd_ < 0) return false;
+void unix_socket_sink::flush() noexcept {
+  if (!fd_) return;
   read_acks();
-  return send_tail() && fd_ >= 0;
+  send_tail();
 }
 
 bool unix_socket_sink::healthy() noexcept {
-  return !closed_ && fd_ >= 0 && !full();
+  return !closed_ && fd_ && !full();
 }
 
 void unix_socket_sink::close() noexcept {
   if (closed_) return;
   closed_ = true;
-  if (fd_ < 0) return;
+  if (!fd_) return;
   // Give the listener a moment to finish the cut line and acknowledge what it read: lines it
   // acknowledges need not go to the fallback. Bounded by close_linger; the worker is closing.
   const auto deadline = clock_type::now() + options_.close_linger;
-  while (fd_ >= 0 && (tail_ > 0 || (ack_seen_ && !held_.empty()))) {
+  while (fd_ && (tail_ > 0 || (ack_seen_ && !held_.empty()))) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
     if (left.count() <= 0) break;
-    pollfd p{fd_, static_cast<short>(POLLIN | (tail_ > 0 ? POLLOUT : 0)), 0};
+    pollfd p{fd_.get(), static_cast<short>(POLLIN | (tail_ > 0 ? POLLOUT : 0)), 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
     if (tail_ > 0) send_tail();
     read_acks();
@@ -376,9 +391,10 @@ void unix_socket_sink::close() noexcept {
 }
 
 std::size_t unix_socket_sink::reclaim(line_batch& out) noexcept {
-  const std::size_t n = reclaim_.size();
-  for (std::size_t i = 0; i < n; ++i) out.append(reclaim_.line(i), reclaim_.seq(i));
+  const std::size_t n = reclaim_.size() + reclaim_untold_;
+  out.append_lines(reclaim_, 0, reclaim_.size());  // out of memory, the rest is still in the count
   reclaim_.clear();
+  reclaim_untold_ = 0;
   return n;
 }
 

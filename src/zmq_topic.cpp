@@ -48,9 +48,25 @@ std::string zmq_topic(event_type type, std::string_view run_id) {
 }
 
 std::vector<std::string> zmq_run_subscriptions(std::string_view run_id) {
+  return zmq_subscriptions({}, {std::string(run_id)});
+}
+
+std::vector<std::string> zmq_subscriptions(const std::set<event_type>& types, const std::set<std::string>& runs) {
   std::vector<std::string> prefixes;
-  prefixes.reserve(event_type_count);
-  for (std::size_t i = 0; i < event_type_count; ++i) prefixes.push_back(zmq_topic(static_cast<event_type>(i), run_id));
+  if (runs.empty()) {
+    if (types.empty()) prefixes.emplace_back();
+    for (const event_type type : types) prefixes.push_back(zmq_type_subscription(type));
+    return prefixes;
+  }
+  // A prefix must start with the type, so a run filter needs one subscription per type.
+  std::vector<event_type> all(types.begin(), types.end());
+  if (all.empty()) {
+    for (std::size_t i = 0; i < event_type_count; ++i) all.push_back(static_cast<event_type>(i));
+  }
+  prefixes.reserve(all.size() * runs.size());
+  for (const event_type type : all) {
+    for (const std::string& run : runs) prefixes.push_back(zmq_topic(type, run));
+  }
   return prefixes;
 }
 

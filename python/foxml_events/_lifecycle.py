@@ -42,7 +42,8 @@ def get_training_emitter() -> Optional[TrainingEventEmitter]:
 
 
 def close_training_events(timeout: Optional[float] = None) -> None:
-    """Closes the process-wide emitter (if any) and forgets it; module-level calls become no-ops."""
+    """Closes the process-wide emitter (if any) within ``timeout`` seconds (default: its
+    ``close_timeout``) and forgets it; module-level calls become no-ops."""
     emitter = _core._get_global()
     _core._set_global(None)
     if emitter is not None and not emitter.closed:

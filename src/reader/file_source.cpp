@@ -61,16 +61,15 @@ struct file_source::impl {
       return false;
     }
     // O_NONBLOCK: the path may have changed to a FIFO since the stat; a regular file ignores it.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return false;
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    if (!fd) return false;
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
       refuse(st);
-      ::close(fd);
       errno = EINVAL;
       return false;
     }
-    file.reset(fd);
+    file = std::move(fd);
     dev = st.st_dev;
     ino = st.st_ino;
     offset = 0;

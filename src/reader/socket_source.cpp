@@ -101,14 +101,13 @@ struct socket_source::impl {
       return false;
     }
     spare.reset();
-    const int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0) {
-      ::close(fd);
+    const unique_fd refused(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (refused) {
       ++stats.accepted;
       ++stats.refused_no_fds;
     }
     take_spare();
-    return fd >= 0;
+    return static_cast<bool>(refused);
   }
 
   void accept_all() {
@@ -122,20 +121,17 @@ struct socket_source::impl {
         }
         return;  // EAGAIN: nothing more pending
       }
+      unique_fd accepted(fd);
       ++stats.accepted;
       if (connections.size() >= options.max_connections) {
         ++stats.rejected;
-        ::close(fd);
         continue;
       }
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLRDHUP;
       ev.data.fd = fd;
-      if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &ev) < 0) {
-        ::close(fd);
-        continue;
-      }
-      connections.emplace(fd, connection{unique_fd(fd), origin + "#" + std::to_string(++next_id),
+      if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &ev) < 0) continue;
+      connections.emplace(fd, connection{std::move(accepted), origin + "#" + std::to_string(++next_id),
                                          detail::line_splitter(options.max_line_bytes)});
       ++stats.open;
     }

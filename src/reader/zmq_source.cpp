@@ -54,9 +54,9 @@ struct zmq_source::impl {
   }
 };
 
-zmq_source::zmq_source(const std::string& endpoint, zmq_source_options options, void* context) {
+zmq_source::zmq_source(const std::string& endpoint, zmq_source_options options, zmq::context_t* context) {
   std::optional<zmq::context_t> own;
-  zmq::context_t* ctx = static_cast<zmq::context_t*>(context);
+  zmq::context_t* ctx = context;
   if (ctx == nullptr) ctx = &own.emplace(1);
   impl_ = std::make_unique<impl>(*ctx, endpoint, std::move(options));
   if (own) impl_->own_context = std::move(own);  // the socket only holds the raw context handle
@@ -64,18 +64,8 @@ zmq_source::zmq_source(const std::string& endpoint, zmq_source_options options, 
   s.socket.set(zmq::sockopt::rcvhwm, s.options.receive_hwm);
   // Prefixes come from the topic helper the publisher uses, so a run id the encoder escapes
   // (quotes, backslashes, control characters) matches byte for byte.
-  std::vector<event_type> types(s.options.types.begin(), s.options.types.end());
-  if (s.options.runs.empty()) {
-    if (types.empty()) s.socket.set(zmq::sockopt::subscribe, "");
-    for (const auto type : types) s.socket.set(zmq::sockopt::subscribe, zmq_type_subscription(type));
-  } else {
-    // A prefix must start with the type, so a run filter needs one subscription per type.
-    if (types.empty()) {
-      for (std::size_t i = 0; i < event_type_count; ++i) types.push_back(static_cast<event_type>(i));
-    }
-    for (const auto type : types) {
-      for (const auto& run : s.options.runs) s.socket.set(zmq::sockopt::subscribe, zmq_topic(type, run));
-    }
+  for (const std::string& prefix : zmq_subscriptions(s.options.types, s.options.runs)) {
+    s.socket.set(zmq::sockopt::subscribe, prefix);
   }
   s.socket.connect(endpoint);
 }

@@ -172,6 +172,26 @@ TEST_CASE("flush and close keep their deadlines when the sink hangs") {
   REQUIRE(ft::eventually([&] { return store->size() == 100; }));
 }
 
+TEST_CASE("close() without a timeout waits for options.close_timeout, as documented") {
+  auto g = std::make_shared<ft::gate>();
+  auto store = std::make_shared<fe::memory_store>();
+  fe::emitter_options options;
+  options.close_timeout = std::chrono::seconds(120);
+  fe::training_event_emitter emitter("run-close-timeout", std::make_unique<ft::gated_sink>(g, store), options);
+  emitter.emit_log("info", "held at the gate");
+  REQUIRE(ft::eventually([&] { return g->someone_waiting(); }));
+  // The sink hangs for longer than the 2 s close() used to wait whatever close_timeout said; the
+  // delay is the behaviour under test, not a way to wait for something.
+  std::thread opener([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    g->open();
+  });
+  const fe::delivery_report report = emitter.close();
+  opener.join();
+  CHECK(report.status == fe::delivery_status::ok);
+  CHECK(store->size() == 1);
+}
+
 TEST_CASE("flush on a healthy sink delivers everything emitted before it") {
   auto out = std::make_unique<fe::memory_sink>();
   auto store = out->store();
@@ -612,4 +632,37 @@ TEST_CASE("a file left ending in a partial line (a killed writer) gets a newline
   // A file that already ends in '\n' gets nothing added.
   { fe::file_sink again(path); }
   CHECK(ft::read_lines(path).size() == 4);
+}
+
+namespace {
+// Takes every line, then says it lost `lost` of them without handing their text back (what a
+// sink does when memory ran out to keep them: reclaim() counts more lines than it appends).
+class loses_without_text final : public fe::sink {
+ public:
+  explicit loses_without_text(std::size_t lost) : lost_(lost) {}
+  std::size_t write(const fe::line_batch& batch) noexcept override {
+    taken_ += batch.size();
+    return batch.size();
+  }
+  std::size_t reclaim(fe::line_batch& out) noexcept override {
+    (void)out;
+    if (taken_ < lost_) return 0;
+    return std::exchange(lost_, 0);
+  }
+  std::string describe() const override { return "loses-without-text://"; }
+
+ private:
+  std::size_t lost_;
+  std::size_t taken_ = 0;
+};
+}  // namespace
+
+TEST_CASE("lines a sink reports lost without their text are still counted as dropped") {
+  fe::training_event_emitter emitter("run-untold", std::make_unique<loses_without_text>(3));
+  emitter.emit_run_start();
+  for (int i = 0; i < 10; ++i) emitter.emit_metrics(i, {{"loss", 1.0}});
+  REQUIRE(emitter.close().ok());
+  const fe::emitter_stats stats = emitter.stats();
+  CHECK(stats.dropped_sink == 3);
+  CHECK(stats.emitted + stats.generated == stats.written + stats.dropped());
 }

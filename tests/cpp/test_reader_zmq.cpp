@@ -106,7 +106,7 @@ TEST_CASE("a run filter matches run ids holding quotes, backslashes and control 
   const std::vector<std::string> hostile = {"a\"b", "c\\d", std::string("e\x01f"), "g\th\n"};
   foxml::events::zmq_sink_options o;
   o.endpoint = "inproc://hostile";
-  o.context = ctx.handle();
+  o.context = &ctx;
   std::vector<std::unique_ptr<foxml::events::training_event_emitter>> emitters;
   emitters.push_back(std::make_unique<foxml::events::training_event_emitter>(
       "plain", std::make_unique<foxml::events::zmq_sink>(o)));

@@ -115,9 +115,9 @@ class gated_sink final : public sink {
     gate_->wait_open();
     return inner_.write(batch);
   }
-  bool flush() noexcept override {
+  void flush() noexcept override {
     gate_->wait_open();
-    return inner_.flush();
+    inner_.flush();
   }
   std::string describe() const override { return "gated://"; }
 

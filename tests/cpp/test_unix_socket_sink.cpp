@@ -28,14 +28,6 @@ line_batch numbered_lines(std::uint64_t first, std::size_t count, std::size_t pa
   return batch;
 }
 
-unix_socket_options fast_options(const std::string& path) {
-  unix_socket_options o;
-  o.path = path;
-  o.reconnect_min = std::chrono::milliseconds(2);
-  o.reconnect_max = std::chrono::milliseconds(20);
-  return o;
-}
-
 bool poll_until(sink& s, const std::function<bool()>& pred, double seconds = 10) {
   return unix_listener::wait(
       [&] {

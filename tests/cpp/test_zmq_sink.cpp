@@ -45,7 +45,7 @@ void drain(zmq::socket_t& sub, std::vector<message>& out) {
 std::unique_ptr<sink> pub(zmq::context_t& ctx, const std::string& endpoint, int hwm = 100000) {
   zmq_sink_options o;
   o.endpoint = endpoint;
-  o.context = ctx.handle();
+  o.context = &ctx;
   o.send_hwm = hwm;
   return std::make_unique<zmq_sink>(o);
 }
@@ -82,6 +82,13 @@ TEST_CASE("topic frames and the subscription helpers agree") {
   CHECK(prefixes[0] == "run_start\x1frun1\x1f");
   CHECK_FALSE(zmq_topic_of_line("{\"seq\":1}", topic));
   CHECK(topic == "\x1f\x1f");
+  // What a subscriber's filters become: everything, types, runs, or types of runs.
+  CHECK(zmq_subscriptions({}, {}) == std::vector<std::string>{""});
+  CHECK(zmq_subscriptions({event_type::error, event_type::log}, {}) ==
+        std::vector<std::string>{zmq_type_subscription(event_type::log), zmq_type_subscription(event_type::error)});
+  CHECK(zmq_subscriptions({}, {"run1"}) == prefixes);
+  CHECK(zmq_subscriptions({event_type::error}, {"a", "r\"1"}) ==
+        std::vector<std::string>{zmq_topic(event_type::error, "a"), zmq_topic(event_type::error, "r\"1")});
 }
 
 TEST_CASE("acceptance: a subscriber to one run of two, and one to errors only, get exactly that") {
@@ -196,9 +203,12 @@ TEST_CASE("acceptance: what the high-water mark refuses is counted and reported 
 }
 
 TEST_CASE("ZeroMQ URIs build sinks once the component is enabled, and errors name the endpoint") {
-  enable_zmq_sink_uris();
   temp_dir dir;
   const std::string uri = "zmq+ipc://" + (dir / "events.ipc");
+  // Linking the component is not enough: enable_zmq_sink_uris() is the one way to turn them on.
+  register_zmq_sink_factory(nullptr);
+  CHECK_THROWS_WITH_AS(make_sink(uri), doctest::Contains("enable_zmq_sink_uris"), std::invalid_argument);
+  enable_zmq_sink_uris();
   auto s = make_sink(uri);
   CHECK(s->describe() == "zmq+ipc://" + (dir / "events.ipc") + "?bind=1");
   zmq::context_t ctx;

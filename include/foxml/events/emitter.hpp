@@ -150,9 +150,11 @@ class training_event_emitter {
   /// timeout passed. Returns within the timeout even when the sink hangs.
   delivery_report flush(std::chrono::milliseconds timeout = std::chrono::milliseconds(1000)) noexcept;
 
-  /// Delivers what is queued, flushes and closes the sink, within the timeout. Later emits are
+  /// Delivers what is queued, flushes and closes the sink, within `options.close_timeout`.
+  delivery_report close() noexcept;
+  /// Delivers what is queued, flushes and closes the sink, within `timeout`. Later emits are
   /// counted as dropped. A worker stuck in a hanging sink is left behind; it holds its own state.
-  delivery_report close(std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) noexcept;
+  delivery_report close(std::chrono::milliseconds timeout) noexcept;
 
   /// Returns the counters since creation.
   emitter_stats stats() const noexcept;

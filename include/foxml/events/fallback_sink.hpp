@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "foxml/events/sink.hpp"
+#include "foxml/events/composite_sink.hpp"
 
 namespace foxml::events {
 
@@ -30,29 +30,20 @@ struct fallback_options {
 /// sink now serving): "foxml-events: unix:///s fell behind; events from seq N continue in
 /// file:///f" goes to the file, and "foxml-events: unix:///s took over again at seq M; events
 /// since seq N went to file:///f" to the socket, so a reader of either knows where the rest is.
-class fallback_sink final : public sink {
+class fallback_sink final : public composite_sink {
  public:
   /// Takes the chain, first choice first. Throws std::invalid_argument when it is empty or holds
   /// a null sink.
   explicit fallback_sink(std::vector<std::unique_ptr<sink>> chain, fallback_options options = {});
 
-  std::size_t size() const noexcept { return links_.size(); }
-  /// Returns sink `i` of the chain (for inspection; it stays owned by the chain).
-  sink& at(std::size_t i) const noexcept { return *links_[i].target; }
-
   std::size_t write(const line_batch& batch) noexcept override;
-  bool flush() noexcept override;
   void close() noexcept override;
-  bool healthy() noexcept override;
   std::size_t reclaim(line_batch& out) noexcept override;
-  void poll(std::chrono::steady_clock::time_point now) noexcept override;
-  std::unique_ptr<sink> reopen_after_fork() const override;
-  std::string describe() const override;
+  /// The children's notices first, then the chain's own.
   bool take_notice(std::string& message) noexcept override;
 
  private:
   struct link {
-    std::unique_ptr<sink> target;
     bool failing = false;
     std::chrono::steady_clock::time_point retry_at{};
     std::chrono::milliseconds backoff{0};
@@ -61,14 +52,16 @@ class fallback_sink final : public sink {
   // Writes `batch` to the chain from link `first` on; returns how many leading lines were taken.
   std::size_t route(const line_batch& batch, std::size_t first, std::chrono::steady_clock::time_point now) noexcept;
   bool usable(std::size_t i, std::chrono::steady_clock::time_point now) noexcept;
-  void collect_reclaimed(std::size_t i, line_batch& unplaced) noexcept;
+  void collect_reclaimed(std::size_t i) noexcept;  // re-routes what link i lost; the rest to orphans_
   void note_serving(std::size_t i, std::uint64_t seq) noexcept;
+  std::unique_ptr<sink> remake(std::vector<std::unique_ptr<sink>> chain) const override;
 
   std::vector<link> links_;
   fallback_options options_;
   line_batch rest_;       // the unplaced tail of a batch, for the next link
   line_batch reclaimed_;  // what one link handed back
   line_batch orphans_;    // reclaimed lines no later link took, for our own reclaim()
+  std::size_t orphans_untold_ = 0;  // of those, lines memory ran out to copy (counted, no text)
   // The link that took the latest new lines, and the first seq it took since it took over.
   std::size_t serving_ = static_cast<std::size_t>(-1);
   std::uint64_t serving_since_ = 0;

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "foxml/events/detail/unique_fd.hpp"
 #include "foxml/events/sink.hpp"
 
 namespace foxml::events {
@@ -26,9 +27,8 @@ class file_sink final : public sink {
   const std::string& path() const noexcept { return path_; }
 
   std::size_t write(const line_batch& batch) noexcept override;
-  bool flush() noexcept override;
   void close() noexcept override;
-  bool healthy() noexcept override { return fd_ >= 0 && !failing_; }
+  bool healthy() noexcept override { return fd_ && !failing_; }
   std::unique_ptr<sink> reopen_after_fork() const override;
   std::string describe() const override { return "file://" + path_; }
 
@@ -36,7 +36,7 @@ class file_sink final : public sink {
   void end_with_newline(const struct stat& st) noexcept;
 
   std::string path_;
-  int fd_ = -1;
+  detail::unique_fd fd_;
   bool failing_ = false;  // the last write failed (ENOSPC, EIO...); cleared by the next success
 };
 

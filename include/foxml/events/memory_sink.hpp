@@ -35,7 +35,7 @@ class memory_sink final : public sink {
   const std::shared_ptr<memory_store>& store() const noexcept { return store_; }
 
   std::size_t write(const line_batch& batch) noexcept override;
-  bool flush() noexcept override;
+  void flush() noexcept override;
   std::unique_ptr<sink> reopen_after_fork() const override;
   std::string describe() const override { return "memory://"; }
 

@@ -1,6 +1,5 @@
 #pragma once
-/// The sink interface: where the worker delivers encoded JSON lines. Sinks are called only from the
-/// emitter's worker thread, so an implementation needs no locking of its own.
+/// The sink interface: where the worker delivers encoded JSON lines, and its contract (below).
 
 #include <algorithm>
 #include <chrono>
@@ -22,6 +21,16 @@ class line_batch {
     line.copy(text_.data() + used_, line.size());
     lines_.push_back(entry{used_, line.size(), seq});
     used_ += line.size();
+  }
+  /// Appends lines [first, last) of `from`; returns how many it appended before memory ran out.
+  /// Never throws, for the sink methods, which must not.
+  std::size_t append_lines(const line_batch& from, std::size_t first, std::size_t last) noexcept {
+    std::size_t i = first;
+    try {
+      for (; i < last; ++i) append(from.line(i), from.seq(i));
+    } catch (...) {
+    }
+    return i - first;
   }
   /// Removes the first `count` lines, keeping the rest in order.
   void remove_front(std::size_t count) {
@@ -78,52 +87,89 @@ class line_batch {
   std::vector<entry> lines_;
 };
 
-/// A destination for encoded events. Every method is called from the worker thread only and must
-/// not throw; a sink that cannot deliver says so through its return values.
+/// A destination for encoded events: the emitter's worker hands it batches of JSON lines.
+///
+/// The contract every hook shares:
+/// - Thread: the emitter calls a sink from its worker thread only, one call at a time, so a sink
+///   needs no locking of its own (unless it shares state with other threads itself, as
+///   memory_sink does with its readers).
+/// - No exceptions: every hook but the constructor, describe() and reopen_after_fork() is
+///   noexcept. An exception there would end the training process: a sink that cannot do
+///   something says so through return values, and an allocation that fails is caught and
+///   handled like a refusal or a loss (see write() and reclaim()).
+/// - No waiting: the worker's flush() and close() have deadlines (emitter_options); a hook that
+///   blocks holds them up, and one that never returns leaves the worker behind (emit calls stay
+///   safe, their events are counted as dropped). Bound every wait; close() may take a short,
+///   bounded linger.
+/// - Every line accounted for: a line is either refused by write(), or taken and then
+///   delivered, or handed back through reclaim(). The emitter counts the rest as written.
+///
+/// Only write() and describe() must be written; the other hooks have defaults that suit a sink
+/// that takes lines synchronously (a file, a ring, a syslog). examples/cpp/custom_sink.cpp is a
+/// complete one; fallback_sink and tee_sink (composite_sink) show the composing kind.
 class sink {
  public:
   virtual ~sink() = default;
 
-  /// Takes the lines of `batch` in order and returns how many leading lines it accepted; the rest
-  /// are refused and the caller counts them or routes them elsewhere. Must not block for long.
+  /// Takes the lines of `batch` in order and returns how many leading lines it took: the rest
+  /// are refused. The worker keeps refused lines and offers them again on its next write, in
+  /// order, before anything newer; after emitter_options::sink_retry_timeout of refusals they are
+  /// dropped and counted (dropped_sink). A fallback chain instead routes refused lines to its
+  /// next sink at once. Return only what was taken: taking a line and losing it later is what
+  /// reclaim() reports. Must not block (see above); a slow destination buffers within a bound or
+  /// refuses.
   virtual std::size_t write(const line_batch& batch) noexcept = 0;
 
-  /// Pushes buffered lines to their destination; returns false when that failed.
-  virtual bool flush() noexcept { return true; }
+  /// Pushes out what the sink buffers itself (lines taken but not yet at the destination). The
+  /// worker calls it when the application calls flush() or close(), after every queued event was
+  /// written; a sink without a buffer of its own keeps the default.
+  virtual void flush() noexcept {}
 
-  /// Releases the sink's resources; later writes refuse everything.
+  /// Releases the sink's resources: later writes refuse everything. Called once, by the worker,
+  /// at the emitter's close, after flush(); a reclaim() follows to collect what close() lost.
   virtual void close() noexcept {}
 
-  /// Reports whether the next write is expected to be accepted (a fallback chain asks this).
+  /// Whether a write now is expected to be taken. A fallback chain skips an unhealthy sink for
+  /// the next one (and keeps asking until it says yes); a tee is healthy when any branch is.
   virtual bool healthy() noexcept { return true; }
 
-  /// Moves into `out` lines this sink accepted earlier but now knows were not delivered (a
-  /// connection broke before the listener acknowledged them); returns how many.
+  /// For sinks that take lines and may lose them later (a connection that breaks before its
+  /// listener acknowledged them): moves those lines into `out`, in order, and returns how many
+  /// were lost. The worker calls it after every write and after close; a fallback chain routes
+  /// what it gets to its later sinks, and the emitter counts the rest as dropped (dropped_sink)
+  /// and names their seqs in its next `dropped` event. A count larger than the lines appended is
+  /// lines lost without their text (memory ran out to keep it): counted all the same.
   virtual std::size_t reclaim(line_batch& out) noexcept {
     (void)out;
     return 0;
   }
 
-  /// Lines this sink accepted and still holds on their way (a tee's lagging branch); flush and
-  /// close wait for them to go or to be given up on (then reclaim() hands them back).
+  /// For sinks that hold lines they took and are still trying to deliver (a tee's lagging
+  /// branch): how many. The emitter's flush() and close() count as done only when this is 0, so
+  /// the sink must deliver or give up on (and reclaim()) them within a bound of its own.
   virtual std::size_t pending() const noexcept { return 0; }
 
-  /// Takes the next notice the sink has for the stream's readers (a fallback chain that moved
-  /// from one sink to another); the worker writes it as a `log` event (level "warning") through
-  /// this sink. Returns false when there is none.
+  /// For sinks with something to tell the stream's readers (a fallback chain that moved to
+  /// another sink): puts the next message into `message` and returns true, or returns false when
+  /// there is none. The worker writes each as a `log` event (level "warning") through this sink,
+  /// so it lands where the stream now goes; the sink bounds how many it keeps.
   virtual bool take_notice(std::string& message) noexcept {
     (void)message;
     return false;
   }
 
-  /// Periodic upkeep while the worker is idle or between batches (reconnects, acknowledgements).
+  /// Upkeep: called by the worker after every batch and, while it is idle, at least every
+  /// emitter_options::max_idle_wait (`now` is the current time). Reconnects, reads
+  /// acknowledgements, retries held lines. Keep it cheap: it runs thousands of times a second.
   virtual void poll(std::chrono::steady_clock::time_point now) noexcept { (void)now; }
 
-  /// Returns a fresh sink to the same destination for a forked child process, or nullptr when this
-  /// destination cannot be shared with a child (its events are then counted as dropped).
+  /// Called in a fork()ed child the first time it emits: returns a fresh sink to the same
+  /// destination for the child, or nullptr when the destination cannot be shared with a child
+  /// (the child's events are then counted as dropped); throwing counts as nullptr. The default
+  /// is nullptr: a sink is not shared with a child unless it says how.
   virtual std::unique_ptr<sink> reopen_after_fork() const { return nullptr; }
 
-  /// Describes the destination for messages (`file:///tmp/x.jsonl`).
+  /// Names the destination for messages and notices (`file:///tmp/x.jsonl`, `unix:///s.sock`).
   virtual std::string describe() const = 0;
 };
 

@@ -26,7 +26,6 @@ struct sink_uri {
   /// default); `?bind=1` / `?connect=1` choose.
   bool bind = false;
 
-  bool is_zmq() const noexcept { return scheme >= sink_scheme::zmq_tcp; }
   /// Returns the ZeroMQ endpoint: `tcp://host:port`, `ipc:///path` or `inproc://name`.
   std::string zmq_endpoint() const;
 };

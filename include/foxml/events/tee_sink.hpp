@@ -8,7 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "foxml/events/sink.hpp"
+#include "foxml/events/composite_sink.hpp"
 
 namespace foxml::events {
 
@@ -35,33 +35,28 @@ struct tee_options {
 /// after its backlog, so its reader learns which seqs it will never see; the other branches see a
 /// report for seqs they do hold (the report says the lines are missing somewhere, not everywhere).
 /// To re-route a branch's losses instead, make that branch a fallback_sink.
-class tee_sink final : public sink {
+class tee_sink final : public composite_sink {
  public:
   /// Throws std::invalid_argument when `branches` is empty or holds a null sink.
   explicit tee_sink(std::vector<std::unique_ptr<sink>> branches, tee_options options = {});
 
-  std::size_t size() const noexcept { return branches_.size(); }
-  sink& at(std::size_t i) const noexcept { return *branches_[i].out; }
   /// Lines branch `i` lost (over its backlog bound, stalled past retry_timeout, or at close).
   std::uint64_t dropped(std::size_t i) const noexcept { return branches_[i].lost; }
   /// Lines branch `i` holds back, waiting for it to take them.
   std::size_t backlog(std::size_t i) const noexcept { return branches_[i].backlog.size(); }
 
   std::size_t write(const line_batch& batch) noexcept override;
-  bool flush() noexcept override;
+  /// Gives each backlog a last try, then flushes every branch.
+  void flush() noexcept override;
   void close() noexcept override;
-  bool healthy() noexcept override;
   std::size_t reclaim(line_batch& out) noexcept override;
+  /// Polls every branch, then retries the backlogs.
   void poll(std::chrono::steady_clock::time_point now) noexcept override;
   /// Lines held in backlogs (the emitter's flush and close wait for them, bounded by retry_timeout).
   std::size_t pending() const noexcept override;
-  std::unique_ptr<sink> reopen_after_fork() const override;
-  std::string describe() const override;
-  bool take_notice(std::string& message) noexcept override;
 
  private:
   struct branch {
-    std::unique_ptr<sink> out;
     line_batch backlog;  // lines the others took and this one has not yet
     std::chrono::steady_clock::time_point stalled_since{};
     bool stalled = false;
@@ -72,8 +67,8 @@ class tee_sink final : public sink {
     bool lost = false;          // some branch already lost it (counted once)
   };
 
-  // Retries a branch's backlog; returns true when it is empty afterwards.
-  bool drain(branch& b, std::chrono::steady_clock::time_point now) noexcept;
+  // Retries branch i's backlog; returns true when it is empty afterwards.
+  bool drain(std::size_t i, std::chrono::steady_clock::time_point now) noexcept;
   // Adds lines [first, last) of `batch` to a branch's backlog, losing what is over the bound.
   void hold(branch& b, const line_batch& batch, std::size_t first, std::size_t last,
             std::chrono::steady_clock::time_point now) noexcept;
@@ -81,11 +76,15 @@ class tee_sink final : public sink {
   void lose(branch& b, std::string_view line, std::uint64_t seq) noexcept;
   void lose_backlog(branch& b) noexcept;
   void release(std::uint64_t seq) noexcept;  // a backlog let go of a line (sent or lost)
+  // Takes back what branch i lost after taking it (a broken connection) into its backlog.
+  void take_back(std::size_t i) noexcept;
+  std::unique_ptr<sink> remake(std::vector<std::unique_ptr<sink>> branches) const override;
 
   std::vector<branch> branches_;
   tee_options options_;
   std::unordered_map<std::uint64_t, pending_line> pending_;  // lines in any backlog, by seq
   line_batch lost_;       // lines lost by some branch, waiting for reclaim()
+  std::size_t lost_untold_ = 0;  // lines lost whose text memory ran out to keep (counted all the same)
   line_batch returned_;   // scratch: lines a branch reclaimed
   line_batch merged_;     // scratch: a backlog with returned lines in front
   std::vector<std::size_t> took_;  // scratch: lines each branch took in this write

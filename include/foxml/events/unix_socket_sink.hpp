@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "foxml/events/detail/unique_fd.hpp"
 #include "foxml/events/sink.hpp"
 
 namespace foxml::events {
@@ -60,12 +61,12 @@ class unix_socket_sink final : public sink {
   const std::shared_ptr<unix_socket_counters>& counters() const noexcept { return counters_; }
   /// Lines accepted and not yet acknowledged (or released), sent or still buffered.
   std::size_t unacked_lines() const noexcept { return held_.size(); }
-  bool connected() const noexcept { return fd_ >= 0; }
+  bool connected() const noexcept { return static_cast<bool>(fd_); }
   /// Bytes accepted and not yet on the wire (waiting for the kernel buffer).
   std::size_t unsent_bytes() const noexcept { return tail_; }
 
   std::size_t write(const line_batch& batch) noexcept override;
-  bool flush() noexcept override;
+  void flush() noexcept override;
   void close() noexcept override;
   bool healthy() noexcept override;
   std::size_t reclaim(line_batch& out) noexcept override;
@@ -95,7 +96,7 @@ class unix_socket_sink final : public sink {
 
   unix_socket_options options_;
   std::shared_ptr<unix_socket_counters> counters_;
-  int fd_ = -1;
+  detail::unique_fd fd_;
   bool closed_ = false;
   bool ack_seen_ = false;  // on the current connection
   std::chrono::steady_clock::time_point next_attempt_{};
@@ -111,6 +112,7 @@ class unix_socket_sink final : public sink {
 
   std::string reply_;   // bytes of an incomplete line from the listener
   line_batch reclaim_;  // lines lost with a broken connection, waiting for reclaim()
+  std::size_t reclaim_untold_ = 0;  // more of those, whose text memory ran out to keep
 };
 
 }  // namespace foxml::events

@@ -10,6 +10,11 @@
 #include "foxml/events/sink.hpp"
 #include "foxml/events/sink_uri.hpp"
 
+namespace zmq {
+class context_t;
+class socket_t;
+}  // namespace zmq
+
 namespace foxml::events {
 
 /// Settings of a zmq_sink.
@@ -22,9 +27,9 @@ struct zmq_sink_options {
   int send_hwm = 10000;
   /// How long close() lets queued messages leave.
   std::chrono::milliseconds linger{200};
-  /// A `zmq::context_t::handle()` to use (inproc:// needs the subscriber's own context); nullptr
-  /// uses a process-wide context.
-  void* context = nullptr;
+  /// The cppzmq context to use (inproc:// needs the subscriber's own context); it must outlive
+  /// the sink. nullptr uses shared_zmq_context().
+  zmq::context_t* context = nullptr;
 };
 
 /// Publishes lines on a PUB socket without ever blocking: sends use ZMQ_DONTWAIT, and
@@ -49,15 +54,17 @@ class zmq_sink final : public sink {
 
  private:
   zmq_sink_options options_;
-  void* socket_ = nullptr;
+  std::unique_ptr<zmq::socket_t> socket_;
   std::string topic_;
 };
 
-/// Returns the context the URI-built ZeroMQ sinks use (a `void*` libzmq context handle).
-void* shared_zmq_context();
+/// Returns the process-wide context of sinks given none (URI-built ones too). Never destroyed:
+/// terminating a context waits for every socket, and an emitter may outlive static objects.
+zmq::context_t& shared_zmq_context();
 
-/// Makes make_sink() accept zmq+tcp://, zmq+ipc:// and inproc:// URIs. Call once before
-/// building sinks from URIs (init_training_events does); calling again is harmless.
+/// Makes make_sink() accept zmq+tcp://, zmq+ipc:// and inproc:// URIs: the one way to enable
+/// them (linking foxml::events_zmq alone does not). Call it before building sinks from URIs
+/// (the Python package does); calling again is harmless.
 void enable_zmq_sink_uris();
 
 /// Builds a zmq_sink from a parsed URI (what enable_zmq_sink_uris() registers).

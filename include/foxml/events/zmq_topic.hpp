@@ -7,6 +7,7 @@
 /// escapes applied; identical to the run id for plain text). 0x1F (unit separator) never occurs
 /// unescaped in either part, so prefix matching cannot confuse `run1` with `run10`.
 
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,5 +33,9 @@ std::string zmq_topic(event_type type, std::string_view run_id);
 /// Returns the prefixes that select every event of one run, one per event type (ZeroMQ matches
 /// prefixes, and the type comes first, so a run takes one subscription per type).
 std::vector<std::string> zmq_run_subscriptions(std::string_view run_id);
+
+/// Returns the prefixes a subscriber sets for the events of `types` of `runs` (an empty set
+/// means all): every type's prefix, or one per type and run, or the empty prefix for everything.
+std::vector<std::string> zmq_subscriptions(const std::set<event_type>& types, const std::set<std::string>& runs);
 
 }  // namespace foxml::events

@@ -19,7 +19,18 @@
 #include <thread>
 #include <vector>
 
+#include "foxml/events/unix_socket_sink.hpp"
+
 namespace foxml::events::testing {
+
+// Sink options for `path` that reconnect within milliseconds, so tests need not wait long.
+inline unix_socket_options fast_options(const std::string& path) {
+  unix_socket_options o;
+  o.path = path;
+  o.reconnect_min = std::chrono::milliseconds(2);
+  o.reconnect_max = std::chrono::milliseconds(20);
+  return o;
+}
 
 // Returns the seq of a line (its `"seq":N` field), or -1.
 inline long long seq_of(const std::string& line) {

@@ -11,6 +11,10 @@
 #include "foxml/events/event.hpp"
 #include "foxml/events/reader/source.hpp"
 
+namespace zmq {
+class context_t;
+}  // namespace zmq
+
 namespace foxml::events::reader {
 
 /// Settings of a zmq_source. The publisher sends two frames: the topic
@@ -33,9 +37,11 @@ struct zmq_source_stats {
 /// the context given). Never finishes by itself.
 class zmq_source final : public source {
  public:
-  /// Connects to `endpoint`. Throws zmq::error_t (a std::exception) on a bad endpoint. `context` is
-  /// a `zmq::context_t*` for inproc:// tests, or nullptr for a private context.
-  explicit zmq_source(const std::string& endpoint, zmq_source_options options = {}, void* context = nullptr);
+  /// Connects to `endpoint`. Throws zmq::error_t (a std::exception) on a bad endpoint. `context`
+  /// (for inproc://, which needs the publisher's context) must outlive the source; nullptr gives
+  /// the source a private context.
+  explicit zmq_source(const std::string& endpoint, zmq_source_options options = {},
+                      zmq::context_t* context = nullptr);
   ~zmq_source() override;
   zmq_source(const zmq_source&) = delete;
   zmq_source& operator=(const zmq_source&) = delete;

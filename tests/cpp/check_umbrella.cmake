@@ -1,0 +1,18 @@
+# Checks that foxml/events.hpp includes every public header of the core (every header directly in
+# include/foxml/events/ but those of other components). Run by ctest with cmake -P.
+cmake_minimum_required(VERSION 3.20)
+set(other_components zmq_sink.hpp)
+file(READ ${INCLUDE_DIR}/foxml/events.hpp umbrella)
+file(GLOB headers RELATIVE ${INCLUDE_DIR}/foxml/events ${INCLUDE_DIR}/foxml/events/*.hpp)
+set(missing "")
+foreach(header IN LISTS headers)
+  if(NOT header IN_LIST other_components)
+    string(FIND "${umbrella}" "#include \"foxml/events/${header}\"" at)
+    if(at EQUAL -1)
+      list(APPEND missing ${header})
+    endif()
+  endif()
+endforeach()
+if(missing)
+  message(FATAL_ERROR "foxml/events.hpp does not include: ${missing}")
+endif()
