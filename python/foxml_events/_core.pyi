@@ -113,6 +113,8 @@ def _signal_hook_installed() -> bool: ...
 
 _zmq_reader_available: bool
 max_config_depth: int
+# The reader library's defaults (include/foxml/events/reader/defaults.hpp).
+reader_defaults: Dict[str, Any]
 def decode_line(line: Union[str, bytes]) -> Dict[str, Any]: ...
 
 class LiveReader:

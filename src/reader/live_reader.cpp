@@ -30,8 +30,11 @@ live_reader_options aligned(live_reader_options options) {
 
 }  // namespace
 
-live_reader::live_reader(std::string_view uri, live_reader_options options) : live_reader(nullptr, false, aligned(std::move(options))) {
-  const source_uri parsed = parse_source_uri(uri);
+live_reader::live_reader(std::string_view uri, live_reader_options options)
+    : live_reader(parse_source_uri(uri), std::move(options)) {}
+
+live_reader::live_reader(const source_uri& parsed, live_reader_options options)
+    : live_reader(nullptr, false, std::move(options)) {
   source_ = make_source(parsed, options_.source);
   live_ = is_live(parsed, options_.source);
   description_ = source_->describe();

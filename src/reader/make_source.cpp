@@ -30,6 +30,10 @@ source_uri parse_source_uri(std::string_view text) {
   }
   std::string scheme(text.substr(0, sep));
   for (char& c : scheme) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  if (scheme != "file" && scheme != "unix" && scheme != "zmq+tcp" && scheme != "zmq+ipc" && scheme != "tcp" &&
+      scheme != "ipc" && scheme != "inproc" && scheme != "zmq+inproc") {
+    reject(text, "unknown scheme '" + scheme + "'; " + kinds);
+  }
   // ZeroMQ's own spelling (tcp://, ipc://) is what a publisher's bind string looks like; the sink
   // grammar spells it zmq+tcp:// and zmq+ipc://.
   const std::string sink_text = scheme == "tcp" || scheme == "ipc" ? "zmq+" + std::string(text) : std::string(text);

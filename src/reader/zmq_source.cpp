@@ -9,6 +9,7 @@
 
 #include "fd.hpp"
 #include "foxml/events/reader/make_source.hpp"
+#include "foxml/events/sink_uri.hpp"
 #include "foxml/events/zmq_topic.hpp"
 #include "stats_json.hpp"
 
@@ -114,7 +115,11 @@ void enable_zmq_source_uris() {
     o.types = options.types;
     o.runs = options.runs;
     o.max_line_bytes = options.max_line_bytes;
-    return std::make_unique<zmq_source>(uri.endpoint, std::move(o));
+    try {
+      return std::make_unique<zmq_source>(uri.endpoint, std::move(o));
+    } catch (const zmq::error_t& e) {  // an endpoint ZeroMQ refuses: a set-up error about the URI
+      throw uri_error("source", uri.text, e.what());
+    }
   });
 }
 

@@ -70,6 +70,7 @@ class live_reader {
 
   /// Opens the source `uri` names (make_source()); throws what make_source() throws.
   explicit live_reader(std::string_view uri, live_reader_options options = {});
+  explicit live_reader(const source_uri& uri, live_reader_options options = {});
   /// Reads an already open source. `live`: it never ends by itself (runs can go stale).
   live_reader(std::unique_ptr<source> input, bool live, live_reader_options options = {});
   /// Stops and joins the pump.

@@ -51,8 +51,8 @@ struct source_options {
 source_uri parse_source_uri(std::string_view text);
 
 /// Opens the source `uri` names. Throws uri_error for a malformed URI (or a ZeroMQ one without
-/// the component), and what the source's constructor throws (std::system_error: a missing file
-/// without `follow`, a socket path in use; zmq::error_t: an endpoint ZeroMQ refuses).
+/// the component, or an endpoint ZeroMQ refuses), and what the source's constructor throws
+/// (std::system_error: a missing file without `follow`, a socket path in use).
 std::unique_ptr<source> make_source(const source_uri& uri, const source_options& options = {});
 std::unique_ptr<source> make_source(std::string_view uri, const source_options& options = {});
 
