@@ -37,7 +37,7 @@ using steady = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds wait_slice{100};
 
 std::int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_steady::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 

@@ -31,7 +31,7 @@ py::dict run_dict(const reader::run_state& run, std::int64_t now_us) {
   py::dict history = d["metric_history"];
   for (const auto& [name, points] : history) {
     py::list tuples;
-    for (const auto& point : points) tuples.append(py::tuple(point));
+    for (const auto& point : points) tuples.append(py::tuple(py::reinterpret_borrow<py::object>(point)));
     history[name] = tuples;
   }
   return d;
