@@ -1,13 +1,12 @@
 #include "foxml/events/reader/run_json.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <optional>
+
+#include "run_json_tree.hpp"
 
 namespace foxml::events::reader {
 namespace {
 
-// Insertion order kept: the documented order is the order a reader of the JSON sees.
 using json = nlohmann::ordered_json;
 
 double seconds_of(std::int64_t unix_us) { return static_cast<double>(unix_us) / 1e6; }
@@ -21,7 +20,7 @@ json opt(const std::optional<T>& value) {
 
 // The wire names of the per-type fields a run state carries ("targets_complete", "best_auc",
 // "error_type"...) are written here only, on the reader's side.
-std::string to_json(const run_state& run, std::int64_t now_us) {
+json run_json_tree(const run_state& run, std::int64_t now_us) {
   json stages = json::array();
   for (const auto& span : run.stages) {
     stages.push_back({{"name", span.name},
@@ -79,8 +78,12 @@ std::string to_json(const run_state& run, std::int64_t now_us) {
       {"last_seen", seconds_of(run.last_seen_us)},
       {"events", run.events},
   };
+  return out;
+}
+
+std::string to_json(const run_state& run, std::int64_t now_us) {
   // Strings from the wire are valid UTF-8 (the decoder checks); replace, never throw, regardless.
-  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+  return run_json_tree(run, now_us).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace foxml::events::reader
