@@ -20,7 +20,7 @@ json opt(const std::optional<T>& value) {
 
 // The wire names of the per-type fields a run state carries ("targets_complete", "best_auc",
 // "error_type"...) are written here only, on the reader's side.
-json run_json_tree(const run_state& run, std::int64_t now_us) {
+json run_json_tree(const run_state& run, std::int64_t now_us, bool with_history) {
   json stages = json::array();
   for (const auto& span : run.stages) {
     stages.push_back({{"name", span.name},
@@ -41,8 +41,10 @@ json run_json_tree(const run_state& run, std::int64_t now_us) {
   json latest = json::object(), history = json::object();
   for (const auto& [name, series] : run.metrics) {
     latest[name] = series.latest;
-    json points = json::array();
-    for (const auto& [step, value] : series.history) points.push_back({step, value});
+    if (!with_history) continue;
+    json::array_t points;  // built as a vector, not through initializer lists: the bulk of a run
+    points.reserve(series.history.size());
+    for (const auto& [step, value] : series.history) points.emplace_back(json::array_t{json(step), json(value)});
     history[name] = std::move(points);
   }
   json errors = json::array();
@@ -83,7 +85,7 @@ json run_json_tree(const run_state& run, std::int64_t now_us) {
 
 std::string to_json(const run_state& run, std::int64_t now_us) {
   // Strings from the wire are valid UTF-8 (the decoder checks); replace, never throw, regardless.
-  return run_json_tree(run, now_us).dump(-1, ' ', false, json::error_handler_t::replace);
+  return run_json_tree(run, now_us, true).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace foxml::events::reader

@@ -10,6 +10,8 @@
 namespace foxml::events::reader {
 
 /// What to_json() writes out, before it is written: insertion order kept (the documented order).
-nlohmann::ordered_json run_json_tree(const run_state& run, std::int64_t now_us);
+/// Without `with_history`, `metric_history` is an empty object, for a caller that builds its own
+/// (it is most of a run's size; Python gives its points as tuples).
+nlohmann::ordered_json run_json_tree(const run_state& run, std::int64_t now_us, bool with_history);
 
 }  // namespace foxml::events::reader
