@@ -124,37 +124,38 @@ std::vector<live_item> live_reader::poll(std::chrono::milliseconds timeout) {
   return out;
 }
 
+std::optional<live_item> live_reader::take() {
+  std::lock_guard lock(state_mutex_);
+  if (stop_) return std::nullopt;
+  if (background_) {
+    ring_read r = ring_->read_since(cursor_, 1);
+    missed_ += r.missed;
+    if (r.events.empty()) return std::nullopt;
+    cursor_ = r.next;
+    return live_item{std::move(r.events.front()), r.next - 1, std::nullopt};
+  }
+  if (pending_.empty()) return std::nullopt;
+  live_item item = std::move(pending_.front());
+  pending_.pop_front();
+  return item;
+}
+
 std::optional<live_item> live_reader::next(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
+    if (auto item = take()) return item;
     if (stop_) return std::nullopt;
-    std::uint64_t cursor = 0;
-    if (background_) {
-      std::lock_guard lock(state_mutex_);
-      ring_read r = ring_->read_since(cursor_, 1);
-      missed_ += r.missed;
-      if (!r.events.empty()) {
-        cursor_ = r.next;
-        return live_item{std::move(r.events.front()), r.next - 1, std::nullopt};
-      }
-      if (finished_) return std::nullopt;
-      cursor = cursor_;
-    } else {
-      {
-        std::lock_guard lock(state_mutex_);
-        if (!pending_.empty()) {
-          live_item item = std::move(pending_.front());
-          pending_.pop_front();
-          return item;
-        }
-      }
-      if (finished_) return std::nullopt;
-    }
+    if (finished_) return take();  // nothing arrives after finishing: only what came before it
     const auto now = std::chrono::steady_clock::now();
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
     if (background_) {
       if (now >= deadline) return std::nullopt;
-      ring_->wait_since(cursor, left + 1ms, 1);  // only waits: the next turn reads and counts
+      std::uint64_t cursor;
+      {
+        std::lock_guard lock(state_mutex_);
+        cursor = cursor_;
+      }
+      ring_->wait_since(cursor, left + 1ms, 1);  // only waits: the next turn takes and counts
     } else {
       // Reads at least once, so next(0ms) takes what is there now.
       std::lock_guard drive_lock(drive_mutex_);

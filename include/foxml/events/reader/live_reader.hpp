@@ -91,6 +91,8 @@ class live_reader {
   /// the time ran out or the reader ended (ended() tells). After start(), reads the ring from the
   /// first event not yet taken (missed() counts what the ring overwrote first).
   std::optional<live_item> next(std::chrono::milliseconds timeout);
+  /// Returns the next item next() would return without reading the source or waiting, if any.
+  std::optional<live_item> take();
 
   // ---- push mode
 
