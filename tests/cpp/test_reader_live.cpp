@@ -223,7 +223,7 @@ TEST_CASE("live_reader pull mode: every accepted event in order, malformed lines
   CHECK(one_by_one.runs().size() == 2);
 }
 
-TEST_CASE("live_reader push mode: the pump feeds subscribers, the ring and the tracker; late joiners read history") {
+TEST_CASE("live_reader push mode: the pump feeds subscribers, the ring and the tracker, and late joiners read history") {
   reader_test::temp_dir dir;
   const std::string path = dir / "events.jsonl";
   live_reader_options options;
