@@ -113,7 +113,9 @@ class live_reader {
   bool background() const noexcept { return background_; }
   /// True once the source has nothing more (or the reader is closed).
   bool finished() const noexcept { return finished_; }
-  /// True once nothing more will be handed out: finished with nothing queued, or stopped.
+  /// True once next() will hand out nothing more: stopped, or finished with nothing left for it
+  /// (after start(): no event past its cursor; a consumer reading buffer() itself watches
+  /// finished() instead).
   bool ended() const;
   /// The pump's failure (the source threw), when it ended that way.
   std::optional<std::string> error() const;
