@@ -13,10 +13,9 @@
 #include <deque>
 #include <memory>
 
-#include "foxml/events/reader/event_stream.hpp"
+#include "foxml/events/reader/defaults.hpp"
 #include "foxml/events/reader/file_source.hpp"
-#include "foxml/events/reader/run_tracker.hpp"
-#include "foxml/events/reader/socket_source.hpp"
+#include "foxml/events/reader/live_reader.hpp"
 #include "format.hpp"
 #include "live_view.hpp"
 #ifdef FOXML_EVENTS_TAIL_ZMQ
@@ -35,11 +34,11 @@ namespace {
 constexpr int exit_ok = 0, exit_source_error = 1, exit_usage = 2;
 
 std::atomic<bool> stop_requested{false};
-fr::source* active_source = nullptr;  // set before the handlers are installed, never changed after
+fr::live_reader* active_reader = nullptr;  // set before the handlers are installed, never changed after
 
 extern "C" void on_signal(int) {
   stop_requested = true;
-  if (active_source != nullptr) active_source->wake();  // eventfd write: async-signal-safe
+  if (active_reader != nullptr) active_reader->stop();  // atomics and an eventfd write: async-signal-safe
 }
 
 std::int64_t now_us() {
@@ -71,7 +70,7 @@ int main(int argc, char** argv) {
   bool follow = false, json_out = false, live = false, stats = false;
   std::optional<std::size_t> last_n;
   std::vector<std::string> types, runs;
-  std::size_t max_line = (1u << 20) + 4096, max_depth = 32;
+  std::size_t max_line = fr::defaults::max_line_bytes, max_depth = fr::defaults::max_depth;
   auto* file_opt = app.add_option("FILE", file, "JSON-lines event file to read");
   auto* socket_opt = app.add_option("--socket", socket_path, "listen on this Unix socket for emitters (created 0600)");
   auto* zmq_opt = app.add_option("--zmq", zmq_endpoint, "subscribe to a ZeroMQ PUB endpoint (ipc://..., tcp://...)");
@@ -118,37 +117,37 @@ int main(int argc, char** argv) {
   filter.runs.insert(runs.begin(), runs.end());
   if (live) follow = true;
 
-  std::unique_ptr<fr::source> src;
-  try {
-    if (!file.empty()) {
-      fr::file_source_options o;
-      o.follow = follow;
-      o.max_line_bytes = max_line;
-      src = std::make_unique<fr::file_source>(file, o);
-    } else if (!socket_path.empty()) {
-      fr::socket_source_options o;
-      o.max_line_bytes = max_line;
-      src = std::make_unique<fr::socket_source>(socket_path, o);
-      follow = true;
-    } else {
+  fr::live_reader_options options;
+  options.source.follow = follow;
+  options.source.max_line_bytes = max_line;
+  options.source.max_poll_bytes = 0;  // the first poll reads FILE's whole history: -n keeps its tail
+  options.stream.limits.max_depth = max_depth;
+  options.filter = filter;
+  options.ring_size = 1;  // printed as read: no late joiners to serve
+  std::unique_ptr<fr::live_reader> reader;
 #ifdef FOXML_EVENTS_TAIL_ZMQ
-      fr::zmq_source_options o;
-      o.types = filter.types;
-      o.runs = filter.runs;
-      o.max_line_bytes = max_line;
-      src = std::make_unique<fr::zmq_source>(zmq_endpoint, o);
-      follow = true;
-#else
-      fmt::print(stderr, "events-tail: built without ZeroMQ support\n");
-      return exit_source_error;
+  fr::enable_zmq_source_uris();
 #endif
+  try {
+    // FILE and --socket take paths as given (relative ones too); --zmq a ZeroMQ endpoint.
+    fr::source_uri uri;
+    if (!file.empty()) {
+      uri.kind = fr::source_kind::file;
+      uri.path = uri.text = file;
+    } else if (!socket_path.empty()) {
+      uri.kind = fr::source_kind::unix_socket;
+      uri.path = uri.text = socket_path;
+    } else {
+      uri = fr::parse_source_uri(zmq_endpoint);
     }
+    if (uri.kind != fr::source_kind::file) follow = true;
+    reader = std::make_unique<fr::live_reader>(uri, options);
   } catch (const std::exception& e) {
     fmt::print(stderr, "events-tail: {}\n", e.what());
     return exit_source_error;
   }
 
-  active_source = src.get();
+  active_reader = reader.get();
   std::signal(SIGPIPE, SIG_IGN);
   {
     // No SA_RESTART (std::signal sets it): a blocking call returns EINTR, so the loop sees the
@@ -160,7 +159,7 @@ int main(int argc, char** argv) {
     ::sigaction(SIGINT, &action, nullptr);
     ::sigaction(SIGTERM, &action, nullptr);
   }
-  auto* followed_file = dynamic_cast<fr::file_source*>(src.get());
+  const auto* followed_file = dynamic_cast<const fr::file_source*>(&reader->input());
   std::uint64_t not_regular_told = 0;
 
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
@@ -171,13 +170,8 @@ int main(int argc, char** argv) {
   const bool unicode = lang != nullptr && (std::string(lang).find("UTF-8") != std::string::npos ||
                                            std::string(lang).find("utf8") != std::string::npos);
 
-  fr::event_stream_options stream_options;
-  stream_options.limits.max_line_bytes = max_line;
-  stream_options.limits.max_depth = max_depth;
-  fr::event_stream stream(stream_options);
-  fr::run_tracker tracker;
   std::unique_ptr<live_view> view;
-  if (live) view = std::make_unique<live_view>(src->describe(), use_color, unicode);
+  if (live) view = std::make_unique<live_view>(reader->describe(), use_color, unicode);
 
   const bool print_events = !live && !stats;
   bool history = last_n.has_value();  // still in FILE's history: keep only the last N
@@ -193,19 +187,19 @@ int main(int argc, char** argv) {
       output_open = emit(text);
     }
   };
-  const auto on_line = [&](const fr::raw_line& line) {
-    auto e = stream.push(line);
-    if (!e || !filter.matches(e->value)) return;
-    tracker.apply(e->value, e->line);
+  const auto on_item = [&](const fr::live_item& item) {
     dirty = true;
-    if (print_events) print(*e);
+    if (print_events) print(*item.event);
+  };
+  const auto stats_text = [&](double seconds) {
+    return reader->inspect([&](const fr::event_stream& stream, const fr::run_tracker&) { return format_stats(stream, seconds); });
   };
 
   const auto started = std::chrono::steady_clock::now();
   auto last_render = started - 1h, last_stats = started;
   const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
   for (;;) {
-    const bool more = src->poll(live ? 250ms : 1000ms, on_line);
+    const bool more = reader->poll(live ? 250ms : 1000ms, on_item);
     if (followed_file != nullptr && followed_file->stats().not_regular > not_regular_told) {
       not_regular_told = followed_file->stats().not_regular;
       fmt::print(stderr, "events-tail: {} is not a regular file (a FIFO, device or directory); not read, waiting "
@@ -221,13 +215,15 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     const auto now = std::chrono::steady_clock::now();
     if (view && (dirty || now - last_render >= 1s) && now - last_render >= 100ms) {
-      tracker.check_stale(now_us());
-      view->render(tracker, stream, now_us());
+      reader->check_stale(now_us());
+      reader->inspect([&](const fr::event_stream& stream, const fr::run_tracker& tracker) {
+        view->render(tracker, stream, now_us());
+      });
       last_render = now;
       dirty = false;
     }
     if (stats && follow && now - last_stats >= 2s) {
-      output_open = emit(format_stats(stream, elapsed()) + "\n") && output_open;
+      output_open = emit(stats_text(elapsed()) + "\n") && output_open;
       std::fflush(stdout);
       last_stats = now;
     }
@@ -235,8 +231,8 @@ int main(int argc, char** argv) {
   }
   view.reset();
   if (stats) {
-    stream.flush_gaps();
-    emit(format_stats(stream, elapsed()));
+    reader->flush_gaps();
+    emit(stats_text(elapsed()));
   }
   std::fflush(stdout);
   return exit_ok;

@@ -19,9 +19,7 @@ std::atomic<sink_factory> zmq_factory{nullptr};
 
 constexpr std::size_t max_socket_path = sizeof(sockaddr_un::sun_path) - 1;
 
-[[noreturn]] void reject(std::string_view uri, const std::string& what) {
-  throw std::invalid_argument("foxml::events: bad sink URI '" + std::string(uri) + "': " + what);
-}
+[[noreturn]] void reject(std::string_view uri, const std::string& what) { throw uri_error("sink", uri, what); }
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n')) s.remove_prefix(1);
@@ -158,6 +156,11 @@ std::string encode_path(const std::string& path) {
 }
 
 }  // namespace
+
+uri_error::uri_error(std::string_view role, std::string_view uri, std::string rule)
+    : std::invalid_argument("foxml::events: bad " + std::string(role) + " URI '" + std::string(uri) + "': " + rule),
+      uri_(uri),
+      rule_(std::move(rule)) {}
 
 std::string sink_uri::zmq_endpoint() const {
   switch (scheme) {

@@ -113,6 +113,8 @@ def _signal_hook_installed() -> bool: ...
 
 _zmq_reader_available: bool
 max_config_depth: int
+# The reader library's defaults (include/foxml/events/reader/defaults.hpp).
+reader_defaults: Dict[str, Any]
 def decode_line(line: Union[str, bytes]) -> Dict[str, Any]: ...
 
 class LiveReader:
@@ -123,15 +125,16 @@ class LiveReader:
         from_end: bool = False,
         types: Optional[List[str]] = None,
         runs: Optional[List[str]] = None,
-        buffer_size: int = 10000,
+        # Defaults: reader_defaults (the reader library's, defined once in C++).
+        buffer_size: int = ...,
         deduplicate: bool = True,
-        reorder_window: int = 4096,
-        max_line_bytes: int = 1052672,
-        max_depth: int = 32,
-        metric_history: int = 1000,
-        recent_lines: int = 10,
-        stale_after: float = 60.0,
-        eta_window: float = 120.0,
+        reorder_window: int = ...,
+        max_line_bytes: int = ...,
+        max_depth: int = ...,
+        metric_history: int = ...,
+        recent_lines: int = ...,
+        stale_after: float = ...,
+        eta_window: float = ...,
         errors: str = "count",
     ) -> None: ...
     def poll(self, timeout: float = 0.0) -> List[Dict[str, Any]]: ...

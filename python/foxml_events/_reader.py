@@ -29,6 +29,8 @@ from . import _core
 
 PathArg = Union[str, "os.PathLike[str]"]
 Event = Dict[str, Any]
+# The reader library's defaults (include/foxml/events/reader/defaults.hpp), defined there once.
+_DEFAULTS: Dict[str, Any] = _core.reader_defaults
 
 __all__ = [
     "BufferRead",
@@ -36,7 +38,6 @@ __all__ = [
     "EventFile",
     "EventReader",
     "RunTracker",
-    "decode_line",
     "follow",
     "follow_events",
     "read_events",
@@ -84,14 +85,15 @@ class EventFile:
     __slots__ = ("_core", "_idle_timeout", "path")
 
     def __init__(self, path: str, *, follow: bool, idle_timeout: Optional[float], errors: str,
-                 max_line_bytes: int = (1 << 20) + 4096) -> None:
+                 max_line_bytes: int = _DEFAULTS["max_line_bytes"]) -> None:
         if errors not in ("raise", "skip"):
             raise ValueError("foxml_events: errors must be 'raise' or 'skip'")
         self.path = path
         self._idle_timeout = idle_timeout
         # A ring of one, and no dedup: this iterator hands out every line's event once, in order.
-        self._core = _core.LiveReader(path, follow, False, None, None, 1, False, 4096, max_line_bytes,
-                                      _core.max_config_depth + 1, 1, 1, 60.0, 120.0, errors)
+        self._core = _core.LiveReader(path, follow, False, None, None, buffer_size=1, deduplicate=False,
+                                      max_line_bytes=max_line_bytes, max_depth=_core.max_config_depth + 1,
+                                      metric_history=1, recent_lines=1, errors=errors)
 
     def __iter__(self) -> "EventFile":
         return self
@@ -124,11 +126,6 @@ class EventFile:
     def stats(self) -> Dict[str, Any]:
         """The reader's counters, as EventReader.stats()."""
         return self._core.stats()  # type: ignore[no-any-return]
-
-
-def decode_line(line: Union[str, bytes]) -> Event:
-    """Decodes one JSON line into a dict; raises ValueError for a line that is not a valid event."""
-    return _core.decode_line(line)  # type: ignore[no-any-return]
 
 
 class BufferRead(NamedTuple):
@@ -253,15 +250,15 @@ class EventReader:
         types: Optional[Iterable[str]] = None,
         runs: Optional[Iterable[str]] = None,
         idle_timeout: Optional[float] = None,
-        buffer_size: int = 10000,
+        buffer_size: int = _DEFAULTS["ring_size"],
         deduplicate: bool = True,
-        reorder_window: int = 4096,
-        max_line_bytes: int = (1 << 20) + 4096,
-        max_depth: int = 32,
-        metric_history: int = 1000,
-        recent_lines: int = 10,
-        stale_after: float = 60.0,
-        eta_window: float = 120.0,
+        reorder_window: int = _DEFAULTS["reorder_window"],
+        max_line_bytes: int = _DEFAULTS["max_line_bytes"],
+        max_depth: int = _DEFAULTS["max_depth"],
+        metric_history: int = _DEFAULTS["metric_history"],
+        recent_lines: int = _DEFAULTS["recent_lines"],
+        stale_after: float = _DEFAULTS["stale_after"],
+        eta_window: float = _DEFAULTS["eta_window"],
     ) -> None:
         target = _core.default_event_file() if source is None else os.fspath(source)
         self._core = _core.LiveReader(
@@ -345,10 +342,13 @@ class EventReader:
         return self._core.finished  # type: ignore[no-any-return]
 
     def stats(self) -> Dict[str, Any]:
-        """Counters: ``lines``, ``bytes``, ``events`` (accepted), ``malformed``, ``duplicates``,
-        ``gaps``, ``missing``, ``reported_drops``, ``late``, ``emitters``, ``missed`` (lost by
-        iteration to the ring after start()), and ``source`` (the source's own counters: a
-        socket's ``accepted``/``open``/``acks``..., a file's ``rotations``/``truncations``...)."""
+        """Counters: ``lines``, ``bytes``, ``events`` (accepted), ``malformed``, ``blank``,
+        ``duplicates``, ``gaps``, ``missing``, ``reported_drops``, ``late``, ``emitters``,
+        ``evicted`` (emitters whose dedup state was forgotten), ``missed`` (lost by iteration to the
+        ring after start()), and ``source`` (the source's own counters, named as in its C++ stats
+        struct: a socket's ``accepted``/``open``/``rejected``/``refused_no_fds``/``over_budget``/
+        ``bytes``/``acks``, a file's ``bytes``/``rotations``/``truncations``/``not_regular``, a
+        subscriber's ``messages``/``bad_frames``)."""
         return self._core.stats()  # type: ignore[no-any-return]
 
     def malformed(self) -> List[Dict[str, Any]]:
@@ -357,7 +357,8 @@ class EventReader:
 
     def gaps(self) -> List[Dict[str, Any]]:
         """The most recent gaps in seqs: ``run_id``, ``host``, ``pid``, ``first_seq``,
-        ``last_seq``, ``size``, ``reported_drop`` (covered by the emitter's own dropped event)."""
+        ``last_seq``, ``size``, ``reported_drop`` (covered by the emitter's own dropped event) and
+        ``count`` (seqs the report says were dropped, or seqs missing for a loss)."""
         return self._core.gaps()  # type: ignore[no-any-return]
 
     def flush_gaps(self) -> None:

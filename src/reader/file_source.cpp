@@ -13,6 +13,7 @@
 
 #include "fd.hpp"
 #include "line_splitter.hpp"
+#include "stats_json.hpp"
 
 namespace foxml::events::reader {
 
@@ -212,5 +213,7 @@ void file_source::wake() noexcept { impl_->waker.wake(); }
 std::string file_source::describe() const { return impl_->origin; }
 
 file_source_stats file_source::stats() const noexcept { return impl_->stats; }
+
+std::string file_source::stats_json() const { return nlohmann::json(impl_->stats).dump(); }
 
 }  // namespace foxml::events::reader

@@ -53,7 +53,6 @@ class line_splitter {
     line_no_ = 0;
   }
 
-  bool has_partial() const noexcept { return !partial_.empty() || skipping_; }
   // Bytes held for the line being assembled.
   std::size_t held_bytes() const noexcept { return partial_.capacity(); }
   std::uint64_t lines() const noexcept { return line_no_; }

@@ -8,7 +8,10 @@ ring_buffer::ring_buffer(std::size_t capacity) : slots_(std::max<std::size_t>(ca
 
 std::uint64_t ring_buffer::push(stream_event value) {
   // Built outside the lock: readers only ever wait for the pointer swap.
-  auto item = std::make_shared<const stream_event>(std::move(value));
+  return push(std::make_shared<const stream_event>(std::move(value)));
+}
+
+std::uint64_t ring_buffer::push(std::shared_ptr<const stream_event> item) {
   std::uint64_t position;
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -18,6 +18,7 @@
 #include "fd.hpp"
 #include "foxml/events/file_sink.hpp"
 #include "line_splitter.hpp"
+#include "stats_json.hpp"
 
 namespace foxml::events::reader {
 
@@ -282,5 +283,7 @@ void socket_source::wake() noexcept { impl_->waker.wake(); }
 std::string socket_source::describe() const { return impl_->origin; }
 
 socket_source_stats socket_source::stats() const noexcept { return impl_->stats; }
+
+std::string socket_source::stats_json() const { return nlohmann::json(impl_->stats).dump(); }
 
 }  // namespace foxml::events::reader

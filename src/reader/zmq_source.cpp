@@ -8,7 +8,10 @@
 #include <vector>
 
 #include "fd.hpp"
+#include "foxml/events/reader/make_source.hpp"
+#include "foxml/events/sink_uri.hpp"
 #include "foxml/events/zmq_topic.hpp"
+#include "stats_json.hpp"
 
 namespace foxml::events::reader {
 
@@ -93,5 +96,21 @@ void zmq_source::wake() noexcept { impl_->waker.wake(); }
 std::string zmq_source::describe() const { return impl_->origin; }
 
 zmq_source_stats zmq_source::stats() const noexcept { return impl_->stats; }
+
+std::string zmq_source::stats_json() const { return nlohmann::json(impl_->stats).dump(); }
+
+void enable_zmq_source_uris() {
+  register_zmq_source_factory([](const source_uri& uri, const source_options& options) -> std::unique_ptr<source> {
+    zmq_source_options o;
+    o.types = options.types;
+    o.runs = options.runs;
+    o.max_line_bytes = options.max_line_bytes;
+    try {
+      return std::make_unique<zmq_source>(uri.endpoint, std::move(o));
+    } catch (const zmq::error_t& e) {  // an endpoint ZeroMQ refuses: a set-up error about the URI
+      throw uri_error("source", uri.text, e.what());
+    }
+  });
+}
 
 }  // namespace foxml::events::reader

@@ -370,3 +370,74 @@ def test_ctrl_c_interrupts_a_wait(tmp_path, wait):
             proc.communicate()
     assert "interrupted" in out, err
     assert proc.returncode == 0
+
+
+def test_stats_carry_every_counter_of_the_cpp_structs(tmp_path):
+    """stats() is derived from the C++ stats structs: the stream's `evicted` and each source's own
+    counters (a file's `not_regular`, a socket's `refused_no_fds` and `over_budget`) are there."""
+    path = tmp_path / "events.jsonl"
+    path.write_text("")
+    with fe.EventReader(path, follow=False) as reader:
+        list(reader)
+        stats = reader.stats()
+    assert {"lines", "bytes", "events", "malformed", "blank", "duplicates", "gaps", "missing", "reported_drops",
+            "late", "emitters", "evicted", "missed"} <= stats.keys()
+    assert stats["source"] == {"bytes": 0, "rotations": 0, "truncations": 0, "not_regular": 0}
+    sock = f"{short_sock_dir(tmp_path)}/s.sock"
+    with fe.EventReader(f"unix://{sock}") as reader:
+        reader.poll(0.0)
+        assert reader.stats()["source"] == {"accepted": 0, "open": 0, "rejected": 0, "refused_no_fds": 0,
+                                            "over_budget": 0, "bytes": 0, "acks": 0}
+
+
+def test_evicted_emitters_are_counted(tmp_path):
+    path = tmp_path / "many.jsonl"
+    good = ('{"event_type":"heartbeat","run_id":"r%d","timestamp":"2026-01-21T10:00:00.123456+00:00","seq":0,'
+            '"pid":1,"host":"h","rank":0,"world_size":1}\n')
+    path.write_text("".join(good % i for i in range(3)))
+    reader = fe.EventReader(path, follow=False)
+    # max_emitters is not a Python option; the default (65536) evicts nothing.
+    assert [ev["run_id"] for ev in reader] == ["r0", "r1", "r2"]
+    assert reader.stats()["evicted"] == 0 and reader.stats()["emitters"] == 3
+
+
+def test_gaps_carry_the_count_of_a_drop_report(tmp_path):
+    path = tmp_path / "gaps.jsonl"
+    head = ('"run_id":"g","timestamp":"2026-01-21T10:00:00.123456+00:00","pid":1,"host":"h","rank":0,'
+            '"world_size":1')
+    lines = ['{"event_type":"heartbeat",%s,"seq":0}' % head,
+             '{"event_type":"dropped",%s,"seq":1,"count":2,"first_seq":2,"last_seq":5,"reason":"queue_full"}' % head,
+             '{"event_type":"heartbeat",%s,"seq":3}' % head,
+             '{"event_type":"heartbeat",%s,"seq":6}' % head,
+             '{"event_type":"heartbeat",%s,"seq":9}' % head]
+    path.write_text("\n".join(lines) + "\n")
+    reader = fe.EventReader(path, follow=False)
+    list(reader)
+    gaps = reader.gaps()
+    assert all("count" in g for g in gaps)
+    losses = [g for g in gaps if not g["reported_drop"]]
+    # Missing: 2, 4, 5 (the report explains two of them) and 7, 8.
+    assert [(g["first_seq"], g["last_seq"], g["count"]) for g in losses] == [(5, 5, 1), (7, 8, 2)]
+    reports = [g for g in gaps if g["reported_drop"]]
+    assert [(g["first_seq"], g["last_seq"], g["count"]) for g in reports] == [(2, 5, 2)]
+
+
+def test_reader_defaults_come_from_the_cpp_reader():
+    import inspect
+
+    defaults = _core.reader_defaults
+    params = inspect.signature(fe.EventReader).parameters
+    assert params["buffer_size"].default == defaults["ring_size"] == 10000
+    assert params["max_line_bytes"].default == defaults["max_line_bytes"] == (1 << 20) + 4096
+    assert params["reorder_window"].default == defaults["reorder_window"]
+    assert params["max_depth"].default == defaults["max_depth"]
+    assert params["stale_after"].default == defaults["stale_after"]
+
+
+def test_zmq_uris_and_bad_ones_raise_value_errors_naming_the_rule():
+    with pytest.raises(ValueError, match="bad source URI 'tcp://localhost:99999': port '99999' is out of range"):
+        fe.EventReader("tcp://localhost:99999")
+    with pytest.raises(ValueError, match="always connects"):
+        fe.EventReader("zmq+tcp://localhost:5555?bind=1")
+    with pytest.raises(ValueError, match="unknown scheme 'carrier'"):
+        fe.EventReader("carrier://x")

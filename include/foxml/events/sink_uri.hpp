@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,7 +31,19 @@ struct sink_uri {
   std::string zmq_endpoint() const;
 };
 
-/// Parses one URI. Throws std::invalid_argument naming the URI and what is wrong with it.
+/// What a malformed URI throws: the message names the role ("sink", or "source" for the reader's
+/// make_source, which shares this grammar), the URI and the rule it breaks.
+class uri_error : public std::invalid_argument {
+ public:
+  uri_error(std::string_view role, std::string_view uri, std::string rule);
+  const std::string& uri() const noexcept { return uri_; }
+  const std::string& rule() const noexcept { return rule_; }
+
+ private:
+  std::string uri_, rule_;
+};
+
+/// Parses one URI. Throws uri_error (a std::invalid_argument) naming the URI and what is wrong with it.
 sink_uri parse_sink_uri(std::string_view text);
 
 /// Parses a sink list: tee branches separated by `|`, each a comma-separated fallback chain.

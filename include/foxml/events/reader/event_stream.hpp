@@ -34,6 +34,7 @@
 
 #include "foxml/events/codec.hpp"
 #include "foxml/events/event.hpp"
+#include "foxml/events/reader/defaults.hpp"
 #include "foxml/events/reader/source.hpp"
 
 namespace foxml::events::reader {
@@ -79,7 +80,7 @@ struct event_stream_options {
   decode_limits limits;
   /// Seqs may arrive this far out of order (several emitter threads, several sinks) before a
   /// missing one is declared a gap.
-  std::uint64_t reorder_window = 4096;
+  std::uint64_t reorder_window = defaults::reorder_window;
   bool deduplicate = true;
   /// How many malformed lines and gaps are kept for reporting (all are counted).
   std::size_t max_reports = 100;

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "foxml/events/reader/defaults.hpp"
 #include "foxml/events/reader/source.hpp"
 
 namespace foxml::events::reader {
@@ -18,7 +19,7 @@ struct file_source_options {
   /// Start at the current end of the file instead of its beginning (only new lines).
   bool from_end = false;
   /// Longest line handed out; longer ones come out as `oversized`.
-  std::size_t max_line_bytes = (1u << 20) + 4096;
+  std::size_t max_line_bytes = defaults::max_line_bytes;
   /// Most bytes one poll() reads (0: no cap, read to the end). A caller that holds the lines of a
   /// poll until they are consumed (a pull-mode iterator) stays bounded by this, not the file size.
   std::size_t max_poll_bytes = 0;
@@ -54,6 +55,7 @@ class file_source final : public source {
   bool poll(std::chrono::milliseconds timeout, const line_handler& on_line) override;
   void wake() noexcept override;
   std::string describe() const override;
+  std::string stats_json() const override;
 
   file_source_stats stats() const noexcept;
 

@@ -32,6 +32,8 @@ class ring_buffer {
 
   /// Appends an event; returns its position.
   std::uint64_t push(stream_event value);
+  /// Appends an event the caller also keeps (one allocation shared by the ring and the caller).
+  std::uint64_t push(std::shared_ptr<const stream_event> value);
 
   /// Returns up to `max` events at positions >= `cursor` without waiting.
   ring_read read_since(std::uint64_t cursor, std::size_t max = SIZE_MAX) const;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "foxml/events/event.hpp"
+#include "foxml/events/reader/defaults.hpp"
 
 namespace foxml::events::reader {
 
@@ -100,11 +101,11 @@ struct bridge_status {
 
 /// Settings of a run_tracker.
 struct run_tracker_options {
-  std::size_t metric_history = 1000;      ///< points kept per metric
-  std::size_t max_errors = 100;           ///< errors kept per run (the newest)
-  std::size_t recent_lines = 10;          ///< lines kept for bridge_status
-  std::chrono::seconds stale_after{60};   ///< silence after which a running run is stale
-  std::chrono::seconds eta_window{120};   ///< progress samples this recent set the ETA's rate
+  std::size_t metric_history = defaults::metric_history;  ///< points kept per metric
+  std::size_t max_errors = defaults::max_errors;          ///< errors kept per run (the newest)
+  std::size_t recent_lines = defaults::recent_lines;      ///< lines kept for bridge_status
+  std::chrono::seconds stale_after = defaults::stale_after;  ///< silence after which a running run is stale
+  std::chrono::seconds eta_window = defaults::eta_window;    ///< progress samples this recent set the ETA's rate
 };
 
 /// Folds events into per-run state. Not thread-safe: feed and read it from one thread (or guard it).

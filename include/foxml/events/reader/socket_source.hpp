@@ -7,13 +7,14 @@
 #include <memory>
 #include <string>
 
+#include "foxml/events/reader/defaults.hpp"
 #include "foxml/events/reader/source.hpp"
 
 namespace foxml::events::reader {
 
 /// Settings of a socket_source.
 struct socket_source_options {
-  std::size_t max_line_bytes = (1u << 20) + 4096;
+  std::size_t max_line_bytes = defaults::max_line_bytes;
   std::size_t max_connections = 1024;  ///< further connections are accepted and closed at once
   /// Most bytes read from one connection per wake-up, so one busy emitter cannot starve the rest.
   std::size_t max_burst_bytes = 1u << 20;
@@ -54,6 +55,7 @@ class socket_source final : public source {
   bool poll(std::chrono::milliseconds timeout, const line_handler& on_line) override;
   void wake() noexcept override;
   std::string describe() const override;
+  std::string stats_json() const override;
 
   socket_source_stats stats() const noexcept;
 

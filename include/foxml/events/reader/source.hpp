@@ -44,6 +44,11 @@ class source {
 
   /// Returns a short description such as `file:///tmp/events.jsonl`.
   virtual std::string describe() const = 0;
+
+  /// Returns the source's own counters as one JSON object (`{"bytes":..,"rotations":..}`), named
+  /// as in its stats struct, for reports (Python's `stats()["source"]`, a bridge's stats). Call it
+  /// from the thread that polls.
+  virtual std::string stats_json() const = 0;
 };
 
 }  // namespace foxml::events::reader

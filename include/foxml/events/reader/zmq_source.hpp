@@ -9,6 +9,7 @@
 #include <string>
 
 #include "foxml/events/event.hpp"
+#include "foxml/events/reader/defaults.hpp"
 #include "foxml/events/reader/source.hpp"
 
 namespace zmq {
@@ -23,7 +24,7 @@ namespace foxml::events::reader {
 struct zmq_source_options {
   std::set<event_type> types;  ///< empty: every type
   std::set<std::string> runs;  ///< empty: every run
-  std::size_t max_line_bytes = (1u << 20) + 4096;
+  std::size_t max_line_bytes = defaults::max_line_bytes;
   int receive_hwm = 100000;    ///< messages queued in libzmq before it drops (SUB sockets drop)
 };
 
@@ -49,6 +50,7 @@ class zmq_source final : public source {
   bool poll(std::chrono::milliseconds timeout, const line_handler& on_line) override;
   void wake() noexcept override;
   std::string describe() const override;
+  std::string stats_json() const override;
 
   zmq_source_stats stats() const noexcept;
 
@@ -56,5 +58,9 @@ class zmq_source final : public source {
   struct impl;
   std::unique_ptr<impl> impl_;
 };
+
+/// Lets make_source() open ZeroMQ URIs (zmq+tcp://, zmq+ipc://, tcp://, ipc://) with this
+/// component, as enable_zmq_sink_uris() does for sinks. Safe to call more than once.
+void enable_zmq_source_uris();
 
 }  // namespace foxml::events::reader
