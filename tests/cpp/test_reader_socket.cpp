@@ -292,6 +292,10 @@ TEST_CASE("hostile peers (garbage, endless lines, 500 idle clients) never starve
     got.clear();
     return good_seqs.size() == 1000;
   }, std::chrono::seconds(60)));
+  // The good emitter can finish before the hostile thread is first scheduled (a loaded machine):
+  // keep the noise coming until some of it has been counted.
+  CHECK(reader_test::pump_until(src, stream, got, [&] { return stream.stats().malformed > 0; },
+                                std::chrono::seconds(60)));
   stop = true;
   hostile.join();
   emitter.join();
