@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <system_error>
 
 namespace foxml::events {
@@ -69,14 +71,28 @@ file_sink::file_sink(std::string path) : path_(std::move(path)) {
 void file_sink::end_with_newline(const struct stat& st) noexcept {
   // A writer killed inside a large write() can leave a partial last line; appending our first
   // line onto it would make that line unreadable. Live appenders write whole lines with a single
-  // O_APPEND write(), so the file only ever ends without '\n' after a dead writer: ending it here
-  // cannot split a live writer's line. (Two emitters opening at once may both add one; an empty
-  // line is skipped by readers.)
-  if (st.st_size <= 0) return;
-  char last = '\n';
-  if (::pread(fd_.get(), &last, 1, st.st_size - 1) == 1 && last != '\n') {
-    const char newline = '\n';
-    (void)!::write(fd_.get(), &newline, 1);
+  // O_APPEND write(), but a large one becomes visible page by page: a file that seems to end
+  // inside a line may just be mid-write. So a missing '\n' only counts once the size has held
+  // still for 50 ms (a live write of a few MiB finishes well within that, even on a loaded machine
+  // where 6 ms was seen to be too short); only files that end badly pay the wait, at set-up time.
+  constexpr int settle_checks = 10;
+  constexpr auto check_every = std::chrono::milliseconds(5);
+  constexpr int max_checks = 200;  // a file that never stops growing has a live writer: leave it
+  off_t size = st.st_size;
+  int still = 0;
+  for (int checks = 0; size > 0 && checks < max_checks; ++checks) {
+    char last = '\n';
+    if (::pread(fd_.get(), &last, 1, size - 1) != 1 || last == '\n') return;
+    if (still == settle_checks) {
+      const char newline = '\n';
+      (void)!::write(fd_.get(), &newline, 1);
+      return;
+    }
+    std::this_thread::sleep_for(check_every);
+    struct stat now {};
+    if (::fstat(fd_.get(), &now) != 0) return;
+    still = now.st_size == size ? still + 1 : 0;
+    size = now.st_size;
   }
 }
 

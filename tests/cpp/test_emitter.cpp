@@ -1,8 +1,10 @@
 // The emitter's promises: seq continuity, overflow policies with exact drop counts, deadlines that
 // hold with a hanging sink, heartbeats, fork handling and set-up errors.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
@@ -632,6 +634,27 @@ TEST_CASE("a file left ending in a partial line (a killed writer) gets a newline
   // A file that already ends in '\n' gets nothing added.
   { fe::file_sink again(path); }
   CHECK(ft::read_lines(path).size() == 4);
+}
+
+TEST_CASE("opening a file while another process is mid-way through a large append adds no empty line") {
+  // Another writer's multi-page O_APPEND write becomes visible page by page, so for a moment the
+  // file seems to end inside a line; a dead writer's fragment must not be confused with that.
+  ft::temp_dir dir;
+  const std::string path = dir.file("busy.jsonl");
+  std::atomic<bool> stop{false};
+  std::thread other_process([&] {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0600);
+    const std::string line = "{\"event_type\":\"log\",\"run_id\":\"other\",\"message\":\"" +
+                             std::string(256 * 1024, 'x') + "\"}\n";
+    while (!stop) (void)!::write(fd, line.data(), line.size());
+    ::close(fd);
+  });
+  for (int i = 0; i < 300; ++i) fe::file_sink opened(path);
+  stop = true;
+  other_process.join();
+  std::size_t empty = 0;
+  for (const auto& line : ft::read_lines(path)) empty += line.empty();
+  CHECK(empty == 0);
 }
 
 namespace {
