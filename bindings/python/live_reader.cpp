@@ -225,7 +225,7 @@ class py_live_reader {
     return run ? py::object(run_dict(*run, now_us())) : py::none();
   }
 
-  py::dict status() const { return status_dict(reader_->status()); }
+  py::dict status() const { return status_dict(reader_->training_status()); }
 
   void check_stale(std::optional<double> now) {
     reader_->check_stale(now ? static_cast<std::int64_t>(*now * 1e6) : now_us());

@@ -95,7 +95,7 @@ py::list gap_list(const std::vector<reader::seq_gap>& gaps) {
   return out;
 }
 
-py::dict status_dict(const reader::bridge_status& s) {
+py::dict status_dict(const reader::training_status_snapshot& s) {
   py::dict d;
   d["running"] = s.running;
   d["run_id"] = opt(s.run_id);

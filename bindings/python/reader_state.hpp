@@ -20,6 +20,6 @@ pybind11::dict json_dict(const std::string& text);
 pybind11::list malformed_list(const std::vector<reader::malformed_line>& lines);
 pybind11::list gap_list(const std::vector<reader::seq_gap>& gaps);
 /// The training status, with the recent events parsed back into dicts.
-pybind11::dict status_dict(const reader::bridge_status& status);
+pybind11::dict status_dict(const reader::training_status_snapshot& status);
 
 }  // namespace foxml::events::python

@@ -308,10 +308,10 @@ std::optional<run_state> live_reader::latest() const {
   return run ? std::optional<run_state>(*run) : std::nullopt;
 }
 
-bridge_status live_reader::status() const {
+training_status_snapshot live_reader::training_status() const {
   std::lock_guard lock(state_mutex_);
   refresh_stale();
-  return tracker_.status();
+  return tracker_.training_status();
 }
 
 void live_reader::check_stale(std::int64_t now) {

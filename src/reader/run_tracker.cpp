@@ -112,7 +112,7 @@ void run_tracker::apply(const event& e, std::string_view line) {
       run.final_status = e.status;
       run.duration_s = e.duration_s;
       run.status = status_of_completion(e.status.value_or(""));
-      if (run.status == run_status::completed) run.progress_pct = 100.0;  // as the seed's Rust view
+      if (run.status == run_status::completed) run.progress_pct = 100.0;  // a completed run is at 100 % whatever its last progress said
       if (!run.stages.empty() && !run.stages.back().end_us) run.stages.back().end_us = e.unix_us;
       run.eta_s.reset();
       samples_.erase(run.run_id);
@@ -155,8 +155,8 @@ const run_state* run_tracker::find(std::string_view run_id) const {
 
 const run_state* run_tracker::latest() const { return latest_ ? &runs_[*latest_] : nullptr; }
 
-bridge_status run_tracker::status() const {
-  bridge_status out;
+training_status_snapshot run_tracker::training_status() const {
+  training_status_snapshot out;
   out.events.assign(recent_.begin(), recent_.end());
   const run_state* run = latest();
   if (run == nullptr) return out;

@@ -97,7 +97,7 @@ TEST_CASE("reproduces the seed bridge's status endpoint at every point of a reco
   for (const auto& e : events) {
     tracker.apply(e.value, e.line);
     bridge.add(e.line);
-    const auto status = tracker.status();
+    const auto status = tracker.training_status();
     const json& latest = bridge.recent.back();
     CAPTURE(e.line);
     CHECK(status.running == (latest["event_type"] != "run_complete"));
@@ -113,7 +113,7 @@ TEST_CASE("reproduces the seed bridge's status endpoint at every point of a reco
       CHECK(status.current_target == seed_rust_view::opt_str(latest, "current_target"));
     }
   }
-  CHECK_FALSE(tracker.status().running);
+  CHECK_FALSE(tracker.training_status().running);
 }
 
 TEST_CASE("reproduces the seed Rust view's state from a recorded run") {

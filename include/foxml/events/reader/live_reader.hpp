@@ -137,7 +137,7 @@ class live_reader {
   std::vector<run_state> runs() const;
   std::optional<run_state> run(std::string_view run_id) const;
   std::optional<run_state> latest() const;
-  bridge_status status() const;
+  training_status_snapshot training_status() const;
   void check_stale(std::int64_t now_us);
   /// Calls `fn(stream, tracker)` under the state lock, for a view drawn from both at once.
   template <class F>

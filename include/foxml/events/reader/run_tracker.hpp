@@ -40,7 +40,7 @@ struct stage_span {
   }
 };
 
-/// A finished target, with the fields the seed's Rust view lists.
+/// A finished target: its name, outcome, models trained, best AUC and final metrics.
 struct target_summary {
   std::string name;
   std::string status;
@@ -89,8 +89,9 @@ struct run_state {
   bool running() const noexcept { return status == run_status::running || status == run_status::stale; }
 };
 
-/// The seed bridge's `/api/training/status`: the latest run, and the last events as raw lines.
-struct bridge_status {
+/// The shape of the bridge's `GET /api/training/status` (seed 004's protocol, kept so its consumers
+/// connect as they are): the latest run, and the last events as raw lines.
+struct training_status_snapshot {
   bool running = false;
   std::optional<std::string> run_id;
   std::optional<std::string> stage;
@@ -103,7 +104,7 @@ struct bridge_status {
 struct run_tracker_options {
   std::size_t metric_history = defaults::metric_history;  ///< points kept per metric
   std::size_t max_errors = defaults::max_errors;          ///< errors kept per run (the newest)
-  std::size_t recent_lines = defaults::recent_lines;      ///< lines kept for bridge_status
+  std::size_t recent_lines = defaults::recent_lines;      ///< lines kept for training_status()
   std::chrono::seconds stale_after = defaults::stale_after;  ///< silence after which a running run is stale
   std::chrono::seconds eta_window = defaults::eta_window;    ///< progress samples this recent set the ETA's rate
 };
@@ -113,7 +114,7 @@ class run_tracker {
  public:
   explicit run_tracker(run_tracker_options options = {});
 
-  /// Applies one event; `line` (its raw JSON) is kept for bridge_status when given.
+  /// Applies one event; `line` (its raw JSON) is kept for training_status() when given.
   void apply(const event& e, std::string_view line = {});
 
   /// Marks running runs with no event since `now_us - stale_after` as stale (and stale runs that
@@ -127,8 +128,8 @@ class run_tracker {
   /// Returns the run of the most recent event, or nullptr before any.
   const run_state* latest() const;
 
-  /// Returns what the seed's bridge status endpoint reports.
-  bridge_status status() const;
+  /// Returns the training status: the latest run and the recent raw lines (`/api/training/status`).
+  training_status_snapshot training_status() const;
 
  private:
   run_state& state_of(const event& e);
