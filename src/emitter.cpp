@@ -123,10 +123,10 @@ bool training_event_emitter::emit_run_complete(std::string_view status, std::opt
     const detail::emitter_state* state = state_.load(std::memory_order_acquire);
     duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - state->created()).count();
   }
-  return push(event_type::run_complete, [&](auto& w) {
-    w.str(status);
-    w.opt_num(duration_s);
-  });
+  run_end end;
+  end.status = status;
+  end.duration_s = duration_s;
+  return capture<event_type::run_complete>(end);
 }
 
 delivery_report training_event_emitter::flush(std::chrono::milliseconds timeout) noexcept {
