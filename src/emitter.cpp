@@ -1,6 +1,7 @@
 #include "foxml/events/emitter.hpp"
 
 #include "foxml/events/detail/live_emitters.hpp"
+#include "foxml/events/detail/text.hpp"
 
 #include <pthread.h>
 #include <unistd.h>
@@ -25,12 +26,12 @@ void install_fork_handler() {
 [[noreturn]] void reject(const std::string& what) { throw std::invalid_argument("foxml::events: " + what); }
 
 std::optional<std::int64_t> integer_from_env(const char* name) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return std::nullopt;
+  const std::string text = detail::env_value(name);
+  if (text.empty()) return std::nullopt;
   errno = 0;
   char* end = nullptr;
-  const long long value = std::strtoll(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0') {
+  const long long value = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || end == text.c_str() || *end != '\0') {
     reject(std::string("$") + name + "='" + text + "' is not an integer");
   }
   return value;

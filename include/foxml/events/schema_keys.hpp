@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string_view>
 
 namespace foxml::events {
@@ -72,6 +73,14 @@ enum class field_kind : std::uint8_t {
   X(mem_used_bytes, integer, false)     \
   X(mem_total_bytes, integer, false)    \
   X(temperature_c, number, true)
+
+/// Returns the name of a field kind (`"metric_map"`...), as in the enum.
+constexpr std::string_view to_string(field_kind kind) noexcept {
+  constexpr std::string_view kinds[] = {"string",      "number",      "integer",     "boolean",
+                                        "metric_map",  "json_object", "string_list", "gpu_list"};
+  const auto index = static_cast<std::size_t>(kind);
+  return index < std::size(kinds) ? kinds[index] : std::string_view("unknown");
+}
 
 /// Names a wire key of a type-specific field.
 enum class wire_key : std::uint8_t {
