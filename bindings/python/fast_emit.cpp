@@ -205,7 +205,8 @@ void append_parameter(std::string& out, const Field& f, const progress_update& d
   using M = std::decay_t<decltype(value)>;
   if constexpr (schema::detail::is_optional<M>::value) out += "=None";  // every optional member starts empty
   else if constexpr (std::is_same_v<M, std::int64_t>) out += "=" + std::to_string(value);
-  else static_assert(sizeof(M) == 0, "write the default of this member type");
+  else if constexpr (std::is_same_v<M, double>) out += "=" + std::to_string(value);
+  else out += "='" + std::string(value) + "'";  // a string
 }
 
 const std::string progress_doc = [] {

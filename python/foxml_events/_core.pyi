@@ -114,6 +114,9 @@ def _signal_hook_installed() -> bool: ...
 _zmq_reader_available: bool
 max_config_depth: int
 def decode_line(line: Union[str, bytes]) -> Dict[str, Any]: ...
+def _schema() -> Dict[str, List[Tuple[str, str, bool, bool]]]:
+    """Event type -> [(key, kind, nullable, optional)] in wire order, as the library has it."""
+    ...
 
 class LiveReader:
     def __init__(
