@@ -200,7 +200,7 @@ bool read_config(json_cursor& c, std::optional<std::string>& member) {
 // The value of a wire key's member of `event`, read by its JSON shape. `ok` is false for a value of
 // the wrong type (null is right for every key: it leaves the member empty).
 template <field_kind kind, class Member>
-bool read_member(json_cursor& c, Member& member, decode_state& st, scanned_value& v, bool& ok) {
+[[gnu::always_inline]] inline bool read_member(json_cursor& c, Member& member, decode_state& st, scanned_value& v, bool& ok) {
   const char next = c.peek();
   if constexpr (kind == field_kind::metric_map) {
     if (next == '{') {
@@ -277,19 +277,22 @@ constexpr std::uint64_t const_word(std::string_view s, std::size_t at, std::size
   return v;
 }
 
-template <class Word>
+template <std::size_t width>
 std::uint64_t load_word(const char* p) noexcept {
-  Word w;
-  std::memcpy(&w, p, sizeof(Word));
-  return w;
-}
-
-std::uint64_t runtime_word(const char* p, std::size_t width) noexcept {
-  switch (width) {
-    case 8: return load_word<std::uint64_t>(p);
-    case 4: return load_word<std::uint32_t>(p);
-    case 2: return load_word<std::uint16_t>(p);
-    default: return static_cast<unsigned char>(*p);
+  if constexpr (width == 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    return w;
+  } else if constexpr (width == 4) {
+    std::uint32_t w;
+    std::memcpy(&w, p, 4);
+    return w;
+  } else if constexpr (width == 2) {
+    std::uint16_t w;
+    std::memcpy(&w, p, 2);
+    return w;
+  } else {
+    return static_cast<unsigned char>(*p);
   }
 }
 
@@ -299,6 +302,7 @@ constexpr std::size_t longest_key = [] {
   for (auto name : names) n = std::max(n, name.size());
   return n;
 }();
+static_assert(longest_key <= longest_word_key, "a key over 16 bytes: give lookup_field longer cases");
 
 struct probe {
   std::uint64_t head, tail;
@@ -306,13 +310,13 @@ struct probe {
 };
 struct probe_table {
   probe probes[name_count];
-  std::uint8_t start[longest_key + 2];  // keys of length n: probes[start[n]] .. probes[start[n + 1]]
+  std::uint8_t start[longest_word_key + 2];  // keys of length n: probes[start[n]] .. probes[start[n + 1]]
 };
 
 constexpr probe_table make_probes() noexcept {
   probe_table t{};
   std::size_t next = 0;
-  for (std::size_t n = 0; n <= longest_key; ++n) {
+  for (std::size_t n = 0; n <= longest_word_key; ++n) {
     t.start[n] = static_cast<std::uint8_t>(next);
     for (std::size_t i = 0; i < name_count; ++i) {
       const std::string_view name = names[i];
@@ -321,25 +325,47 @@ constexpr probe_table make_probes() noexcept {
       t.probes[next++] = probe{const_word(name, 0, w), const_word(name, n - w, w), static_cast<field>(i)};
     }
   }
-  t.start[longest_key + 1] = static_cast<std::uint8_t>(next);
+  t.start[longest_word_key + 1] = static_cast<std::uint8_t>(next);
   return t;
 }
 constexpr probe_table probes = make_probes();
 
+// The keys of length `n`: constant-width loads, and a loop the compiler unrolls over the few
+// known keys of that length.
+template <std::size_t n>
+field lookup_length(const char* p) noexcept {
+  constexpr std::size_t w = word_width(n);
+  constexpr std::size_t first = probes.start[n], last = probes.start[n + 1];
+  const std::uint64_t head = load_word<w>(p), tail = load_word<w>(p + n - w);
+  for (std::size_t i = first; i < last; ++i) {
+    if (probes.probes[i].head == head && probes.probes[i].tail == tail) return probes.probes[i].f;
+  }
+  return field::unknown;
+}
+
 }  // namespace
 
 field lookup_field(std::string_view k) noexcept {
-  const std::size_t n = k.size();
-  if (n == 0 || n > longest_key) return field::unknown;
-  const std::size_t w = word_width(n);
-  const std::uint64_t head = runtime_word(k.data(), w), tail = runtime_word(k.data() + n - w, w);
-  for (std::size_t i = probes.start[n]; i < probes.start[n + 1]; ++i) {
-    const probe& p = probes.probes[i];
-    if (p.head == head && p.tail == tail && (n <= longest_word_key || names[static_cast<std::size_t>(p.f)] == k)) {
-      return p.f;
-    }
+  const char* p = k.data();
+  switch (k.size()) {
+    case 1: return lookup_length<1>(p);
+    case 2: return lookup_length<2>(p);
+    case 3: return lookup_length<3>(p);
+    case 4: return lookup_length<4>(p);
+    case 5: return lookup_length<5>(p);
+    case 6: return lookup_length<6>(p);
+    case 7: return lookup_length<7>(p);
+    case 8: return lookup_length<8>(p);
+    case 9: return lookup_length<9>(p);
+    case 10: return lookup_length<10>(p);
+    case 11: return lookup_length<11>(p);
+    case 12: return lookup_length<12>(p);
+    case 13: return lookup_length<13>(p);
+    case 14: return lookup_length<14>(p);
+    case 15: return lookup_length<15>(p);
+    case 16: return lookup_length<16>(p);
+    default: return field::unknown;
   }
-  return field::unknown;
 }
 
 std::string_view field_name(field f) noexcept { return names[static_cast<std::size_t>(f)]; }
