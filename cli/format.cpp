@@ -51,7 +51,9 @@ std::string details(const fe::event& e) {
       add(fmt::format("{} {:.1f}%", e.stage.value_or("?"), e.progress_pct.value_or(0)));
       if (e.current_target) add(labelled(names::target, *e.current_target));
       if (e.targets_total && *e.targets_total > 0) add(fmt::format("({}/{})", e.targets_complete.value_or(0), *e.targets_total));
-      if (e.step) add(fmt::format("{} {}/{}", names::step, *e.step, e.total_steps ? std::to_string(*e.total_steps) : "?"));
+      if (e.step) {
+        add(fmt::format("{} {}/{}", names::step, *e.step, e.total_steps ? std::to_string(*e.total_steps) : "?"));
+      }
       if (e.epoch) {
         add(fmt::format("{} {}/{}", names::epoch, *e.epoch, e.total_epochs ? std::to_string(*e.total_epochs) : "?"));
       }

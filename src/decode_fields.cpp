@@ -200,7 +200,7 @@ bool read_config(json_cursor& c, std::optional<std::string>& member) {
 // The value of a wire key's member of `event`, read by its JSON shape. `ok` is false for a value of
 // the wrong type (null is right for every key: it leaves the member empty).
 template <field_kind kind, class Member>
-[[gnu::always_inline]] inline bool read_member(json_cursor& c, Member& member, decode_state& st, scanned_value& v, bool& ok) {
+bool read_member(json_cursor& c, Member& member, decode_state& st, scanned_value& v, bool& ok) {
   const char next = c.peek();
   if constexpr (kind == field_kind::metric_map) {
     if (next == '{') {

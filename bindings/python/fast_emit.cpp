@@ -44,16 +44,24 @@ constexpr std::size_t stack_metrics = 32;
 template <class Input, class Field>
 bool convert(PyObject* value, const Field& f, Input& in, held_objects& held) {
   if (value == nullptr) return true;
-  auto& member = in.*(f.get);
+  auto& member = f.get(in);
   const char* name = schema::name_of(Field::key).data();
   using M = std::decay_t<decltype(member)>;
-  if constexpr (std::is_same_v<M, std::string_view>) return to_string(value, name, member, held);
-  else if constexpr (std::is_same_v<M, std::optional<std::string_view>>) return to_opt_string(value, name, member, held);
-  else if constexpr (std::is_same_v<M, double>) return to_double(value, name, member);
-  else if constexpr (std::is_same_v<M, std::optional<double>>) return to_opt_double(value, name, member);
-  else if constexpr (std::is_same_v<M, std::int64_t>) return to_int64(value, name, member);
-  else if constexpr (std::is_same_v<M, std::optional<std::int64_t>>) return to_opt_int64(value, name, member);
-  else static_assert(sizeof(M) == 0, "no conversion from Python for this member type");
+  if constexpr (std::is_same_v<M, std::string_view>) {
+    return to_string(value, name, member, held);
+  } else if constexpr (std::is_same_v<M, std::optional<std::string_view>>) {
+    return to_opt_string(value, name, member, held);
+  } else if constexpr (std::is_same_v<M, double>) {
+    return to_double(value, name, member);
+  } else if constexpr (std::is_same_v<M, std::optional<double>>) {
+    return to_opt_double(value, name, member);
+  } else if constexpr (std::is_same_v<M, std::int64_t>) {
+    return to_int64(value, name, member);
+  } else if constexpr (std::is_same_v<M, std::optional<std::int64_t>>) {
+    return to_opt_int64(value, name, member);
+  } else {
+    static_assert(sizeof(M) == 0, "no conversion from Python for this member type");
+  }
 }
 
 template <std::size_t... I>
@@ -201,7 +209,7 @@ void append_parameter(std::string& out, const Field& f, const progress_update& d
   if (i > 0) out += ", ";
   out += schema::name_of(Field::key);
   if (i++ < progress_required) return;
-  const auto& value = defaults.*(f.get);
+  const auto& value = f.get(defaults);
   using M = std::decay_t<decltype(value)>;
   if constexpr (schema::detail::is_optional<M>::value) out += "=None";  // every optional member starts empty
   else if constexpr (std::is_same_v<M, std::int64_t>) out += "=" + std::to_string(value);

@@ -47,7 +47,8 @@ py::object value_of(const T& value) {
     py::list gpus;
     for (const gpu_info& g : value) {
       py::dict gd;
-#define FOXML_EVENTS_GPU_DICT(gpu_key, gpu_kind, gpu_nullable) put_gpu_member(gd, schema::gpu_names::gpu_key, g.gpu_key);
+#define FOXML_EVENTS_GPU_DICT(gpu_key, gpu_kind, gpu_nullable) \
+  put_gpu_member(gd, schema::gpu_names::gpu_key, g.gpu_key);
       FOXML_EVENTS_GPU_KEYS(FOXML_EVENTS_GPU_DICT)
 #undef FOXML_EVENTS_GPU_DICT
       gpus.append(gd);

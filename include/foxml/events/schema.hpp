@@ -60,7 +60,8 @@ struct json_text {
 };
 
 /// One field of an event type: its key, its presence, and how to read its value from the emit
-/// call's struct (a data member pointer, or a function for a field held in two members).
+/// call's struct (`get(in)`). The reader is a type, not a pointer held at run time, so the capture
+/// compiles to plain loads.
 template <wire_key Key, presence How, class Get>
 struct field {
   static constexpr wire_key key = Key;
@@ -68,6 +69,22 @@ struct field {
   Get get;
 };
 
+/// Reads the data member `Member` (a reference to it).
+template <auto Member>
+struct member_of {
+  template <class Input>
+  constexpr decltype(auto) operator()(Input& in) const noexcept {
+    return (in.*Member);
+  }
+};
+
+/// A field read from data member `Member` of the emit struct.
+template <wire_key Key, presence How, auto Member>
+constexpr field<Key, How, member_of<Member>> bind() noexcept {
+  return {};
+}
+
+/// A field read by `get` (a function object), for a field held in two members.
 template <wire_key Key, presence How, class Get>
 constexpr field<Key, How, Get> bind(Get get) noexcept {
   return {get};
@@ -86,77 +103,96 @@ inline constexpr presence optional = presence::optional;
 template <>
 struct of<event_type::run_start> {
   using input = run_start_info;
-  static constexpr json_text config(const input& in) noexcept { return {in.config_json}; }
-  static constexpr list_view<std::string_view> tags(const input& in) noexcept { return {in.tags, in.tag_count}; }
-  static constexpr auto fields = std::make_tuple(  //
-      bind<k::name, optional>(&input::name),       //
-      bind<k::config, optional>(&config),          //
-      bind<k::tags, optional>(&tags),              //
-      bind<k::total_steps, optional>(&input::total_steps),
-      bind<k::total_epochs, optional>(&input::total_epochs));
+  static constexpr auto config = [](const input& in) noexcept { return json_text{in.config_json}; };
+  static constexpr auto tags = [](const input& in) noexcept {
+    return list_view<std::string_view>{in.tags, in.tag_count};
+  };
+  static constexpr auto fields = std::make_tuple(
+      bind<k::name, optional, &input::name>(),
+      bind<k::config, optional>(config),
+      bind<k::tags, optional>(tags),
+      bind<k::total_steps, optional, &input::total_steps>(),
+      bind<k::total_epochs, optional, &input::total_epochs>());
 };
 
 template <>
 struct of<event_type::progress> {
   using input = progress_update;
   static constexpr auto fields = std::make_tuple(
-      bind<k::stage, required>(&input::stage), bind<k::progress_pct, required>(&input::progress_pct),
-      bind<k::current_target, nullable>(&input::current_target),
-      bind<k::targets_complete, required>(&input::targets_complete),
-      bind<k::targets_total, required>(&input::targets_total), bind<k::step, optional>(&input::step),
-      bind<k::total_steps, optional>(&input::total_steps), bind<k::epoch, optional>(&input::epoch),
-      bind<k::total_epochs, optional>(&input::total_epochs));
+      bind<k::stage, required, &input::stage>(),
+      bind<k::progress_pct, required, &input::progress_pct>(),
+      bind<k::current_target, nullable, &input::current_target>(),
+      bind<k::targets_complete, required, &input::targets_complete>(),
+      bind<k::targets_total, required, &input::targets_total>(),
+      bind<k::step, optional, &input::step>(),
+      bind<k::total_steps, optional, &input::total_steps>(),
+      bind<k::epoch, optional, &input::epoch>(),
+      bind<k::total_epochs, optional, &input::total_epochs>());
 };
 
 template <>
 struct of<event_type::stage_change> {
   using input = stage_change_info;
-  static constexpr auto fields = std::make_tuple(bind<k::previous_stage, nullable>(&input::previous_stage),
-                                                 bind<k::new_stage, required>(&input::new_stage));
+  static constexpr auto fields = std::make_tuple(
+      bind<k::previous_stage, nullable, &input::previous_stage>(),
+      bind<k::new_stage, required, &input::new_stage>());
 };
 
 template <>
 struct of<event_type::target_complete> {
   using input = target_result;
-  static constexpr list_view<metric> metrics(const input& in) noexcept { return {in.metrics, in.metric_count}; }
+  static constexpr auto metrics = [](const input& in) noexcept {
+    return list_view<metric>{in.metrics, in.metric_count};
+  };
   static constexpr auto fields = std::make_tuple(
-      bind<k::target, required>(&input::target), bind<k::status, required>(&input::status),
-      bind<k::models_trained, required>(&input::models_trained), bind<k::best_auc, nullable>(&input::best_auc),
-      bind<k::metrics, optional>(&metrics));
+      bind<k::target, required, &input::target>(),
+      bind<k::status, required, &input::status>(),
+      bind<k::models_trained, required, &input::models_trained>(),
+      bind<k::best_auc, nullable, &input::best_auc>(),
+      bind<k::metrics, optional>(metrics));
 };
 
 template <>
 struct of<event_type::metrics> {
   using input = metrics_sample;
-  static constexpr list_view<metric> metrics(const input& in) noexcept { return {in.metrics, in.metric_count}; }
-  static constexpr auto fields = std::make_tuple(bind<k::step, required>(&input::step),
-                                                 bind<k::epoch, optional>(&input::epoch),
-                                                 bind<k::metrics, required>(&metrics));
+  static constexpr auto metrics = [](const input& in) noexcept {
+    return list_view<metric>{in.metrics, in.metric_count};
+  };
+  static constexpr auto fields = std::make_tuple(
+      bind<k::step, required, &input::step>(),
+      bind<k::epoch, optional, &input::epoch>(),
+      bind<k::metrics, required>(metrics));
 };
 
 template <>
 struct of<event_type::log> {
   using input = log_entry;
-  static constexpr auto fields =
-      std::make_tuple(bind<k::level, required>(&input::level), bind<k::message, required>(&input::message));
+  static constexpr auto fields = std::make_tuple(
+      bind<k::level, required, &input::level>(),
+      bind<k::message, required, &input::message>());
 };
 
 template <>
 struct of<event_type::resources> {
   using input = resource_sample;
-  static constexpr list_view<gpu_sample> gpus(const input& in) noexcept { return {in.gpus, in.gpu_count}; }
+  static constexpr auto gpus = [](const input& in) noexcept {
+    return list_view<gpu_sample>{in.gpus, in.gpu_count};
+  };
   static constexpr auto fields = std::make_tuple(
-      bind<k::cpu_pct, required>(&input::cpu_pct), bind<k::rss_bytes, required>(&input::rss_bytes),
-      bind<k::mem_used_bytes, required>(&input::mem_used_bytes),
-      bind<k::mem_total_bytes, required>(&input::mem_total_bytes), bind<k::gpus, required>(&gpus));
+      bind<k::cpu_pct, required, &input::cpu_pct>(),
+      bind<k::rss_bytes, required, &input::rss_bytes>(),
+      bind<k::mem_used_bytes, required, &input::mem_used_bytes>(),
+      bind<k::mem_total_bytes, required, &input::mem_total_bytes>(),
+      bind<k::gpus, required>(gpus));
 };
 
 template <>
 struct of<event_type::error> {
   using input = error_info;
-  static constexpr auto fields = std::make_tuple(bind<k::error_message, required>(&input::error_message),
-                                                 bind<k::error_type, required>(&input::error_type),
-                                                 bind<k::recoverable, required>(&input::recoverable));
+  static constexpr auto fields = std::make_tuple(
+      bind<k::error_message, required, &input::error_message>(),
+      bind<k::error_type, required, &input::error_type>(),
+      bind<k::recoverable, required, &input::recoverable>());
 };
 
 struct no_fields {};
@@ -170,16 +206,18 @@ struct of<event_type::heartbeat> {
 template <>
 struct of<event_type::dropped> {
   using input = drop_report;
-  static constexpr auto fields =
-      std::make_tuple(bind<k::count, required>(&input::count), bind<k::first_seq, required>(&input::first_seq),
-                      bind<k::last_seq, required>(&input::last_seq));
+  static constexpr auto fields = std::make_tuple(
+      bind<k::count, required, &input::count>(),
+      bind<k::first_seq, required, &input::first_seq>(),
+      bind<k::last_seq, required, &input::last_seq>());
 };
 
 template <>
 struct of<event_type::run_complete> {
   using input = run_end;
-  static constexpr auto fields = std::make_tuple(bind<k::status, required>(&input::status),
-                                                 bind<k::duration_s, nullable>(&input::duration_s));
+  static constexpr auto fields = std::make_tuple(
+      bind<k::status, required, &input::status>(),
+      bind<k::duration_s, nullable, &input::duration_s>());
 };
 
 namespace detail {
@@ -212,12 +250,6 @@ constexpr field_kind captured_kind() noexcept {
   else static_assert(sizeof(T) == 0, "no wire shape for this value type");
 }
 
-template <class Input, class Get>
-constexpr decltype(auto) read(const Input& in, Get get) noexcept {
-  if constexpr (std::is_member_object_pointer_v<Get>) return (in.*get);
-  else return get(in);
-}
-
 template <class V>
 constexpr bool is_empty(const V& v) noexcept {
   if constexpr (is_optional<V>::value) return !v.has_value();
@@ -242,7 +274,7 @@ void put_value(W& w, const V& v) noexcept {
 
 template <class W, class Input, wire_key Key, presence How, class Get>
 void put_field(W& w, const Input& in, const field<Key, How, Get>& f) noexcept {
-  const auto& value = read(in, f.get);
+  const auto& value = f.get(in);
   using V = std::decay_t<decltype(value)>;
   static_assert(captured_kind<V>() == kind_of(Key), "the value's type does not match its key's JSON shape");
   static_assert(How != presence::required || !is_optional<V>::value, "a required field cannot be std::optional");
