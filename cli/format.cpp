@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <string_view>
+
+#include "foxml/events/schema_keys.hpp"
 
 namespace events_tail {
 
@@ -25,7 +28,14 @@ const char* color_of(fe::event_type type) {
 
 std::string number(double v) { return std::isnan(v) ? "NaN" : fmt::format("{:.6g}", v); }
 
+// "key=value", the key named by the schema.
+template <class T>
+std::string labelled(std::string_view key, const T& value) {
+  return fmt::format("{}={}", key, value);
+}
+
 std::string details(const fe::event& e) {
+  namespace names = fe::schema::names;
   std::string out;
   auto add = [&out](const std::string& piece) {
     if (!out.empty()) out += ' ';
@@ -34,26 +44,30 @@ std::string details(const fe::event& e) {
   switch (e.type) {
     case fe::event_type::run_start:
       if (e.name) add(*e.name);
-      if (e.total_steps) add(fmt::format("total_steps={}", *e.total_steps));
-      if (e.total_epochs) add(fmt::format("total_epochs={}", *e.total_epochs));
+      if (e.total_steps) add(labelled(names::total_steps, *e.total_steps));
+      if (e.total_epochs) add(labelled(names::total_epochs, *e.total_epochs));
       break;
     case fe::event_type::progress:
       add(fmt::format("{} {:.1f}%", e.stage.value_or("?"), e.progress_pct.value_or(0)));
-      if (e.current_target) add("target=" + *e.current_target);
+      if (e.current_target) add(labelled(names::target, *e.current_target));
       if (e.targets_total && *e.targets_total > 0) add(fmt::format("({}/{})", e.targets_complete.value_or(0), *e.targets_total));
-      if (e.step) add(fmt::format("step {}/{}", *e.step, e.total_steps ? std::to_string(*e.total_steps) : "?"));
-      if (e.epoch) add(fmt::format("epoch {}/{}", *e.epoch, e.total_epochs ? std::to_string(*e.total_epochs) : "?"));
+      if (e.step) {
+        add(fmt::format("{} {}/{}", names::step, *e.step, e.total_steps ? std::to_string(*e.total_steps) : "?"));
+      }
+      if (e.epoch) {
+        add(fmt::format("{} {}/{}", names::epoch, *e.epoch, e.total_epochs ? std::to_string(*e.total_epochs) : "?"));
+      }
       break;
     case fe::event_type::stage_change:
       add(fmt::format("{} -> {}", e.previous_stage.value_or("(start)"), e.new_stage.value_or("?")));
       break;
     case fe::event_type::target_complete:
       add(fmt::format("{} {} models={}", e.target.value_or("?"), e.status.value_or("?"), e.models_trained.value_or(0)));
-      if (e.best_auc) add("best_auc=" + number(*e.best_auc));
+      if (e.best_auc) add(labelled(names::best_auc, number(*e.best_auc)));
       break;
     case fe::event_type::metrics:
-      if (e.step) add(fmt::format("step={}", *e.step));
-      if (e.epoch) add(fmt::format("epoch={}", *e.epoch));
+      if (e.step) add(labelled(names::step, *e.step));
+      if (e.epoch) add(labelled(names::epoch, *e.epoch));
       if (e.metrics) {
         for (const auto& [name, value] : *e.metrics) add(name + "=" + number(value));
       }

@@ -1,50 +1,19 @@
 #include "decode_fields.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <type_traits>
 
 namespace foxml::events::detail {
 namespace {
 
 // The top-level object is depth 1, so its members' containers open at depth 2.
 constexpr std::size_t member_depth = 1;
-
-template <std::size_t N>
-bool is(std::string_view key, const char (&literal)[N]) noexcept {
-  return std::memcmp(key.data(), literal, N - 1) == 0;  // the caller switched on the length
-}
-
-constexpr std::string_view names[field_count] = {
-    "timestamp", "seq", "pid", "rank", "world_size", "host",
-    "name", "stage", "current_target", "previous_stage", "new_stage", "target", "status", "level", "message",
-    "error_message", "error_type",
-    "progress_pct", "best_auc", "duration_s", "cpu_pct",
-    "targets_complete", "targets_total", "step", "total_steps", "epoch", "total_epochs", "models_trained",
-    "rss_bytes", "mem_used_bytes", "mem_total_bytes", "count", "first_seq", "last_seq",
-    "recoverable", "truncated", "metrics", "config", "tags", "gpus"};
-
-using string_member = std::optional<std::string> event::*;
-using number_member = std::optional<double> event::*;
-using integer_member = std::optional<std::int64_t> event::*;
-
-constexpr string_member string_members[] = {
-    &event::name,   &event::stage, &event::current_target, &event::previous_stage, &event::new_stage,
-    &event::target, &event::status, &event::level,         &event::message,        &event::error_message,
-    &event::error_type};
-constexpr number_member number_members[] = {&event::progress_pct, &event::best_auc, &event::duration_s,
-                                            &event::cpu_pct};
-constexpr integer_member integer_members[] = {
-    &event::targets_complete, &event::targets_total, &event::step,           &event::total_steps,
-    &event::epoch,            &event::total_epochs,  &event::models_trained, &event::rss_bytes,
-    &event::mem_used_bytes,   &event::mem_total_bytes, &event::count,        &event::first_seq,
-    &event::last_seq};
-
-bool in(field f, field first, field last) noexcept { return f >= first && f <= last; }
-std::size_t offset(field f, field first) noexcept { return static_cast<std::size_t>(f) - static_cast<std::size_t>(first); }
 
 // JSON numbers, and the strings the encoder writes for non-finite values.
 std::optional<double> number_of(const scanned_value& v, const std::string& text) noexcept {
@@ -114,10 +83,12 @@ bool merge_metrics(std::vector<std::pair<std::string, double>>& values, std::vec
   return ok;
 }
 
-bool read_metrics(json_cursor& c, event& ev, decode_state& st, bool& ok) {
+using metric_values = detail::decoded_t<field_kind::metric_map>;
+
+bool read_metrics(json_cursor& c, std::optional<metric_values>& member, decode_state& st, bool& ok) {
   if (member_depth + 1 > c.max_depth()) return c.fail(scan_error::too_deep);
   c.expect('{');
-  auto& values = ev.metrics ? *ev.metrics : ev.metrics.emplace();
+  auto& values = member ? *member : member.emplace();
   values.clear();
   values.reserve(4);  // the usual handful of scalars, without growing 1 -> 2 -> 4
   st.bad_metrics.clear();
@@ -137,10 +108,10 @@ bool read_metrics(json_cursor& c, event& ev, decode_state& st, bool& ok) {
   return true;
 }
 
-bool read_tags(json_cursor& c, event& ev, decode_state& st, bool& ok) {
+bool read_tags(json_cursor& c, std::optional<std::vector<std::string>>& member, decode_state& st, bool& ok) {
   if (member_depth + 1 > c.max_depth()) return c.fail(scan_error::too_deep);
   c.expect('[');
-  auto& tags = ev.tags ? *ev.tags : ev.tags.emplace();
+  auto& tags = member ? *member : member.emplace();
   tags.clear();
   ok = true;
   if (c.consume(']')) return true;
@@ -156,7 +127,22 @@ bool read_tags(json_cursor& c, event& ev, decode_state& st, bool& ok) {
   return c.expect(']');
 }
 
-// One GPU object: unknown or wrong-typed members read as their defaults, as before.
+// One member of a GPU object: a wrong-typed value reads as the member's default, as before.
+bool read_gpu_member(json_cursor& c, scanned_value& v, decode_state&, std::string& out, std::size_t depth) {
+  if (!c.read_value(v, out, depth)) return false;
+  if (v.kind != value_kind::string) out.clear();
+  return true;
+}
+template <class T>
+bool read_gpu_member(json_cursor& c, scanned_value& v, decode_state& st, T& out, std::size_t depth) {
+  if (!c.read_value(v, st.scratch, depth)) return false;
+  if constexpr (std::is_same_v<T, std::int64_t>) out = integer_of(v).value_or(0);
+  else if constexpr (std::is_same_v<T, double>) out = number_of(v, st.scratch).value_or(0.0);
+  else out = number_of(v, st.scratch);  // an optional number: empty when not one
+  return true;
+}
+
+// One GPU object: unknown members are skipped.
 bool read_gpu(json_cursor& c, gpu_info& info, decode_state& st) {
   constexpr std::size_t depth = member_depth + 2;
   if (depth > c.max_depth()) return c.fail(scan_error::too_deep);
@@ -166,37 +152,22 @@ bool read_gpu(json_cursor& c, gpu_info& info, decode_state& st) {
   do {
     std::string_view key;
     if (!c.read_key(key, st.key_scratch) || !c.expect(':')) return false;
-    if (key == "name") {
-      if (!c.read_value(v, info.name, depth)) return false;
-      if (v.kind != value_kind::string) info.name.clear();
-      continue;
+#define FOXML_EVENTS_GPU_READ(gpu_key, gpu_kind, gpu_nullable)                   \
+    if (key == schema::gpu_names::gpu_key) {                                   \
+      if (!read_gpu_member(c, v, st, info.gpu_key, depth)) return false;       \
+      continue;                                                                \
     }
-    enum { index, util, used, total, temperature, other } which = other;
-    if (key == "index") which = index;
-    else if (key == "util_pct") which = util;
-    else if (key == "mem_used_bytes") which = used;
-    else if (key == "mem_total_bytes") which = total;
-    else if (key == "temperature_c") which = temperature;
-    if (which == other) {
-      if (!c.skip_value(depth)) return false;
-      continue;
-    }
-    if (!c.read_value(v, st.scratch, depth)) return false;
-    switch (which) {
-      case index: info.index = integer_of(v).value_or(0); break;
-      case util: info.util_pct = number_of(v, st.scratch).value_or(0.0); break;
-      case used: info.mem_used_bytes = integer_of(v).value_or(0); break;
-      case total: info.mem_total_bytes = integer_of(v).value_or(0); break;
-      default: info.temperature_c = number_of(v, st.scratch); break;
-    }
+    FOXML_EVENTS_GPU_KEYS(FOXML_EVENTS_GPU_READ)
+#undef FOXML_EVENTS_GPU_READ
+    if (!c.skip_value(depth)) return false;
   } while (c.consume(','));
   return c.expect('}');
 }
 
-bool read_gpus(json_cursor& c, event& ev, decode_state& st, bool& ok) {
+bool read_gpus(json_cursor& c, std::optional<std::vector<gpu_info>>& member, decode_state& st, bool& ok) {
   if (member_depth + 1 > c.max_depth()) return c.fail(scan_error::too_deep);
   c.expect('[');
-  auto& gpus = ev.gpus ? *ev.gpus : ev.gpus.emplace();
+  auto& gpus = member ? *member : member.emplace();
   gpus.clear();
   ok = true;
   if (c.consume(']')) return true;
@@ -214,54 +185,185 @@ bool read_gpus(json_cursor& c, event& ev, decode_state& st, bool& ok) {
 
 // The run config is rare (run_start only): validate it like any value, then let nlohmann
 // re-emit it compactly, which keeps the exact text the DOM decoder produced.
-bool read_config(json_cursor& c, event& ev) {
+bool read_config(json_cursor& c, std::optional<std::string>& member) {
   const char* first = c.position();
   if (!c.skip_value(member_depth)) return false;
   try {
     const auto doc = nlohmann::ordered_json::parse(first, c.position());
-    ev.config_json = doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    member = doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   } catch (const nlohmann::ordered_json::exception&) {
     return c.fail();
   }
   return true;
 }
 
+// The value of a wire key's member of `event`, read by its JSON shape. `ok` is false for a value of
+// the wrong type (null is right for every key: it leaves the member empty).
+template <field_kind kind, class Member>
+bool read_member(json_cursor& c, Member& member, decode_state& st, scanned_value& v, bool& ok) {
+  const char next = c.peek();
+  if constexpr (kind == field_kind::metric_map) {
+    if (next == '{') {
+      v.kind = value_kind::object;
+      return read_metrics(c, member, st, ok);
+    }
+  } else if constexpr (kind == field_kind::string_list) {
+    if (next == '[') {
+      v.kind = value_kind::array;
+      return read_tags(c, member, st, ok);
+    }
+  } else if constexpr (kind == field_kind::gpu_list) {
+    if (next == '[') {
+      v.kind = value_kind::array;
+      return read_gpus(c, member, st, ok);
+    }
+  } else if constexpr (kind == field_kind::json_object) {
+    if (next == '{') return read_config(c, member);
+  } else if constexpr (kind == field_kind::string) {
+    if (!c.read_value(v, member ? *member : member.emplace(), member_depth)) return false;
+    if (v.kind == value_kind::null) member.reset();
+    ok = v.kind == value_kind::string || v.kind == value_kind::null;
+    return true;
+  }
+  if (!c.read_value(v, st.scratch, member_depth)) return false;
+  const bool null = v.kind == value_kind::null;
+  if constexpr (kind == field_kind::number) {
+    member = number_of(v, st.scratch);
+    ok = member || null;
+  } else if constexpr (kind == field_kind::integer) {
+    member = integer_of(v);
+    ok = member || null;
+  } else if constexpr (kind == field_kind::boolean) {
+    ok = v.kind == value_kind::boolean || null;
+    member = v.kind == value_kind::boolean ? std::optional<bool>(v.boolean) : std::nullopt;
+  } else {  // a container that is not an object/array
+    ok = null;
+    member.reset();
+  }
+  return true;
+}
+
+// Every key's name, indexed by `field`.
+constexpr std::size_t name_count = field_count + 2;
+constexpr std::array<std::string_view, name_count> names = [] {
+  std::array<std::string_view, name_count> out{};
+  // header_keys is in wire order: event_type, run_id, timestamp, seq, pid, host, rank, world_size.
+  out[static_cast<std::size_t>(field::event_type)] = header_keys[0];
+  out[static_cast<std::size_t>(field::run_id)] = header_keys[1];
+  for (std::size_t i = 2; i < std::size(header_keys); ++i) out[i - 2] = header_keys[i];
+  out[static_cast<std::size_t>(field::truncated)] = truncated_key;
+  constexpr auto first_key = static_cast<std::size_t>(field::truncated) + 1;
+  for (std::size_t i = 0; i < wire_key_count; ++i) out[first_key + i] = schema::keys[i].name;
+  return out;
+}();
+static_assert(static_cast<std::size_t>(field::world_size) + 1 == std::size(header_keys) - 2,
+              "the header fields of `field` follow header_keys");
+
+// Key lookup without a map: keys grouped by length, each compared as two (possibly overlapping)
+// machine words loaded from its first and last bytes, which decide equality for keys of up to 16
+// bytes. The words of the known keys are computed at compile time.
+constexpr std::size_t word_width(std::size_t n) noexcept { return n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1; }
+
+constexpr std::uint64_t const_word(std::string_view s, std::size_t at, std::size_t width) noexcept {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < width; ++i) {
+    const auto byte = static_cast<std::uint64_t>(static_cast<unsigned char>(s[at + i]));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v |= byte << (8 * (width - 1 - i));
+#else
+    v |= byte << (8 * i);
+#endif
+  }
+  return v;
+}
+
+template <std::size_t width>
+std::uint64_t load_word(const char* p) noexcept {
+  if constexpr (width == 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    return w;
+  } else if constexpr (width == 4) {
+    std::uint32_t w;
+    std::memcpy(&w, p, 4);
+    return w;
+  } else if constexpr (width == 2) {
+    std::uint16_t w;
+    std::memcpy(&w, p, 2);
+    return w;
+  } else {
+    return static_cast<unsigned char>(*p);
+  }
+}
+
+constexpr std::size_t longest_word_key = 16;
+constexpr std::size_t longest_key = [] {
+  std::size_t n = 0;
+  for (auto name : names) n = std::max(n, name.size());
+  return n;
+}();
+static_assert(longest_key <= longest_word_key, "a key over 16 bytes: give lookup_field longer cases");
+
+struct probe {
+  std::uint64_t head, tail;
+  field f;
+};
+struct probe_table {
+  probe probes[name_count];
+  std::uint8_t start[longest_word_key + 2];  // keys of length n: probes[start[n]] .. probes[start[n + 1]]
+};
+
+constexpr probe_table make_probes() noexcept {
+  probe_table t{};
+  std::size_t next = 0;
+  for (std::size_t n = 0; n <= longest_word_key; ++n) {
+    t.start[n] = static_cast<std::uint8_t>(next);
+    for (std::size_t i = 0; i < name_count; ++i) {
+      const std::string_view name = names[i];
+      if (name.size() != n || n == 0) continue;
+      const std::size_t w = word_width(n);
+      t.probes[next++] = probe{const_word(name, 0, w), const_word(name, n - w, w), static_cast<field>(i)};
+    }
+  }
+  t.start[longest_word_key + 1] = static_cast<std::uint8_t>(next);
+  return t;
+}
+constexpr probe_table probes = make_probes();
+
+// The keys of length `n`: constant-width loads, and a loop the compiler unrolls over the few
+// known keys of that length.
+template <std::size_t n>
+field lookup_length(const char* p) noexcept {
+  constexpr std::size_t w = word_width(n);
+  constexpr std::size_t first = probes.start[n], last = probes.start[n + 1];
+  const std::uint64_t head = load_word<w>(p), tail = load_word<w>(p + n - w);
+  for (std::size_t i = first; i < last; ++i) {
+    if (probes.probes[i].head == head && probes.probes[i].tail == tail) return probes.probes[i].f;
+  }
+  return field::unknown;
+}
+
 }  // namespace
 
 field lookup_field(std::string_view k) noexcept {
+  const char* p = k.data();
   switch (k.size()) {
-    case 3: return is(k, "seq") ? field::seq : is(k, "pid") ? field::pid : field::unknown;
-    case 4:
-      return is(k, "host") ? field::host : is(k, "rank") ? field::rank : is(k, "step") ? field::step
-           : is(k, "name") ? field::name : is(k, "tags") ? field::tags : is(k, "gpus") ? field::gpus : field::unknown;
-    case 5:
-      return is(k, "stage") ? field::stage : is(k, "level") ? field::level : is(k, "epoch") ? field::epoch
-           : is(k, "count") ? field::count : field::unknown;
-    case 6:
-      return is(k, "run_id") ? field::run_id : is(k, "target") ? field::target : is(k, "status") ? field::status
-           : is(k, "config") ? field::config : field::unknown;
-    case 7:
-      return is(k, "message") ? field::message : is(k, "metrics") ? field::metrics
-           : is(k, "cpu_pct") ? field::cpu_pct : field::unknown;
-    case 8: return is(k, "best_auc") ? field::best_auc : is(k, "last_seq") ? field::last_seq : field::unknown;
-    case 9:
-      return is(k, "timestamp") ? field::timestamp : is(k, "new_stage") ? field::new_stage
-           : is(k, "rss_bytes") ? field::rss_bytes : is(k, "first_seq") ? field::first_seq
-           : is(k, "truncated") ? field::truncated : field::unknown;
-    case 10:
-      return is(k, "event_type") ? field::event_type : is(k, "world_size") ? field::world_size
-           : is(k, "error_type") ? field::error_type : is(k, "duration_s") ? field::duration_s : field::unknown;
-    case 11: return is(k, "total_steps") ? field::total_steps : is(k, "recoverable") ? field::recoverable : field::unknown;
-    case 12: return is(k, "progress_pct") ? field::progress_pct : is(k, "total_epochs") ? field::total_epochs : field::unknown;
-    case 13:
-      return is(k, "error_message") ? field::error_message : is(k, "targets_total") ? field::targets_total
-                                                                                    : field::unknown;
-    case 14:
-      return is(k, "current_target") ? field::current_target : is(k, "previous_stage") ? field::previous_stage
-           : is(k, "models_trained") ? field::models_trained : is(k, "mem_used_bytes") ? field::mem_used_bytes
-                                                                                      : field::unknown;
-    case 15: return is(k, "mem_total_bytes") ? field::mem_total_bytes : field::unknown;
-    case 16: return is(k, "targets_complete") ? field::targets_complete : field::unknown;
+    case 1: return lookup_length<1>(p);
+    case 2: return lookup_length<2>(p);
+    case 3: return lookup_length<3>(p);
+    case 4: return lookup_length<4>(p);
+    case 5: return lookup_length<5>(p);
+    case 6: return lookup_length<6>(p);
+    case 7: return lookup_length<7>(p);
+    case 8: return lookup_length<8>(p);
+    case 9: return lookup_length<9>(p);
+    case 10: return lookup_length<10>(p);
+    case 11: return lookup_length<11>(p);
+    case 12: return lookup_length<12>(p);
+    case 13: return lookup_length<13>(p);
+    case 14: return lookup_length<14>(p);
+    case 15: return lookup_length<15>(p);
+    case 16: return lookup_length<16>(p);
     default: return field::unknown;
   }
 }
@@ -271,59 +373,38 @@ std::string_view field_name(field f) noexcept { return names[static_cast<std::si
 bool read_field(json_cursor& c, field f, event& ev, decode_state& st) {
   scanned_value v;
   bool ok = true;
-  const char next = c.peek();
-  if (f == field::metrics && next == '{') {
-    if (!read_metrics(c, ev, st, ok)) return false;
-    v.kind = value_kind::object;
-  } else if (f == field::tags && next == '[') {
-    if (!read_tags(c, ev, st, ok)) return false;
-    v.kind = value_kind::array;
-  } else if (f == field::gpus && next == '[') {
-    if (!read_gpus(c, ev, st, ok)) return false;
-    v.kind = value_kind::array;
-  } else if (f == field::config && next == '{') {
-    if (!read_config(c, ev)) return false;
-  } else if (in(f, field::name, field::error_type)) {
-    auto& member = ev.*string_members[offset(f, field::name)];
-    if (!c.read_value(v, member ? *member : member.emplace(), member_depth)) return false;
-    if (v.kind == value_kind::null) member.reset();  // null leaves a nullable field empty
-    ok = v.kind == value_kind::string || v.kind == value_kind::null;
-  } else if (f == field::timestamp || f == field::host) {
-    if (!c.read_value(v, f == field::host ? ev.host : ev.timestamp, member_depth)) return false;
-    ok = v.kind == value_kind::string;
-  } else {
-    if (!c.read_value(v, st.scratch, member_depth)) return false;
-    const bool null = v.kind == value_kind::null;
-    if (in(f, field::progress_pct, field::cpu_pct)) {
-      auto& member = ev.*number_members[offset(f, field::progress_pct)];
-      const auto n = number_of(v, st.scratch);
-      ok = n || null;
-      member = n;
-    } else if (in(f, field::targets_complete, field::last_seq)) {
-      auto& member = ev.*integer_members[offset(f, field::targets_complete)];
-      const auto n = integer_of(v);
-      ok = n || null;
-      member = n;
-    } else if (f == field::seq) {
+  switch (f) {
+#define FOXML_EVENTS_READ_KEY(wire_key, member, wire_kind)                             \
+  case field::wire_key:                                                                 \
+    if (!read_member<field_kind::wire_kind>(c, ev.member, st, v, ok)) return false;     \
+    break;
+    FOXML_EVENTS_WIRE_KEYS(FOXML_EVENTS_READ_KEY)
+#undef FOXML_EVENTS_READ_KEY
+    case field::timestamp:
+    case field::host:
+      if (!c.read_value(v, f == field::host ? ev.host : ev.timestamp, member_depth)) return false;
+      ok = v.kind == value_kind::string;
+      break;
+    case field::seq:
+      if (!c.read_value(v, st.scratch, member_depth)) return false;
       ok = v.kind == value_kind::unsigned_int;
       ev.seq = v.u;
-    } else if (in(f, field::pid, field::world_size)) {
+      break;
+    case field::pid:
+    case field::rank:
+    case field::world_size: {
+      if (!c.read_value(v, st.scratch, member_depth)) return false;
       const auto n = integer_of(v);
       ok = n.has_value();
       (f == field::pid ? ev.pid : f == field::rank ? ev.rank : ev.world_size) = n.value_or(0);
-    } else if (f == field::recoverable) {
-      ok = v.kind == value_kind::boolean || null;
-      ev.recoverable = v.kind == value_kind::boolean ? std::optional<bool>(v.boolean) : std::nullopt;
-    } else if (f == field::truncated) {
+      break;
+    }
+    case field::truncated:
+      if (!c.read_value(v, st.scratch, member_depth)) return false;
       ok = v.kind == value_kind::boolean;
       ev.truncated = v.boolean && ok;
-    } else {  // metrics, tags, gpus or config that are not an object/array
-      ok = null;
-      if (f == field::metrics) ev.metrics.reset();
-      else if (f == field::tags) ev.tags.reset();
-      else if (f == field::gpus) ev.gpus.reset();
-      else ev.config_json.reset();
-    }
+      break;
+    default: return c.skip_value(member_depth);  // event_type, run_id and unknown keys are the caller's
   }
   st.note(f, ok, v.kind);
   return true;

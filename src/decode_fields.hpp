@@ -9,20 +9,19 @@
 #include <vector>
 
 #include "foxml/events/event.hpp"
+#include "foxml/events/schema.hpp"
 #include "json_scan.hpp"
 
 namespace foxml::events::detail {
 
-// Every key the decoder knows. Those before `field_count` can be wrong-typed and are reported in
-// the order their key first appeared, as the DOM decoder did.
+// Every key the decoder knows: the header keys, then one per wire key (schema_keys.hpp). Those
+// before `field_count` can be wrong-typed and are reported in the order their key first appeared,
+// as the DOM decoder did.
 enum class field : std::uint8_t {
-  timestamp, seq, pid, rank, world_size, host,
-  name, stage, current_target, previous_stage, new_stage, target, status, level, message, error_message,
-  error_type,
-  progress_pct, best_auc, duration_s, cpu_pct,
-  targets_complete, targets_total, step, total_steps, epoch, total_epochs, models_trained, rss_bytes,
-  mem_used_bytes, mem_total_bytes, count, first_seq, last_seq,
-  recoverable, truncated, metrics, config, tags, gpus,
+  timestamp, seq, pid, host, rank, world_size, truncated,
+#define FOXML_EVENTS_FIELD_ENUM(key, member, kind) key,
+  FOXML_EVENTS_WIRE_KEYS(FOXML_EVENTS_FIELD_ENUM)
+#undef FOXML_EVENTS_FIELD_ENUM
   field_count,
   event_type = field_count, run_id, unknown,
 };

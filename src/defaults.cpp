@@ -10,18 +10,14 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "foxml/events/detail/text.hpp"
 #include "foxml/events/file_sink.hpp"
 
 namespace foxml::events {
 namespace {
 
-std::string non_empty_env(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? std::string(value) : std::string();
-}
-
 std::string home_directory() {
-  std::string home = non_empty_env("HOME");
+  std::string home = detail::env_value("HOME");
   if (!home.empty()) return home;
   if (const passwd* pw = getpwuid(getuid()); pw != nullptr && pw->pw_dir != nullptr) return pw->pw_dir;
   throw std::runtime_error("foxml::events: no $HOME and no home directory for uid " + std::to_string(getuid()) +
@@ -79,13 +75,13 @@ void ensure_private_directory(const std::string& dir) {
 }
 
 std::string default_event_directory() {
-  const std::string runtime = non_empty_env("XDG_RUNTIME_DIR");
+  const std::string runtime = detail::env_value("XDG_RUNTIME_DIR");
   if (!runtime.empty()) return runtime + "/foxml";
   return home_directory() + "/.cache/foxml";
 }
 
 std::string default_event_file() {
-  const std::string configured = non_empty_env("FOXML_TRAINING_EVENT_FILE");
+  const std::string configured = detail::env_value("FOXML_TRAINING_EVENT_FILE");
   if (!configured.empty()) return configured;
   return default_event_directory() + "/events.jsonl";
 }

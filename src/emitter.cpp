@@ -1,6 +1,7 @@
 #include "foxml/events/emitter.hpp"
 
 #include "foxml/events/detail/live_emitters.hpp"
+#include "foxml/events/detail/text.hpp"
 
 #include <pthread.h>
 #include <unistd.h>
@@ -25,12 +26,12 @@ void install_fork_handler() {
 [[noreturn]] void reject(const std::string& what) { throw std::invalid_argument("foxml::events: " + what); }
 
 std::optional<std::int64_t> integer_from_env(const char* name) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return std::nullopt;
+  const std::string text = detail::env_value(name);
+  if (text.empty()) return std::nullopt;
   errno = 0;
   char* end = nullptr;
-  const long long value = std::strtoll(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0') {
+  const long long value = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || end == text.c_str() || *end != '\0') {
     reject(std::string("$") + name + "='" + text + "' is not an integer");
   }
   return value;
@@ -123,10 +124,10 @@ bool training_event_emitter::emit_run_complete(std::string_view status, std::opt
     const detail::emitter_state* state = state_.load(std::memory_order_acquire);
     duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - state->created()).count();
   }
-  return push(event_type::run_complete, [&](auto& w) {
-    w.str(status);
-    w.opt_num(duration_s);
-  });
+  run_end end;
+  end.status = status;
+  end.duration_s = duration_s;
+  return capture<event_type::run_complete>(end);
 }
 
 delivery_report training_event_emitter::flush(std::chrono::milliseconds timeout) noexcept {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 
+#include "foxml/events/schema.hpp"
 #include "line_encoder.hpp"
 
 namespace foxml::events::detail {
@@ -196,15 +197,15 @@ class emitter_state::worker {
   void report_notices() {
     try {
       while (s_.sink_->take_notice(notice_)) {
-        constexpr std::string_view level = "warning";
+        log_entry entry;
+        entry.level = "warning";
+        entry.message = notice_;
         payload_measure measure(s_.max_string_);
-        measure.str(level);
-        measure.str(notice_);
+        schema::write_fields<event_type::log>(measure, entry);
         notice_payload_.resize(measure.size());
         record r = synthesized(event_type::log);
         payload_writer writer(notice_payload_.data(), s_.max_string_);
-        writer.str(level);
-        writer.str(notice_);
+        schema::write_fields<event_type::log>(writer, entry);
         r.size = static_cast<std::uint32_t>(measure.size());
         r.heap = notice_payload_.data();  // owned here, not spill memory: never released
         encode(r);
@@ -227,11 +228,15 @@ class emitter_state::worker {
     last_drop_report_ = now;
     if (count == 0) return;
     record r = synthesized(event_type::dropped);
+    drop_report report;
+    report.count = static_cast<std::int64_t>(count);
+    report.first_seq = static_cast<std::int64_t>(first);
+    report.last_seq = static_cast<std::int64_t>(last);
+    payload_measure measure(0);
+    schema::write_fields<event_type::dropped>(measure, report);
     payload_writer writer(r.inline_payload, 0);
-    writer.i64(static_cast<std::int64_t>(count));
-    writer.i64(static_cast<std::int64_t>(first));
-    writer.i64(static_cast<std::int64_t>(last));
-    r.size = 3 * (1 + sizeof(std::int64_t));
+    schema::write_fields<event_type::dropped>(writer, report);
+    r.size = static_cast<std::uint32_t>(measure.size());
     reports_[next_report_++ % reports_.size()] = in_flight_report{r.seq, count, first, last};
     encode(r);
     deliver();  // a refused report is itself noted as a drop and goes into the next one

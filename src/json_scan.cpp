@@ -1,5 +1,7 @@
 #include "json_scan.hpp"
 
+#include "foxml/events/detail/text.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -48,36 +50,6 @@ const char* find_special(const char* p, const char* end) noexcept {
 #endif
   while (p != end && !is_special(static_cast<unsigned char>(*p))) ++p;
   return p;
-}
-
-// Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates, at most
-// U+10FFFF), or 0.
-std::size_t utf8_length(const unsigned char* p, const unsigned char* end) noexcept {
-  const unsigned c = p[0];
-  const auto cont = [](unsigned b) { return (b & 0xC0u) == 0x80u; };
-  const std::ptrdiff_t left = end - p;
-  if (c < 0xC2) return 0;
-  if (c < 0xE0) return left >= 2 && cont(p[1]) ? 2 : 0;
-  if (c < 0xF0) {
-    if (left < 3) return 0;
-    const unsigned b = p[1];
-    const bool ok = c == 0xE0 ? (b >= 0xA0 && b <= 0xBF) : c == 0xED ? (b >= 0x80 && b <= 0x9F) : cont(b);
-    return ok && cont(p[2]) ? 3 : 0;
-  }
-  if (c < 0xF5) {
-    if (left < 4) return 0;
-    const unsigned b = p[1];
-    const bool ok = c == 0xF0 ? (b >= 0x90 && b <= 0xBF) : c == 0xF4 ? (b >= 0x80 && b <= 0x8F) : cont(b);
-    return ok && cont(p[2]) && cont(p[3]) ? 4 : 0;
-  }
-  return 0;
-}
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // Reads \uXXXX at p (p on the backslash); -1 when it is not one.
@@ -168,7 +140,7 @@ const char* scan_string_rest(const char* run, const char* q, const char* end, st
       return nullptr;
     } else {
       const std::size_t n =
-          utf8_length(reinterpret_cast<const unsigned char*>(q), reinterpret_cast<const unsigned char*>(end));
+          utf8_sequence_length(reinterpret_cast<const unsigned char*>(q), reinterpret_cast<const unsigned char*>(end));
       if (n == 0) return nullptr;
       q += n;  // valid UTF-8 stays in the run and is copied with it
     }

@@ -1,5 +1,7 @@
 #include "json_writer.hpp"
 
+#include "foxml/events/detail/text.hpp"
+
 #include "civil_date.hpp"
 
 #include <fmt/compile.h>
@@ -22,8 +24,6 @@ constexpr auto make_plain_table() {
 }
 constexpr auto plain_table = make_plain_table();
 
-constexpr char hex_digits[] = "0123456789abcdef";
-
 char* write_escaped_control(char* p, unsigned char c) {
   char second = 0;
   switch (c) {
@@ -35,7 +35,7 @@ char* write_escaped_control(char* p, unsigned char c) {
     case '\b': second = 'b'; break;
     case '\f': second = 'f'; break;
     default: {
-      const char esc[6] = {'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 0xF]};
+      const char esc[6] = {'\\', 'u', '0', '0', hex_digit(c >> 4), hex_digit(c)};
       std::memcpy(p, esc, 6);
       return p + 6;
     }
@@ -43,34 +43,6 @@ char* write_escaped_control(char* p, unsigned char c) {
   p[0] = '\\';
   p[1] = second;
   return p + 2;
-}
-
-bool is_continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
-
-// Length of the well-formed UTF-8 sequence starting at s[i] (RFC 3629: no overlongs, no
-// surrogates, nothing above U+10FFFF), or 0 when it is not well formed.
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  const std::size_t left = s.size() - i;
-  auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  if (b0 >= 0xC2 && b0 <= 0xDF) return (left >= 2 && is_continuation(at(1))) ? 2 : 0;
-  if (b0 >= 0xE0 && b0 <= 0xEF) {
-    if (left < 3) return 0;
-    const unsigned char b1 = at(1);
-    const bool second_ok = b0 == 0xE0 ? (b1 >= 0xA0 && b1 <= 0xBF)
-                           : b0 == 0xED ? (b1 >= 0x80 && b1 <= 0x9F)
-                                        : is_continuation(b1);
-    return (second_ok && is_continuation(at(2))) ? 3 : 0;
-  }
-  if (b0 >= 0xF0 && b0 <= 0xF4) {
-    if (left < 4) return 0;
-    const unsigned char b1 = at(1);
-    const bool second_ok = b0 == 0xF0 ? (b1 >= 0x90 && b1 <= 0xBF)
-                           : b0 == 0xF4 ? (b1 >= 0x80 && b1 <= 0x8F)
-                                        : is_continuation(b1);
-    return (second_ok && is_continuation(at(2)) && is_continuation(at(3))) ? 4 : 0;
-  }
-  return 0;
 }
 
 constexpr char replacement_character[] = "\xEF\xBF\xBD";
@@ -107,7 +79,8 @@ bool write_json_string(json_out& out, std::string_view s, std::size_t limit) {
       ++i;
       continue;
     }
-    const std::size_t len = utf8_sequence_length(s, i);
+    const auto* bytes = reinterpret_cast<const unsigned char*>(s.data());
+    const std::size_t len = utf8_sequence_length(bytes + i, bytes + s.size());
     if (len == 0) {
       std::memcpy(p, replacement_character, 3);
       p += 3;

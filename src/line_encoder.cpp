@@ -112,22 +112,12 @@ void line_encoder::write_value(json_out& out, payload_reader& in, value_tag tag,
       out.push('[');
       for (std::uint32_t i = 0; i < count; ++i) {
         if (i != 0) out.push(',');
-        out.literal("{\"index\":");
-        write_json_integer(out, in.get<std::int64_t>());
-        out.literal(",\"name\":");
-        write_string(out, in.string(), string_limit);
-        out.literal(",\"util_pct\":");
-        write_json_number(out, in.get<double>());
-        out.literal(",\"mem_used_bytes\":");
-        write_json_integer(out, in.get<std::int64_t>());
-        out.literal(",\"mem_total_bytes\":");
-        write_json_integer(out, in.get<std::int64_t>());
-        const bool has_temperature = in.get<std::uint8_t>() != 0;
-        const double temperature = in.get<double>();
-        if (has_temperature) {
-          out.literal(",\"temperature_c\":");
-          write_json_number(out, temperature);
-        }
+        out.push('{');
+        bool first = true;
+#define FOXML_EVENTS_GPU_ENCODE(key, kind, nullable) \
+  write_gpu_member<field_kind::kind, nullable>(out, in, first, ",\"" #key "\":", string_limit);
+        FOXML_EVENTS_GPU_KEYS(FOXML_EVENTS_GPU_ENCODE)
+#undef FOXML_EVENTS_GPU_ENCODE
         out.push('}');
       }
       out.push(']');
@@ -135,6 +125,27 @@ void line_encoder::write_value(json_out& out, payload_reader& in, value_tag tag,
     }
   }
   out.literal("null");
+}
+
+// One member of a GPU object, in FOXML_EVENTS_GPU_KEYS order (record.hpp writes them so); `key` is
+// `,"name":`, its comma left off for the object's first member. An optional member left empty is
+// left out.
+template <field_kind kind, bool nullable, std::size_t N>
+void line_encoder::write_gpu_member(json_out& out, payload_reader& in, bool& first, const char (&key)[N],
+                                    std::size_t string_limit) {
+  if constexpr (nullable) {
+    const bool present = in.get<std::uint8_t>() != 0;
+    const double value = in.get<double>();
+    if (!present) return;
+    out.raw(std::string_view(key + (first ? 1 : 0), N - 1 - (first ? 1 : 0)));
+    write_json_number(out, value);
+  } else {
+    out.raw(std::string_view(key + (first ? 1 : 0), N - 1 - (first ? 1 : 0)));
+    if constexpr (kind == field_kind::string) write_string(out, in.string(), string_limit);
+    else if constexpr (kind == field_kind::number) write_json_number(out, in.get<double>());
+    else write_json_integer(out, in.get<std::int64_t>());
+  }
+  first = false;
 }
 
 // The config arrives as text from the caller. It is parsed (keeping the caller's key order) and

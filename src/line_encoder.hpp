@@ -7,6 +7,7 @@
 
 #include "foxml/events/detail/emitter_state.hpp"
 #include "foxml/events/detail/record.hpp"
+#include "foxml/events/schema_keys.hpp"
 #include "foxml/events/sink.hpp"
 #include "json_writer.hpp"
 
@@ -26,6 +27,8 @@ class line_encoder {
   void write_line(json_out& out, const record& r, std::int64_t unix_ns, std::size_t string_limit);
   void write_value(json_out& out, payload_reader& in, value_tag tag, std::size_t string_limit);
   void write_string(json_out& out, std::string_view s, std::size_t string_limit);
+  template <field_kind kind, bool nullable, std::size_t N>
+  void write_gpu_member(json_out& out, payload_reader& in, bool& first, const char (&key)[N], std::size_t string_limit);
   void write_config(json_out& out, std::string_view text, std::size_t string_limit);
 
   std::string type_prefix_[event_type_count];  // {"event_type":"...","run_id":"...","timestamp":"

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "foxml/events/defaults.hpp"
+#include "foxml/events/detail/text.hpp"
 #include "foxml/events/fallback_sink.hpp"
 #include "foxml/events/file_sink.hpp"
 #include "foxml/events/tee_sink.hpp"
@@ -27,13 +28,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 std::string percent_decode(std::string_view uri, std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -41,8 +35,8 @@ std::string percent_decode(std::string_view uri, std::string_view s) {
       out += s[i];
       continue;
     }
-    const int hi = i + 1 < s.size() ? hex_value(s[i + 1]) : -1;
-    const int lo = i + 2 < s.size() ? hex_value(s[i + 2]) : -1;
+    const int hi = i + 1 < s.size() ? detail::hex_value(s[i + 1]) : -1;
+    const int lo = i + 2 < s.size() ? detail::hex_value(s[i + 2]) : -1;
     if (hi < 0 || lo < 0) reject(uri, "a '%' escape needs two hex digits");
     const char c = static_cast<char>(hi * 16 + lo);
     if (c == '\0') reject(uri, "the path contains a NUL byte (%00)");
@@ -134,20 +128,14 @@ void parse_tcp(std::string_view uri, std::string_view rest, sink_uri& out) {
   out.port = static_cast<std::uint16_t>(value);
 }
 
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? std::string(value) : std::string();
-}
-
 // Escapes the characters that mean something in a sink list, for paths taken from variables.
 std::string encode_path(const std::string& path) {
-  static constexpr char hex[] = "0123456789ABCDEF";
   std::string out;
   for (char c : path) {
     if (c == '%' || c == ',' || c == '|' || c == '?' || c == '#' || c == ' ') {
       out += '%';
-      out += hex[static_cast<unsigned char>(c) >> 4];
-      out += hex[static_cast<unsigned char>(c) & 15];
+      out += detail::hex_digit(static_cast<unsigned char>(c) >> 4, true);
+      out += detail::hex_digit(static_cast<unsigned char>(c), true);
     } else {
       out += c;
     }
@@ -278,26 +266,27 @@ std::unique_ptr<sink> make_sink(std::string_view uri_list) {
 }
 
 std::string default_event_socket() {
-  const std::string configured = env("FOXML_TRAINING_EVENT_SOCKET");
+  const std::string configured = detail::env_value("FOXML_TRAINING_EVENT_SOCKET");
   if (!configured.empty()) return configured;
   return default_event_directory() + "/events.sock";
 }
 
 std::string default_sink_list() {
-  const std::string configured = env("FOXML_EVENTS_SINKS");
+  const std::string configured = detail::env_value("FOXML_EVENTS_SINKS");
   if (!configured.empty()) return configured;
   return "unix://" + encode_path(default_event_socket()) + ",file://" + encode_path(default_event_file());
 }
 
 std::unique_ptr<sink> make_default_sink() {
-  if (env("FOXML_EVENTS_SINKS").empty()) {
+  if (detail::env_value("FOXML_EVENTS_SINKS").empty()) {
     // The listener creates its socket in this directory; it must exist, private, for both sides.
     // Its owner and mode are checked too: a directory planted by someone else (or made
     // world-writable) would hand them our socket and our file.
-    if (env("FOXML_TRAINING_EVENT_SOCKET").empty() || env("FOXML_TRAINING_EVENT_FILE").empty()) {
+    if (detail::env_value("FOXML_TRAINING_EVENT_SOCKET").empty() ||
+        detail::env_value("FOXML_TRAINING_EVENT_FILE").empty()) {
       ensure_private_directory(default_event_directory());
     }
-    if (env("FOXML_TRAINING_EVENT_FILE").empty()) check_private_file(default_event_file());
+    if (detail::env_value("FOXML_TRAINING_EVENT_FILE").empty()) check_private_file(default_event_file());
   }
   return make_sink(default_sink_list());
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "foxml/events/emitter.hpp"
+#include "foxml/events/schema.hpp"
 #include "py_emitter.hpp"
 #include "sink_choice.hpp"
 #include "values.hpp"
@@ -144,8 +145,116 @@ py_emitter* emitter_of(PyObject* self) {
 
 PyObject* global_emitter() { return global_slot; }
 
-void bind_emitter(py::module_& m) {
-  Py_INCREF(global_slot);  // the slot owns a reference, None included
+namespace {
+
+namespace names = schema::names;
+
+// The lifecycle emit calls, each converting its arguments (TypeError naming the field) and
+// pushing without the GIL when the overflow policy may wait.
+bool emit_stage_change(py::handle self, py::handle previous_stage, py::handle new_stage) {
+  py_emitter& e = self_of(self);
+  held_objects held;
+  std::optional<std::string_view> previous;
+  std::string_view next;
+  check(to_opt_string(previous_stage.ptr(), names::previous_stage.data(), previous, held));
+  check(to_string(new_stage.ptr(), names::new_stage.data(), next, held));
+  e.current_stage = std::string(next);
+  return e.push([&] { return e.core->emit_stage_change(previous, next); });
+}
+
+// A snapshot of `metrics` holding its own references, alive until the event is queued: a value's
+// __float__ may change the dict (and free its keys) while later values are converted.
+py::list metric_items(py::handle metrics, std::vector<metric>& items, held_objects& held) {
+  if (!PyDict_Check(metrics.ptr())) {
+    check(raise_type_error(names::metrics.data(), "a dict of name -> number", metrics.ptr()));
+  }
+  auto snapshot = py::reinterpret_steal<py::list>(PyDict_Items(metrics.ptr()));
+  if (!snapshot) throw py::error_already_set();
+  for (py::handle item : snapshot) {
+    metric m{};
+    check(to_string(PyTuple_GET_ITEM(item.ptr(), 0), "a metric name", m.name, held));
+    const std::string field = std::string(names::metrics) + "['" + std::string(m.name) + "']";
+    check(to_double(PyTuple_GET_ITEM(item.ptr(), 1), field.c_str(), m.value));
+    items.push_back(m);
+  }
+  return snapshot;
+}
+
+bool emit_target_complete(py::handle self, py::handle target, py::handle status, py::handle models_trained,
+                          py::handle best_auc, py::handle metrics) {
+  py_emitter& e = self_of(self);
+  held_objects held;
+  target_result r;
+  check(to_string(target.ptr(), names::target.data(), r.target, held));
+  check(to_string(status.ptr(), names::status.data(), r.status, held));
+  check(to_int64(models_trained.ptr(), names::models_trained.data(), r.models_trained));
+  check(to_opt_double(best_auc.ptr(), names::best_auc.data(), r.best_auc));
+  std::vector<metric> items;
+  py::list snapshot;
+  if (!metrics.is_none()) {
+    snapshot = metric_items(metrics, items, held);
+    r.metrics = items.data();
+    r.metric_count = items.size();
+  }
+  return e.push([&] { return e.core->emit_target_complete(r); });
+}
+
+bool emit_run_complete(py::handle self, py::handle status, py::handle duration_s) {
+  py_emitter& e = self_of(self);
+  held_objects held;
+  std::string_view s;
+  std::optional<double> duration;
+  check(to_string(status.ptr(), names::status.data(), s, held));
+  check(to_opt_double(duration_s.ptr(), names::duration_s.data(), duration));
+  return e.push([&] { return e.core->emit_run_complete(s, duration); });
+}
+
+bool emit_error(py::handle self, py::handle error_message, py::handle error_type, py::handle recoverable) {
+  py_emitter& e = self_of(self);
+  held_objects held;
+  std::string_view message, type;
+  check(to_string(error_message.ptr(), names::error_message.data(), message, held));
+  check(to_string(error_type.ptr(), names::error_type.data(), type, held));
+  const int flag = PyObject_IsTrue(recoverable.ptr());
+  if (flag < 0) throw py::error_already_set();
+  return e.push([&] { return e.core->emit_error(message, type, flag != 0); });
+}
+
+bool emit_log(py::handle self, py::handle level, py::handle message) {
+  py_emitter& e = self_of(self);
+  held_objects held;
+  std::string_view l, text;
+  check(to_string(level.ptr(), names::level.data(), l, held));
+  check(to_string(message.ptr(), names::message.data(), text, held));
+  return e.push([&] { return e.core->emit_log(l, text); });
+}
+
+bool emit_run_start(py::handle self, std::optional<std::string> config_json, py::handle name, py::handle tags,
+                    py::handle total_steps, py::handle total_epochs) {
+  py_emitter& e = self_of(self);
+  held_objects held;
+  run_start_info info;
+  check(to_opt_string(name.ptr(), names::name.data(), info.name, held));
+  if (config_json) info.config_json = *config_json;
+  std::vector<std::string_view> tag_views;
+  if (!tags.is_none()) {
+    if (PyUnicode_Check(tags.ptr()) || !PySequence_Check(tags.ptr())) {
+      check(raise_type_error(names::tags.data(), "a list of str", tags.ptr()));
+    }
+    for (auto tag : py::reinterpret_borrow<py::sequence>(tags)) {
+      std::string_view t;
+      check(to_string(tag.ptr(), "each tag", t, held));
+      tag_views.push_back(t);
+    }
+    info.tags = tag_views.data();
+    info.tag_count = tag_views.size();
+  }
+  check(to_opt_int64(total_steps.ptr(), names::total_steps.data(), info.total_steps));
+  check(to_opt_int64(total_epochs.ptr(), names::total_epochs.data(), info.total_epochs));
+  return e.push([&] { return e.core->emit_run_start(info); });
+}
+
+void bind_delivery_report(py::module_& m) {
   py::class_<delivery_report>(m, "DeliveryReport", "Outcome of flush() and close().")
       .def_property_readonly("status", [](const delivery_report& r) { return to_string(r.status); },
                              "'ok', 'timed_out' or 'closed'.")
@@ -156,12 +265,10 @@ void bind_emitter(py::module_& m) {
         return std::string("DeliveryReport(status='") + to_string(r.status) + "', dropped=" + std::to_string(r.dropped) +
                ", pending=" + std::to_string(r.pending) + ")";
       });
+}
 
-  py::class_<py_emitter> cls(m, "EmitterBase", R"doc(
-The compiled emitter; use foxml_events.TrainingEventEmitter, which adds the context managers.
-
-Emit calls stamp seq, time, pid, host and rank, push to a bounded queue and return at once (True when
-queued, False when counted as dropped); a background thread writes JSON lines to the sink.)doc");
+// Construction and the read-only properties.
+void bind_construction(py::class_<py_emitter>& cls) {
   cls.def(py::init(&make_emitter), py::arg("run_id"), py::arg("sink") = py::none(), py::kw_only(),
           py::arg("queue_capacity") = 16384, py::arg("overflow") = "drop", py::arg("block_timeout") = 0.01,
           py::arg("close_timeout") = 2.0, py::arg("heartbeat_interval") = 0.0, py::arg("max_line_bytes") = 1u << 20,
@@ -174,128 +281,33 @@ queued, False when counted as dropped); a background thread writes JSON lines to
   cls.def_property_readonly("current_stage", [](py::handle self) { return self_of(self).current_stage; },
                             "The new_stage of the last stage_change this emitter sent (None before any).");
   cls.def_property_readonly("closed", [](py::handle self) { return self_of(self).closed; });
+}
 
-  cls.def(
-      "emit_stage_change",
-      [](py::handle self, py::handle previous_stage, py::handle new_stage) {
-        py_emitter& e = self_of(self);
-        held_objects held;
-        std::optional<std::string_view> previous;
-        std::string_view next;
-        check(to_opt_string(previous_stage.ptr(), "previous_stage", previous, held));
-        check(to_string(new_stage.ptr(), "new_stage", next, held));
-        e.current_stage = std::string(next);
-        return e.push([&] { return e.core->emit_stage_change(previous, next); });
-      },
-      py::arg("previous_stage"), py::arg("new_stage"), "Reports a move from previous_stage (None at the start) to new_stage.");
-
-  cls.def(
-      "emit_target_complete",
-      [](py::handle self, py::handle target, py::handle status, py::handle models_trained, py::handle best_auc,
-         py::handle metrics) {
-        py_emitter& e = self_of(self);
-        held_objects held;
-        target_result r;
-        check(to_string(target.ptr(), "target", r.target, held));
-        check(to_string(status.ptr(), "status", r.status, held));
-        check(to_int64(models_trained.ptr(), "models_trained", r.models_trained));
-        check(to_opt_double(best_auc.ptr(), "best_auc", r.best_auc));
-        std::vector<metric> items;
-        // A snapshot holding its own references, alive until the event is queued: a value's
-        // __float__ may change the dict (and free its keys) while later values are converted.
-        py::list snapshot;
-        if (!metrics.is_none()) {
-          if (!PyDict_Check(metrics.ptr())) check(raise_type_error("metrics", "a dict of name -> number", metrics.ptr()));
-          snapshot = py::reinterpret_steal<py::list>(PyDict_Items(metrics.ptr()));
-          if (!snapshot) throw py::error_already_set();
-          for (py::handle item : snapshot) {
-            metric m{};
-            check(to_string(PyTuple_GET_ITEM(item.ptr(), 0), "a metric name", m.name, held));
-            const std::string field = "metrics['" + std::string(m.name) + "']";
-            check(to_double(PyTuple_GET_ITEM(item.ptr(), 1), field.c_str(), m.value));
-            items.push_back(m);
-          }
-          r.metrics = items.data();
-          r.metric_count = items.size();
-        }
-        return e.push([&] { return e.core->emit_target_complete(r); });
-      },
-      py::arg("target"), py::arg("status"), py::arg("models_trained") = 0, py::arg("best_auc") = py::none(),
-      py::arg("metrics") = py::none(), "Reports that a target finished: status is success, failed or skipped.");
-
-  cls.def(
-      "emit_run_complete",
-      [](py::handle self, py::handle status, py::handle duration_s) {
-        py_emitter& e = self_of(self);
-        held_objects held;
-        std::string_view s;
-        std::optional<double> duration;
-        check(to_string(status.ptr(), "status", s, held));
-        check(to_opt_double(duration_s.ptr(), "duration_s", duration));
-        return e.push([&] { return e.core->emit_run_complete(s, duration); });
-      },
-      py::arg("status") = "success", py::arg("duration_s") = py::none(),
-      "Reports the end of the run (success, failed, cancelled, killed); duration_s defaults to the "
-      "emitter's age.");
-
-  cls.def(
-      "emit_error",
-      [](py::handle self, py::handle error_message, py::handle error_type, py::handle recoverable) {
-        py_emitter& e = self_of(self);
-        held_objects held;
-        std::string_view message, type;
-        check(to_string(error_message.ptr(), "error_message", message, held));
-        check(to_string(error_type.ptr(), "error_type", type, held));
-        const int flag = PyObject_IsTrue(recoverable.ptr());
-        if (flag < 0) throw py::error_already_set();
-        return e.push([&] { return e.core->emit_error(message, type, flag != 0); });
-      },
-      py::arg("error_message"), py::arg("error_type") = "unknown", py::arg("recoverable") = true,
-      "Reports an error; recoverable says whether training goes on.");
-
-  auto log = [](py::handle self, py::handle level, py::handle message) {
-    py_emitter& e = self_of(self);
-    held_objects held;
-    std::string_view l, text;
-    check(to_string(level.ptr(), "level", l, held));
-    check(to_string(message.ptr(), "message", text, held));
-    return e.push([&] { return e.core->emit_log(l, text); });
-  };
-  cls.def("log", log, py::arg("level"), py::arg("message"), "Emits a log event (level: debug, info, warning, error).");
-  cls.def("emit_log", log, py::arg("level"), py::arg("message"), "Same as log().");
-
+// The emit calls other than the per-step ones (fast_emit.cpp). The keyword names are the wire
+// names of the fields they fill (tests/python/test_stub.py checks them against the schema).
+void bind_emit_calls(py::class_<py_emitter>& cls) {
+  cls.def("emit_stage_change", &emit_stage_change, py::arg("previous_stage"), py::arg("new_stage"),
+          "Reports a move from previous_stage (None at the start) to new_stage.");
+  cls.def("emit_target_complete", &emit_target_complete, py::arg("target"), py::arg("status"),
+          py::arg("models_trained") = 0, py::arg("best_auc") = py::none(), py::arg("metrics") = py::none(),
+          "Reports that a target finished: status is success, failed or skipped.");
+  cls.def("emit_run_complete", &emit_run_complete, py::arg("status") = "success", py::arg("duration_s") = py::none(),
+          "Reports the end of the run (success, failed, cancelled, killed); duration_s defaults to the "
+          "emitter's age.");
+  cls.def("emit_error", &emit_error, py::arg("error_message"), py::arg("error_type") = "unknown",
+          py::arg("recoverable") = true, "Reports an error; recoverable says whether training goes on.");
+  cls.def("log", &emit_log, py::arg("level"), py::arg("message"),
+          "Emits a log event (level: debug, info, warning, error).");
+  cls.def("emit_log", &emit_log, py::arg("level"), py::arg("message"), "Same as log().");
   cls.def(
       "emit_heartbeat", [](py::handle self) { return self_of(self).core->emit_heartbeat(); },
       "Says the run is alive.");
+  cls.def("_emit_run_start", &emit_run_start, py::arg("config_json"), py::arg("name"), py::arg("tags"),
+          py::arg("total_steps"), py::arg("total_epochs"));
+}
 
-  cls.def(
-      "_emit_run_start",
-      [](py::handle self, std::optional<std::string> config_json, py::handle name, py::handle tags,
-         py::handle total_steps, py::handle total_epochs) {
-        py_emitter& e = self_of(self);
-        held_objects held;
-        run_start_info info;
-        check(to_opt_string(name.ptr(), "name", info.name, held));
-        if (config_json) info.config_json = *config_json;
-        std::vector<std::string_view> tag_views;
-        if (!tags.is_none()) {
-          if (PyUnicode_Check(tags.ptr()) || !PySequence_Check(tags.ptr())) {
-            check(raise_type_error("tags", "a list of str", tags.ptr()));
-          }
-          for (auto tag : py::reinterpret_borrow<py::sequence>(tags)) {
-            std::string_view t;
-            check(to_string(tag.ptr(), "each tag", t, held));
-            tag_views.push_back(t);
-          }
-          info.tags = tag_views.data();
-          info.tag_count = tag_views.size();
-        }
-        check(to_opt_int64(total_steps.ptr(), "total_steps", info.total_steps));
-        check(to_opt_int64(total_epochs.ptr(), "total_epochs", info.total_epochs));
-        return e.push([&] { return e.core->emit_run_start(info); });
-      },
-      py::arg("config_json"), py::arg("name"), py::arg("tags"), py::arg("total_steps"), py::arg("total_epochs"));
-
+// flush, close, stats and the memory sink's lines.
+void bind_delivery(py::class_<py_emitter>& cls) {
   cls.def(
       "flush",
       [](py::handle self, double timeout) {
@@ -335,9 +347,11 @@ queued, False when counted as dropped); a background thread writes JSON lines to
         return e.memory->lines();
       },
       "The lines a memory:// sink received (tests).");
+}
 
-  add_fast_emit_calls(m, cls);
-
+// The emitter the module-level functions use.
+void bind_global(py::module_& m) {
+  Py_INCREF(global_slot);  // the slot owns a reference, None included
   m.def(
       "_set_global",
       [](py::object emitter) {
@@ -350,6 +364,22 @@ queued, False when counted as dropped); a background thread writes JSON lines to
   m.def(
       "_get_global", []() { return py::reinterpret_borrow<py::object>(global_slot); },
       "The emitter the module-level functions use, or None.");
+}
+
+}  // namespace
+
+void bind_emitter(py::module_& m) {
+  bind_delivery_report(m);
+  py::class_<py_emitter> cls(m, "EmitterBase", R"doc(
+The compiled emitter; use foxml_events.TrainingEventEmitter, which adds the context managers.
+
+Emit calls stamp seq, time, pid, host and rank, push to a bounded queue and return at once (True when
+queued, False when counted as dropped); a background thread writes JSON lines to the sink.)doc");
+  bind_construction(cls);
+  bind_emit_calls(cls);
+  bind_delivery(cls);
+  add_fast_emit_calls(m, cls);
+  bind_global(m);
 }
 
 }  // namespace foxml::events::python

@@ -6,14 +6,25 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "event_dict.hpp"
 #include "foxml/events/codec.hpp"
+#include "foxml/events/detail/text.hpp"
+#include "foxml/events/schema.hpp"
 
 namespace py = pybind11;
 
 namespace foxml::events::python {
 namespace {
+
+template <class T>
+void put_gpu_member(py::dict& d, std::string_view key, const T& value) {
+  if constexpr (std::is_same_v<T, std::optional<double>>) {
+    if (!value) return;  // left out, as on the wire
+  }
+  d[py::str(key.data(), key.size())] = value;
+}
 
 py::object json_loads() {
   // Leaked on purpose: a static py::object would be released after the interpreter is gone.
@@ -21,9 +32,31 @@ py::object json_loads() {
   return py::reinterpret_borrow<py::object>(loads);
 }
 
-template <class T>
-void put(py::dict& d, const char* key, const std::optional<T>& value) {
-  if (value) d[key] = *value;
+py::str key_of(std::string_view name) { return py::str(name.data(), name.size()); }
+
+// A member of `event` as its dict value, by the key's JSON shape.
+template <field_kind kind, class T>
+py::object value_of(const T& value) {
+  if constexpr (kind == field_kind::metric_map) {
+    py::dict metrics;
+    for (const auto& [name, number] : value) metrics[py::str(name)] = number;
+    return std::move(metrics);
+  } else if constexpr (kind == field_kind::json_object) {
+    return json_loads()(value);
+  } else if constexpr (kind == field_kind::gpu_list) {
+    py::list gpus;
+    for (const gpu_info& g : value) {
+      py::dict gd;
+#define FOXML_EVENTS_GPU_DICT(gpu_key, gpu_kind, gpu_nullable) \
+  put_gpu_member(gd, schema::gpu_names::gpu_key, g.gpu_key);
+      FOXML_EVENTS_GPU_KEYS(FOXML_EVENTS_GPU_DICT)
+#undef FOXML_EVENTS_GPU_DICT
+      gpus.append(gd);
+    }
+    return std::move(gpus);
+  } else {
+    return py::cast(value);
+  }
 }
 
 py::dict to_dict(const event& e) {
@@ -39,63 +72,13 @@ py::dict to_dict(const event& e) {
   if (e.truncated) d["truncated"] = true;
   // Fields of the event's type that the line had as null come back as None (stage_change's
   // previous_stage, progress's current_target, ...): the schema says they are always present.
-  switch (e.type) {
-    case event_type::progress: d["current_target"] = py::none(); break;
-    case event_type::stage_change: d["previous_stage"] = py::none(); break;
-    case event_type::target_complete: d["best_auc"] = py::none(); break;
-    case event_type::run_complete: d["duration_s"] = py::none(); break;
-    default: break;
+  for (const field_spec& spec : fields_of(e.type)) {
+    if (spec.nullable && !spec.optional) d[key_of(spec.key)] = py::none();
   }
-  put(d, "name", e.name);
-  put(d, "stage", e.stage);
-  put(d, "current_target", e.current_target);
-  put(d, "previous_stage", e.previous_stage);
-  put(d, "new_stage", e.new_stage);
-  put(d, "target", e.target);
-  put(d, "status", e.status);
-  put(d, "level", e.level);
-  put(d, "message", e.message);
-  put(d, "error_message", e.error_message);
-  put(d, "error_type", e.error_type);
-  put(d, "progress_pct", e.progress_pct);
-  put(d, "best_auc", e.best_auc);
-  put(d, "duration_s", e.duration_s);
-  put(d, "cpu_pct", e.cpu_pct);
-  put(d, "targets_complete", e.targets_complete);
-  put(d, "targets_total", e.targets_total);
-  put(d, "step", e.step);
-  put(d, "total_steps", e.total_steps);
-  put(d, "epoch", e.epoch);
-  put(d, "total_epochs", e.total_epochs);
-  put(d, "models_trained", e.models_trained);
-  put(d, "rss_bytes", e.rss_bytes);
-  put(d, "mem_used_bytes", e.mem_used_bytes);
-  put(d, "mem_total_bytes", e.mem_total_bytes);
-  put(d, "count", e.count);
-  put(d, "first_seq", e.first_seq);
-  put(d, "last_seq", e.last_seq);
-  put(d, "recoverable", e.recoverable);
-  if (e.metrics) {
-    py::dict metrics;
-    for (const auto& [name, value] : *e.metrics) metrics[py::str(name)] = value;
-    d["metrics"] = metrics;
-  }
-  if (e.config_json) d["config"] = json_loads()(*e.config_json);
-  if (e.tags) d["tags"] = *e.tags;
-  if (e.gpus) {
-    py::list gpus;
-    for (const gpu_info& g : *e.gpus) {
-      py::dict gd;
-      gd["index"] = g.index;
-      gd["name"] = g.name;
-      gd["util_pct"] = g.util_pct;
-      gd["mem_used_bytes"] = g.mem_used_bytes;
-      gd["mem_total_bytes"] = g.mem_total_bytes;
-      if (g.temperature_c) gd["temperature_c"] = *g.temperature_c;
-      gpus.append(gd);
-    }
-    d["gpus"] = gpus;
-  }
+#define FOXML_EVENTS_DICT_ITEM(wire_key, member, wire_kind) \
+  if (e.member) d[key_of(schema::names::wire_key)] = value_of<field_kind::wire_kind>(*e.member);
+  FOXML_EVENTS_WIRE_KEYS(FOXML_EVENTS_DICT_ITEM)
+#undef FOXML_EVENTS_DICT_ITEM
   return d;
 }
 
@@ -103,30 +86,6 @@ py::dict decode_to_dict(std::string_view line) {
   decode_result result = decode_line(line);
   if (!result) throw py::value_error("foxml_events: cannot decode line: " + escape_invalid_utf8(result.error));
   return to_dict(*result.value);
-}
-
-// The length of the valid UTF-8 sequence at the start of `s` (RFC 3629: no overlongs, no
-// surrogates, nothing past U+10FFFF), 0 when it is not one.
-std::size_t utf8_sequence(std::string_view s) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char c = byte(0);
-  if (c < 0x80) return 1;
-  std::size_t n = 0;
-  unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) n = 2;
-  else if (c == 0xE0) n = 3, low = 0xA0;
-  else if (c >= 0xE1 && c <= 0xEC) n = 3;
-  else if (c == 0xED) n = 3, high = 0x9F;
-  else if (c >= 0xEE && c <= 0xEF) n = 3;
-  else if (c == 0xF0) n = 4, low = 0x90;
-  else if (c >= 0xF1 && c <= 0xF3) n = 4;
-  else if (c == 0xF4) n = 4, high = 0x8F;
-  else return 0;
-  if (s.size() < n || byte(1) < low || byte(1) > high) return 0;
-  for (std::size_t i = 2; i < n; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
-  }
-  return n;
 }
 
 }  // namespace
@@ -137,17 +96,16 @@ std::string escape_invalid_utf8(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   while (!text.empty()) {
-    const std::size_t n = utf8_sequence(text);
+    const std::size_t n = detail::utf8_sequence_length(text);
     if (n > 0) {
       out.append(text.substr(0, n));
       text.remove_prefix(n);
       continue;
     }
-    static const char digits[] = "0123456789abcdef";
     const auto c = static_cast<unsigned char>(text.front());
     out += "\\x";
-    out += digits[c >> 4];
-    out += digits[c & 0xF];
+    out += detail::hex_digit(c >> 4);
+    out += detail::hex_digit(c);
     text.remove_prefix(1);
   }
   return out;
@@ -171,6 +129,22 @@ void bind_reader(py::module_& m) {
       py::arg("line"),
       "Decodes one JSON line into a dict (wire field names; NaN metrics come back as float('nan')). "
       "Raises ValueError for a line that is not a valid event.");
+  m.def(
+      "_schema",
+      [] {
+        py::dict types;
+        for (std::size_t i = 0; i < event_type_count; ++i) {
+          const auto type = static_cast<event_type>(i);
+          py::list fields;
+          for (const field_spec& spec : fields_of(type)) {
+            fields.append(py::make_tuple(spec.key, to_string(spec.kind), spec.nullable, spec.optional));
+          }
+          types[py::str(std::string(to_string(type)))] = fields;
+        }
+        return types;
+      },
+      "The wire schema as the library has it: event type -> [(key, kind, nullable, optional)] in wire "
+      "order (tests compare the stub and DESIGN.md's copy with it).");
 }
 
 }  // namespace foxml::events::python

@@ -116,6 +116,9 @@ max_config_depth: int
 # The reader library's defaults (include/foxml/events/reader/defaults.hpp).
 reader_defaults: Dict[str, Any]
 def decode_line(line: Union[str, bytes]) -> Dict[str, Any]: ...
+def _schema() -> Dict[str, List[Tuple[str, str, bool, bool]]]:
+    """Event type -> [(key, kind, nullable, optional)] in wire order, as the library has it."""
+    ...
 
 class LiveReader:
     def __init__(

@@ -16,6 +16,7 @@
 #include "foxml/events/detail/emitter_state.hpp"
 #include "foxml/events/event.hpp"
 #include "foxml/events/options.hpp"
+#include "foxml/events/schema.hpp"
 #include "foxml/events/sink.hpp"
 
 namespace foxml::events {
@@ -37,30 +38,10 @@ class training_event_emitter {
   training_event_emitter& operator=(const training_event_emitter&) = delete;
 
   /// Announces the run: its name, config (a JSON object as text), tags and planned length.
-  bool emit_run_start(const run_start_info& info = {}) noexcept {
-    return push(event_type::run_start, [&](auto& w) {
-      info.name ? w.str(*info.name) : w.absent();
-      info.config_json.empty() ? w.absent() : w.json(info.config_json);
-      info.tag_count == 0 ? w.absent() : w.strings(info.tags, info.tag_count);
-      w.opt_i64(info.total_steps);
-      w.opt_i64(info.total_epochs);
-    });
-  }
+  bool emit_run_start(const run_start_info& info = {}) noexcept { return capture<event_type::run_start>(info); }
 
   /// Reports progress within a stage.
-  bool emit_progress(const progress_update& update) noexcept {
-    return push(event_type::progress, [&](auto& w) {
-      w.str(update.stage);
-      w.num(update.progress_pct);
-      w.opt_str(update.current_target);
-      w.i64(update.targets_complete);
-      w.i64(update.targets_total);
-      w.opt_i64(update.step);
-      w.opt_i64(update.total_steps);
-      w.opt_i64(update.epoch);
-      w.opt_i64(update.total_epochs);
-    });
-  }
+  bool emit_progress(const progress_update& update) noexcept { return capture<event_type::progress>(update); }
 
   /// Reports progress within a stage, with only a percentage.
   bool emit_progress(std::string_view stage, double progress_pct) noexcept {
@@ -72,31 +53,26 @@ class training_event_emitter {
 
   /// Reports a move from `previous_stage` (empty at the start) to `new_stage`.
   bool emit_stage_change(std::optional<std::string_view> previous_stage, std::string_view new_stage) noexcept {
-    return push(event_type::stage_change, [&](auto& w) {
-      w.opt_str(previous_stage);
-      w.str(new_stage);
-    });
+    stage_change_info change;
+    change.previous_stage = previous_stage;
+    change.new_stage = new_stage;
+    return capture<event_type::stage_change>(change);
   }
 
   /// Reports that one target (a model, a label, a task) finished.
   bool emit_target_complete(const target_result& result) noexcept {
-    return push(event_type::target_complete, [&](auto& w) {
-      w.str(result.target);
-      w.str(result.status);
-      w.i64(result.models_trained);
-      w.opt_num(result.best_auc);
-      result.metric_count == 0 ? w.absent() : w.metrics(result.metrics, result.metric_count);
-    });
+    return capture<event_type::target_complete>(result);
   }
 
   /// Reports metric scalars at `step`.
   bool emit_metrics(std::int64_t step, const metric* metrics, std::size_t count,
                     std::optional<std::int64_t> epoch = std::nullopt) noexcept {
-    return push(event_type::metrics, [&](auto& w) {
-      w.i64(step);
-      w.opt_i64(epoch);
-      w.metrics(metrics, count);
-    });
+    metrics_sample sample;
+    sample.step = step;
+    sample.epoch = epoch;
+    sample.metrics = metrics;
+    sample.metric_count = count;
+    return capture<event_type::metrics>(sample);
   }
 
   /// Reports metric scalars at `step`: `emit_metrics(step, {{"loss", 0.4}, {"lr", 1e-3}})`.
@@ -107,37 +83,27 @@ class training_event_emitter {
 
   /// Emits a log message (`level`: debug, info, warning, error...).
   bool emit_log(std::string_view level, std::string_view message) noexcept {
-    return push(event_type::log, [&](auto& w) {
-      w.str(level);
-      w.str(message);
-    });
+    log_entry entry;
+    entry.level = level;
+    entry.message = message;
+    return capture<event_type::log>(entry);
   }
 
   /// Reports a resource sample (CPU, memory, GPUs).
-  bool emit_resources(const resource_sample& sample) noexcept {
-    return push(event_type::resources, [&](auto& w) {
-      w.num(sample.cpu_pct);
-      w.i64(sample.rss_bytes);
-      w.i64(sample.mem_used_bytes);
-      w.i64(sample.mem_total_bytes);
-      w.gpus(sample.gpus, sample.gpu_count);
-    });
-  }
+  bool emit_resources(const resource_sample& sample) noexcept { return capture<event_type::resources>(sample); }
 
   /// Reports an error; `recoverable` says whether training goes on.
   bool emit_error(std::string_view error_message, std::string_view error_type = "unknown",
                   bool recoverable = true) noexcept {
-    return push(event_type::error, [&](auto& w) {
-      w.str(error_message);
-      w.str(error_type);
-      w.boolean(recoverable);
-    });
+    error_info error;
+    error.error_message = error_message;
+    error.error_type = error_type;
+    error.recoverable = recoverable;
+    return capture<event_type::error>(error);
   }
 
   /// Says the run is alive (lets a reader tell a dead run from a slow one).
-  bool emit_heartbeat() noexcept {
-    return push(event_type::heartbeat, [](auto&) {});
-  }
+  bool emit_heartbeat() noexcept { return capture<event_type::heartbeat>({}); }
 
   /// Reports the end of the run: `success`, `failed`, `cancelled` or `killed`. Without a duration,
   /// the time since this emitter was created is sent. Once the signal hook (signals.hpp) has ended
@@ -168,6 +134,13 @@ class training_event_emitter {
   // run_complete with `status` unless the run has one, then a flush until `deadline`.
   void end_by_signal(std::string_view status, const char* fatal_signal,
                      std::chrono::steady_clock::time_point deadline) noexcept;
+
+  // Captures a `Type` event from the struct its emit call takes, walking the schema's field list
+  // (schema.hpp): the fields land in wire order whatever order the caller filled them in.
+  template <event_type Type>
+  bool capture(const typename schema::of<Type>::input& in) noexcept {
+    return push(Type, [&](auto& w) { schema::write_fields<Type>(w, in); });
+  }
 
   template <class Visit>
   bool push(event_type type, const Visit& visit) noexcept {

@@ -1,6 +1,7 @@
 #pragma once
 /// The event model: the event types of the wire format and the values that emit calls take.
-/// Field names and their JSON types live in schema.hpp; this header holds what C++ code passes.
+/// Field names and their JSON types live in schema_keys.hpp and schema.hpp; this header holds what
+/// C++ code passes (one struct per event type) and what a reader gets back (`event`).
 
 #include <cstdint>
 #include <optional>
@@ -8,6 +9,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "foxml/events/schema_keys.hpp"
 
 namespace foxml::events {
 
@@ -112,6 +115,46 @@ struct resource_sample {
   std::size_t gpu_count = 0;
 };
 
+/// Fields of a `stage_change` event.
+struct stage_change_info {
+  std::optional<std::string_view> previous_stage = std::nullopt;  ///< empty at the start of a run
+  std::string_view new_stage = {};
+};
+
+/// Fields of a `metrics` event.
+struct metrics_sample {
+  std::int64_t step = 0;
+  std::optional<std::int64_t> epoch = std::nullopt;
+  const metric* metrics = nullptr;  ///< `metric_count` of them (none: an empty object)
+  std::size_t metric_count = 0;
+};
+
+/// Fields of a `log` event.
+struct log_entry {
+  std::string_view level = {};  ///< debug, info, warning, error...
+  std::string_view message = {};
+};
+
+/// Fields of an `error` event.
+struct error_info {
+  std::string_view error_message = {};
+  std::string_view error_type = "unknown";
+  bool recoverable = true;
+};
+
+/// Fields of a `dropped` event (the emitter's own report of events it lost).
+struct drop_report {
+  std::int64_t count = 0;
+  std::int64_t first_seq = 0;
+  std::int64_t last_seq = 0;
+};
+
+/// Fields of a `run_complete` event.
+struct run_end {
+  std::string_view status = "success";  ///< `success`, `failed`, `cancelled` or `killed`
+  std::optional<double> duration_s = std::nullopt;
+};
+
 /// One GPU of a decoded `resources` event.
 struct gpu_info {
   std::int64_t index = 0;
@@ -121,6 +164,21 @@ struct gpu_info {
   std::int64_t mem_total_bytes = 0;
   std::optional<double> temperature_c;
 };
+
+namespace detail {
+template <field_kind> struct decoded_value;
+template <> struct decoded_value<field_kind::string> { using type = std::string; };
+template <> struct decoded_value<field_kind::number> { using type = double; };
+template <> struct decoded_value<field_kind::integer> { using type = std::int64_t; };
+template <> struct decoded_value<field_kind::boolean> { using type = bool; };
+template <> struct decoded_value<field_kind::metric_map> { using type = std::vector<std::pair<std::string, double>>; };
+template <> struct decoded_value<field_kind::json_object> { using type = std::string; };
+template <> struct decoded_value<field_kind::string_list> { using type = std::vector<std::string>; };
+template <> struct decoded_value<field_kind::gpu_list> { using type = std::vector<gpu_info>; };
+/// What a reader holds for a value of `kind`.
+template <field_kind kind>
+using decoded_t = typename decoded_value<kind>::type;
+}  // namespace detail
 
 /// An event as a reader sees it, decoded from one line. Fields its type does not carry stay empty;
 /// fields the schema does not know are ignored. Numbers sent as "NaN"/"Infinity" come back as such.
@@ -136,16 +194,12 @@ struct event {
   std::int64_t world_size = 1;
   bool truncated = false;     ///< the emitter shortened a string of this event
 
-  std::optional<std::string> name, stage, current_target, previous_stage, new_stage, target, status, level,
-      message, error_message, error_type;
-  std::optional<double> progress_pct, best_auc, duration_s, cpu_pct;
-  std::optional<std::int64_t> targets_complete, targets_total, step, total_steps, epoch, total_epochs,
-      models_trained, rss_bytes, mem_used_bytes, mem_total_bytes, count, first_seq, last_seq;
-  std::optional<bool> recoverable;
-  std::optional<std::vector<std::pair<std::string, double>>> metrics;
-  std::optional<std::string> config_json;  ///< the run config, compact JSON text
-  std::optional<std::vector<std::string>> tags;
-  std::optional<std::vector<gpu_info>> gpus;
+  // One member per wire key (schema_keys.hpp), named as the key except `config_json` (the run config
+  // as compact JSON text): std::optional<std::string> for strings, <double> for numbers,
+  // <std::int64_t> for integers, <bool>, and vectors for metrics, tags and gpus.
+#define FOXML_EVENTS_EVENT_MEMBER(key, member, kind) std::optional<detail::decoded_t<field_kind::kind>> member;
+  FOXML_EVENTS_WIRE_KEYS(FOXML_EVENTS_EVENT_MEMBER)
+#undef FOXML_EVENTS_EVENT_MEMBER
 
   /// Returns the metric called `metric_name`, if the event has it.
   std::optional<double> metric_value(std::string_view metric_name) const {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 
 #include "foxml/events/event.hpp"
 
@@ -54,11 +55,8 @@ class payload_measure {
   void absent() noexcept { size_ += 1; }
   void null() noexcept { size_ += 1; }
   void str(std::string_view s) noexcept { size_ += 1 + string_bytes(s); }
-  void opt_str(const std::optional<std::string_view>& s) noexcept { s ? str(*s) : null(); }
   void num(double) noexcept { size_ += 1 + sizeof(double); }
-  void opt_num(const std::optional<double>& v) noexcept { v ? num(*v) : null(); }
   void i64(std::int64_t) noexcept { size_ += 1 + sizeof(std::int64_t); }
-  void opt_i64(const std::optional<std::int64_t>& v) noexcept { v ? i64(*v) : absent(); }
   void boolean(bool) noexcept { size_ += 2; }
   void metrics(const metric* m, std::size_t n) noexcept {
     size_ += 1 + sizeof(std::uint32_t);
@@ -72,11 +70,20 @@ class payload_measure {
   void gpus(const gpu_sample* g, std::size_t n) noexcept {
     size_ += 1 + sizeof(std::uint32_t);
     for (std::size_t i = 0; i < n; ++i) {
-      size_ += 8 + string_bytes(g[i].name) + 8 + 8 + 8 + 1 + 8;
+#define FOXML_EVENTS_GPU_MEASURE(key, kind, nullable) size_ += gpu_member_bytes(g[i].key);
+      FOXML_EVENTS_GPU_KEYS(FOXML_EVENTS_GPU_MEASURE)
+#undef FOXML_EVENTS_GPU_MEASURE
     }
   }
 
  private:
+  template <class T>
+  std::size_t gpu_member_bytes(const T& v) noexcept {
+    if constexpr (std::is_same_v<T, std::string_view>) return string_bytes(v);
+    else if constexpr (std::is_same_v<T, std::optional<double>>) return 1 + sizeof(double);  // flag, value
+    else return sizeof(T);
+  }
+
   std::size_t string_bytes(std::string_view s) noexcept {
     if (s.size() > max_string_) {
       truncates_ = true;
@@ -110,17 +117,14 @@ class payload_writer {
     tag(value_tag::string);
     raw_string(s);
   }
-  void opt_str(const std::optional<std::string_view>& s) noexcept { s ? str(*s) : null(); }
   void num(double v) noexcept {
     tag(value_tag::number);
     put(v);
   }
-  void opt_num(const std::optional<double>& v) noexcept { v ? num(*v) : null(); }
   void i64(std::int64_t v) noexcept {
     tag(value_tag::integer);
     put(v);
   }
-  void opt_i64(const std::optional<std::int64_t>& v) noexcept { v ? i64(*v) : absent(); }
   void boolean(bool v) noexcept {
     tag(value_tag::boolean);
     put(static_cast<std::uint8_t>(v ? 1 : 0));
@@ -146,17 +150,26 @@ class payload_writer {
     tag(value_tag::gpu_list);
     put(static_cast<std::uint32_t>(n));
     for (std::size_t i = 0; i < n; ++i) {
-      put(g[i].index);
-      raw_string(g[i].name);
-      put(g[i].util_pct);
-      put(g[i].mem_used_bytes);
-      put(g[i].mem_total_bytes);
-      put(static_cast<std::uint8_t>(g[i].temperature_c ? 1 : 0));
-      put(g[i].temperature_c.value_or(0.0));
+#define FOXML_EVENTS_GPU_WRITE(key, kind, nullable) gpu_member(g[i].key);
+      FOXML_EVENTS_GPU_KEYS(FOXML_EVENTS_GPU_WRITE)
+#undef FOXML_EVENTS_GPU_WRITE
     }
   }
 
  private:
+  // GPU members go untagged, in FOXML_EVENTS_GPU_KEYS order; an optional one as a flag and a value.
+  template <class T>
+  void gpu_member(const T& v) noexcept {
+    if constexpr (std::is_same_v<T, std::string_view>) {
+      raw_string(v);
+    } else if constexpr (std::is_same_v<T, std::optional<double>>) {
+      put(static_cast<std::uint8_t>(v ? 1 : 0));
+      put(v.value_or(0.0));
+    } else {
+      put(v);
+    }
+  }
+
   void tag(value_tag t) noexcept { put(static_cast<std::uint8_t>(t)); }
   template <class T>
   void put(const T& v) noexcept {
