@@ -4,10 +4,12 @@
 
 #include <optional>
 
+#include "foxml/events/schema_keys.hpp"
 #include "event_dict.hpp"
 #include "run_json_tree.hpp"
 
 namespace py = pybind11;
+namespace names = foxml::events::schema::names;
 
 namespace foxml::events::python {
 namespace {
@@ -85,11 +87,11 @@ py::list gap_list(const std::vector<reader::seq_gap>& gaps) {
     d["run_id"] = g.key.run_id;
     d["host"] = g.key.host;
     d["pid"] = g.key.pid;
-    d["first_seq"] = g.first_seq;
-    d["last_seq"] = g.last_seq;
+    d[names::first_seq.data()] = g.first_seq;
+    d[names::last_seq.data()] = g.last_seq;
     d["size"] = g.size();
     d["reported_drop"] = g.reported_drop;
-    d["count"] = g.count;
+    d[names::count.data()] = g.count;
     out.append(d);
   }
   return out;
@@ -99,9 +101,9 @@ py::dict status_dict(const reader::training_status_snapshot& s) {
   py::dict d;
   d["running"] = s.running;
   d["run_id"] = opt(s.run_id);
-  d["stage"] = opt(s.stage);
-  d["progress_pct"] = s.progress_pct;
-  d["current_target"] = opt(s.current_target);
+  d[names::stage.data()] = opt(s.stage);
+  d[names::progress_pct.data()] = s.progress_pct;
+  d[names::current_target.data()] = opt(s.current_target);
   py::list events;
   // The seed's bridge returns the recent events parsed; these lines were all decoded once already.
   for (const auto& line : s.events) events.append(json_loads(line));

@@ -1,6 +1,10 @@
 #include "foxml/events/reader/run_json.hpp"
 
 #include <optional>
+#include <string>
+#include <string_view>
+
+#include "foxml/events/schema_keys.hpp"
 
 #include "run_json_tree.hpp"
 
@@ -8,6 +12,11 @@ namespace foxml::events::reader {
 namespace {
 
 using json = nlohmann::ordered_json;
+namespace names = schema::names;
+
+// A wire field's name as a JSON key; the run state's own fields (first_seen, running...) are
+// written out below.
+std::string key(std::string_view wire_name) { return std::string(wire_name); }
 
 double seconds_of(std::int64_t unix_us) { return static_cast<double>(unix_us) / 1e6; }
 
@@ -18,25 +27,24 @@ json opt(const std::optional<T>& value) {
 
 }  // namespace
 
-// The wire names of the per-type fields a run state carries ("targets_complete", "best_auc",
-// "error_type"...) are written here only, on the reader's side.
+// Keys that are wire fields come from the schema, so the run state and the events agree.
 json run_json_tree(const run_state& run, std::int64_t now_us, bool with_history) {
   json stages = json::array();
   for (const auto& span : run.stages) {
-    stages.push_back({{"name", span.name},
+    stages.push_back({{key(names::name), span.name},
                       {"start", seconds_of(span.start_us)},
                       {"end", span.end_us ? json(seconds_of(*span.end_us)) : json(nullptr)},
-                      {"duration_s", span.duration_s(now_us)}});
+                      {key(names::duration_s), span.duration_s(now_us)}});
   }
   json targets = json::array();
   for (const auto& t : run.completed_targets) {
     json metrics = json::object();
     for (const auto& [name, value] : t.metrics) metrics[name] = value;
-    targets.push_back({{"target", t.name},
-                       {"status", t.status},
-                       {"models_trained", t.models_trained},
-                       {"best_auc", opt(t.best_auc)},
-                       {"metrics", std::move(metrics)}});
+    targets.push_back({{key(names::target), t.name},
+                       {key(names::status), t.status},
+                       {key(names::models_trained), t.models_trained},
+                       {key(names::best_auc), opt(t.best_auc)},
+                       {key(names::metrics), std::move(metrics)}});
   }
   json latest = json::object(), history = json::object();
   for (const auto& [name, series] : run.metrics) {
@@ -50,30 +58,30 @@ json run_json_tree(const run_state& run, std::int64_t now_us, bool with_history)
   json errors = json::array();
   for (const auto& e : run.errors) {
     errors.push_back({{"time", seconds_of(e.unix_us)},
-                      {"error_message", e.message},
-                      {"error_type", e.type},
-                      {"recoverable", e.recoverable}});
+                      {key(names::error_message), e.message},
+                      {key(names::error_type), e.type},
+                      {key(names::recoverable), e.recoverable}});
   }
   json out = {
       {"run_id", run.run_id},
-      {"name", opt(run.name)},
-      {"status", to_string(run.status)},
+      {key(names::name), opt(run.name)},
+      {key(names::status), to_string(run.status)},
       {"running", run.running()},
       {"final_status", opt(run.final_status)},
-      {"duration_s", opt(run.duration_s)},
-      {"stage", run.stage.empty() ? json(nullptr) : json(run.stage)},
+      {key(names::duration_s), opt(run.duration_s)},
+      {key(names::stage), run.stage.empty() ? json(nullptr) : json(run.stage)},
       {"stages", std::move(stages)},
-      {"progress_pct", run.progress_pct},
-      {"current_target", opt(run.current_target)},
-      {"targets_complete", run.targets_complete},
-      {"targets_total", run.targets_total},
-      {"step", opt(run.step)},
-      {"total_steps", opt(run.total_steps)},
-      {"epoch", opt(run.epoch)},
-      {"total_epochs", opt(run.total_epochs)},
+      {key(names::progress_pct), run.progress_pct},
+      {key(names::current_target), opt(run.current_target)},
+      {key(names::targets_complete), run.targets_complete},
+      {key(names::targets_total), run.targets_total},
+      {key(names::step), opt(run.step)},
+      {key(names::total_steps), opt(run.total_steps)},
+      {key(names::epoch), opt(run.epoch)},
+      {key(names::total_epochs), opt(run.total_epochs)},
       {"eta_s", opt(run.eta_s)},
       {"targets", std::move(targets)},
-      {"metrics", std::move(latest)},
+      {key(names::metrics), std::move(latest)},
       {"metric_history", std::move(history)},
       {"errors", std::move(errors)},
       {"first_seen", seconds_of(run.first_seen_us)},
