@@ -171,12 +171,13 @@ bool read_gpu(json_cursor& c, gpu_info& info, decode_state& st) {
       if (v.kind != value_kind::string) info.name.clear();
       continue;
     }
-    enum { index, util, used, total, temperature, other } which = other;
+    enum { index, util, used, total, temperature, power, other } which = other;
     if (key == "index") which = index;
     else if (key == "util_pct") which = util;
     else if (key == "mem_used_bytes") which = used;
     else if (key == "mem_total_bytes") which = total;
     else if (key == "temperature_c") which = temperature;
+    else if (key == "power_w") which = power;
     if (which == other) {
       if (!c.skip_value(depth)) return false;
       continue;
@@ -184,10 +185,11 @@ bool read_gpu(json_cursor& c, gpu_info& info, decode_state& st) {
     if (!c.read_value(v, st.scratch, depth)) return false;
     switch (which) {
       case index: info.index = integer_of(v).value_or(0); break;
-      case util: info.util_pct = number_of(v, st.scratch).value_or(0.0); break;
+      case util: info.util_pct = number_of(v, st.scratch); break;
       case used: info.mem_used_bytes = integer_of(v).value_or(0); break;
       case total: info.mem_total_bytes = integer_of(v).value_or(0); break;
-      default: info.temperature_c = number_of(v, st.scratch); break;
+      case temperature: info.temperature_c = number_of(v, st.scratch); break;
+      default: info.power_w = number_of(v, st.scratch); break;
     }
   } while (c.consume(','));
   return c.expect('}');

@@ -10,6 +10,16 @@ namespace foxml::events::detail {
 namespace {
 // Below this many bytes per string, shortening further stops helping; the event is dropped.
 constexpr std::size_t min_string_limit = 16;
+
+// A GPU reading the device may not offer: a presence byte, then the value (payload_writer's
+// optional_number); the key is written only when present.
+void write_optional_number(json_out& out, payload_reader& in, std::string_view key_literal) {
+  const bool present = in.get<std::uint8_t>() != 0;
+  const double value = in.get<double>();
+  if (!present) return;
+  out.raw(key_literal);
+  write_json_number(out, value);
+}
 }  // namespace
 
 line_encoder::line_encoder(const stamp& identity, std::size_t max_line_bytes) : max_line_bytes_(max_line_bytes) {
@@ -116,18 +126,13 @@ void line_encoder::write_value(json_out& out, payload_reader& in, value_tag tag,
         write_json_integer(out, in.get<std::int64_t>());
         out.literal(",\"name\":");
         write_string(out, in.string(), string_limit);
-        out.literal(",\"util_pct\":");
-        write_json_number(out, in.get<double>());
+        write_optional_number(out, in, ",\"util_pct\":");
         out.literal(",\"mem_used_bytes\":");
         write_json_integer(out, in.get<std::int64_t>());
         out.literal(",\"mem_total_bytes\":");
         write_json_integer(out, in.get<std::int64_t>());
-        const bool has_temperature = in.get<std::uint8_t>() != 0;
-        const double temperature = in.get<double>();
-        if (has_temperature) {
-          out.literal(",\"temperature_c\":");
-          write_json_number(out, temperature);
-        }
+        write_optional_number(out, in, ",\"temperature_c\":");
+        write_optional_number(out, in, ",\"power_w\":");
         out.push('}');
       }
       out.push(']');

@@ -88,10 +88,11 @@ py::dict to_dict(const event& e) {
       py::dict gd;
       gd["index"] = g.index;
       gd["name"] = g.name;
-      gd["util_pct"] = g.util_pct;
+      if (g.util_pct) gd["util_pct"] = *g.util_pct;
       gd["mem_used_bytes"] = g.mem_used_bytes;
       gd["mem_total_bytes"] = g.mem_total_bytes;
       if (g.temperature_c) gd["temperature_c"] = *g.temperature_c;
+      if (g.power_w) gd["power_w"] = *g.power_w;
       gpus.append(gd);
     }
     d["gpus"] = gpus;

@@ -110,10 +110,11 @@ constexpr field_list list_of(const field_spec (&specs)[N]) noexcept {
 inline constexpr field_spec gpu_fields[] = {
     {"index", field_kind::integer, false, false},
     {"name", field_kind::string, false, false},
-    {"util_pct", field_kind::number, false, false},
+    {"util_pct", field_kind::number, true, true},
     {"mem_used_bytes", field_kind::integer, false, false},
     {"mem_total_bytes", field_kind::integer, false, false},
     {"temperature_c", field_kind::number, true, true},
+    {"power_w", field_kind::number, true, true},
 };
 
 /// Header fields that every event carries, in wire order.

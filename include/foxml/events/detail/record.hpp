@@ -72,7 +72,7 @@ class payload_measure {
   void gpus(const gpu_sample* g, std::size_t n) noexcept {
     size_ += 1 + sizeof(std::uint32_t);
     for (std::size_t i = 0; i < n; ++i) {
-      size_ += 8 + string_bytes(g[i].name) + 8 + 8 + 8 + 1 + 8;
+      size_ += 8 + string_bytes(g[i].name) + (1 + 8) + 8 + 8 + (1 + 8) + (1 + 8);
     }
   }
 
@@ -148,16 +148,21 @@ class payload_writer {
     for (std::size_t i = 0; i < n; ++i) {
       put(g[i].index);
       raw_string(g[i].name);
-      put(g[i].util_pct);
+      optional_number(g[i].util_pct);
       put(g[i].mem_used_bytes);
       put(g[i].mem_total_bytes);
-      put(static_cast<std::uint8_t>(g[i].temperature_c ? 1 : 0));
-      put(g[i].temperature_c.value_or(0.0));
+      optional_number(g[i].temperature_c);
+      optional_number(g[i].power_w);
     }
   }
 
  private:
   void tag(value_tag t) noexcept { put(static_cast<std::uint8_t>(t)); }
+  // A presence byte, then the value (0 when absent): fixed size, so measure need not look.
+  void optional_number(const std::optional<double>& v) noexcept {
+    put(static_cast<std::uint8_t>(v ? 1 : 0));
+    put(v.value_or(0.0));
+  }
   template <class T>
   void put(const T& v) noexcept {
     std::memcpy(out_, &v, sizeof(T));
