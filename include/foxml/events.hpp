@@ -8,6 +8,7 @@
 #include "foxml/events/file_sink.hpp"
 #include "foxml/events/memory_sink.hpp"
 #include "foxml/events/options.hpp"
+#include "foxml/events/resources.hpp"
 #include "foxml/events/schema.hpp"
 #include "foxml/events/signals.hpp"
 #include "foxml/events/sink.hpp"

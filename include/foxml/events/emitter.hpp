@@ -115,13 +115,7 @@ class training_event_emitter {
 
   /// Reports a resource sample (CPU, memory, GPUs).
   bool emit_resources(const resource_sample& sample) noexcept {
-    return push(event_type::resources, [&](auto& w) {
-      w.num(sample.cpu_pct);
-      w.i64(sample.rss_bytes);
-      w.i64(sample.mem_used_bytes);
-      w.i64(sample.mem_total_bytes);
-      w.gpus(sample.gpus, sample.gpu_count);
-    });
+    return push(event_type::resources, detail::resource_fields{sample});
   }
 
   /// Reports an error; `recoverable` says whether training goes on.
