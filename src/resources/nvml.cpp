@@ -1,9 +1,11 @@
 #include "nvml.hpp"
 
 #include <dlfcn.h>
+#include <pthread.h>
 
 #include <cctype>
 #include <cstdlib>
+#include <mutex>
 #include <string_view>
 
 namespace foxml::events::detail {
@@ -50,6 +52,16 @@ struct nvml_api {
 };
 
 namespace {
+
+// Held around every use of NVML by this library (loading, listing, reading), and by fork() through
+// the handlers below: a child never starts with NVML's own locks or the load half done by a
+// thread it does not have (its sampler would block for good). A fork waits for one sample at most.
+std::mutex nvml_mutex;
+const nvml_api* loaded_api = nullptr;  // under nvml_mutex
+bool load_tried = false;               // under nvml_mutex
+
+void lock_for_fork() noexcept { nvml_mutex.lock(); }
+void unlock_after_fork() noexcept { nvml_mutex.unlock(); }
 
 template <class Fn>
 void find(void* lib, const char* symbol, Fn& fn) noexcept {
@@ -174,13 +186,22 @@ std::vector<bool> select(const std::vector<listed>& all, std::string_view visibl
 }  // namespace
 
 const nvml_api* nvml() noexcept {
-  static const nvml_api* const api = load_nvml();  // once per process, thread-safe
-  return api;
+  std::lock_guard<std::mutex> lock(nvml_mutex);
+  if (!load_tried) {
+    load_tried = true;
+    pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
+    loaded_api = load_nvml();
+  }
+  return loaded_api;
 }
 
 nvml_gpus::nvml_gpus(const std::optional<std::string>& visible) : api_(nvml()) {
   if (api_ == nullptr) return;
-  const std::vector<listed> all = list_devices(*api_);
+  std::vector<listed> all;
+  {
+    std::lock_guard<std::mutex> lock(nvml_mutex);
+    all = list_devices(*api_);
+  }
   const std::vector<bool> chosen = visible ? select(all, *visible) : std::vector<bool>(all.size(), true);
   for (std::size_t k = 0; k < all.size(); ++k) {
     if (!chosen[k]) continue;
@@ -197,6 +218,8 @@ nvml_gpus::nvml_gpus(const std::optional<std::string>& visible) : api_(nvml()) {
 
 void nvml_gpus::read(std::vector<gpu_sample>& out) noexcept {
   out.clear();
+  if (devices_.empty()) return;
+  std::lock_guard<std::mutex> lock(nvml_mutex);
   for (device& d : devices_) {
     const auto handle = static_cast<nvmlDevice_t>(d.handle);
     nvmlMemory_t memory{};
