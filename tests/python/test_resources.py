@@ -103,3 +103,43 @@ def test_init_training_events_resources_interval_zero_turns_it_off():
 def test_a_negative_interval_is_a_clear_error():
     with pytest.raises(ValueError, match="resources_interval"):
         fe.TrainingEventEmitter("r", "memory://", resources_interval=-1.0)
+
+
+_STAND_IN_CHILD = r"""
+import json, sys, time
+import foxml_events as fe
+e = fe.TrainingEventEmitter("run-nvml", "memory://", resources_interval=0.02)
+deadline = time.monotonic() + 20
+while True:
+    e.flush()
+    found = [l for l in e._memory_lines() if json.loads(l)["event_type"] == "resources"]
+    if found or time.monotonic() > deadline:
+        break
+    time.sleep(0.005)
+e.close()
+print(json.dumps(fe.decode_line(found[0])["gpus"]) if found else "none")
+"""
+
+
+def test_gpus_through_a_stand_in_nvml(tmp_path):
+    """The NVML path from Python, against tests/cpp/support/fake_nvml.c built here: a field one
+    device lacks is absent from that device's dict only."""
+    import shutil
+    import subprocess
+    import sys
+
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler for the stand-in NVML")
+    source = Path(__file__).resolve().parents[1] / "cpp" / "support" / "fake_nvml.c"
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(tmp_path / "libnvidia-ml.so.1"), str(source)], check=True)
+    env = dict(os.environ, LD_LIBRARY_PATH=str(tmp_path), CUDA_VISIBLE_DEVICES="1,0")
+    out = subprocess.run([sys.executable, "-c", _STAND_IN_CHILD], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    gpus = json.loads(out.stdout)
+    assert [g["name"] for g in gpus] == ["Stand-in GPU 0", "Stand-in GPU 1", "Stand-in GPU 1 MIG 1g.8gb"]
+    assert gpus[0]["temperature_c"] == 55.0 and gpus[0]["power_w"] == pytest.approx(123.456)
+    assert gpus[0]["util_pct"] == 42.0
+    assert "temperature_c" not in gpus[1] and gpus[1]["util_pct"] == 7.0 and gpus[1]["power_w"] == 80.0
+    assert "util_pct" not in gpus[2] and "power_w" not in gpus[2]
+    assert gpus[2]["index"] == 1 and gpus[2]["mem_total_bytes"] == 8 << 30
