@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <array>
-#include <optional>
 
 #include "foxml/events/resources.hpp"
 #include "line_encoder.hpp"
