@@ -77,7 +77,9 @@ std::string details(const fe::event& e) {
       add(fmt::format("cpu={:.0f}% rss={:.1f}MiB", e.cpu_pct.value_or(0),
                       static_cast<double>(e.rss_bytes.value_or(0)) / (1 << 20)));
       if (e.gpus) {
-        for (const auto& g : *e.gpus) add(fmt::format("gpu{}={:.0f}%", g.index, g.util_pct));
+        for (const auto& g : *e.gpus) {
+          add(g.util_pct ? fmt::format("gpu{}={:.0f}%", g.index, *g.util_pct) : fmt::format("gpu{}", g.index));
+        }
       }
       break;
     case fe::event_type::error:

@@ -65,6 +65,7 @@ void validate(const emitter_options& o) {
   }
   require_non_negative(o.block_timeout, "block_timeout");
   require_non_negative(o.heartbeat_interval, "heartbeat_interval");
+  require_non_negative(o.resources_interval, "resources_interval");
   require_non_negative(o.close_timeout, "close_timeout");
   require_non_negative(o.sink_retry_timeout, "sink_retry_timeout");
   if (o.max_idle_wait.count() <= 0 || o.max_idle_wait > std::chrono::seconds(1)) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 
+#include "foxml/events/resources.hpp"
 #include "foxml/events/schema.hpp"
 #include "line_encoder.hpp"
 
@@ -29,6 +30,14 @@ constexpr auto drop_report_interval = std::chrono::milliseconds(100);
 constexpr auto shortest_idle_wait = std::chrono::microseconds(100);
 // A drain that takes this many records means a flood: the worker goes on without sleeping.
 constexpr std::size_t flood_records = 1024;
+
+// While the resource sampler runs, heartbeats are on: they tell a slow run from a dead one.
+emitter_options with_sampler_heartbeats(emitter_options options) {
+  if (options.resources_interval.count() > 0 && options.heartbeat_interval.count() == 0) {
+    options.heartbeat_interval = options.resources_interval;
+  }
+  return options;
+}
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -315,7 +324,7 @@ class emitter_state::worker {
 
 emitter_state::emitter_state(stamp identity, std::unique_ptr<sink> destination, const emitter_options& options)
     : identity_(std::move(identity)),
-      options_(options),
+      options_(with_sampler_heartbeats(options)),
       max_string_(options.max_line_bytes),
       use_tsc_(options.use_tsc && tsc_usable()),
       generation_(fork_generation.load(std::memory_order_relaxed)),
@@ -326,6 +335,15 @@ emitter_state::emitter_state(stamp identity, std::unique_ptr<sink> destination, 
 }
 
 emitter_state::~emitter_state() {
+  // Both threads hold a reference, so either can be the one running this destructor; by then the
+  // sampler was stopped by close() or has returned.
+  if (sampler_.joinable()) {
+    if (sampler_.get_id() == std::this_thread::get_id()) {
+      sampler_.detach();
+    } else {
+      sampler_.join();
+    }
+  }
   if (thread_.joinable()) {
     // The worker holds a reference, so it can be the one running this destructor.
     if (thread_.get_id() == std::this_thread::get_id()) {
@@ -361,12 +379,76 @@ void emitter_state::start() {
         self->delivered_cv_.notify_all();
       }
     });
+    if (options_.resources_interval.count() > 0) {
+      sampler_ = std::thread([self = shared_from_this()] {
+        pthread_setname_np(pthread_self(), "foxml-resources");
+        self->run_sampler();
+      });
+    }
   } catch (...) {
     pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    if (thread_.joinable()) {
+      // The sampler could not start: the worker, already running, is told to stop and left to it.
+      std::lock_guard<std::mutex> lock(control_mutex_);
+      stop_wanted_ = true;
+      worker_wakeup_.notify_one();
+      thread_.detach();
+    }
     throw;
   }
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   started_ = true;
+}
+
+void emitter_state::run_sampler() noexcept {
+  try {
+    // Made here, not in start(): loading NVML and listing GPUs can take a while, and the first
+    // CPU figure is measured from this baseline over one whole interval.
+    resource_sampler sampler;
+    const auto interval = options_.resources_interval;
+    auto next = std::chrono::steady_clock::now() + interval;
+    std::unique_lock<std::mutex> lock(sampler_mutex_);
+    while (!sampler_cv_.wait_until(lock, next, [&] { return sampler_stop_; })) {
+      lock.unlock();
+      const resource_sample& sample = sampler.sample();
+      if (!is_closed()) {
+        // The library's own event, like heartbeats: counted as generated, not as an emit call.
+        generated_.fetch_add(1, std::memory_order_relaxed);
+        push(event_type::resources, [&](auto& w) { schema::write_fields<event_type::resources>(w, sample); });
+      }
+      lock.lock();
+      // A steady cadence; after a stall (a stopped process) the next sample is one interval on,
+      // not a burst of the missed ones.
+      next += interval;
+      const auto now = std::chrono::steady_clock::now();
+      if (next < now) next = now + interval;
+    }
+  } catch (...) {
+    // Out of memory making the sampler: no resource events from this emitter; emits go on.
+  }
+  std::lock_guard<std::mutex> lock(sampler_mutex_);
+  sampler_done_ = true;
+  sampler_cv_.notify_all();
+}
+
+void emitter_state::stop_sampler(std::chrono::steady_clock::time_point deadline) noexcept {
+  // Two threads closing at once: one joins, the other finds it done.
+  std::lock_guard<std::mutex> joining(sampler_join_mutex_);
+  if (!sampler_.joinable() || sampler_.get_id() == std::this_thread::get_id()) return;
+  bool done = false;
+  {
+    std::unique_lock<std::mutex> lock(sampler_mutex_);
+    sampler_stop_ = true;
+    sampler_cv_.notify_all();
+    done = sampler_cv_.wait_until(lock, deadline, [&] { return sampler_done_; });
+  }
+  // A sampler stuck in a GPU driver call is left behind; it holds its own reference to this state
+  // and what it still pushes is counted as dropped when the state goes.
+  if (done) {
+    sampler_.join();
+  } else {
+    sampler_.detach();
+  }
 }
 
 void emitter_state::refuse_all() noexcept { closed_.store(true, std::memory_order_relaxed); }
@@ -487,6 +569,9 @@ delivery_report emitter_state::flush(std::chrono::nanoseconds timeout) noexcept 
 
 delivery_report emitter_state::close(std::chrono::nanoseconds timeout) noexcept {
   closed_.store(true, std::memory_order_relaxed);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // First the sampler, so a sample it is pushing right now is still delivered by the worker.
+  stop_sampler(deadline);
   if (!started_) return delivery_report{delivery_status::ok, stats().dropped(), 0};
   bool done = false;
   {
@@ -494,8 +579,8 @@ delivery_report emitter_state::close(std::chrono::nanoseconds timeout) noexcept 
     stop_wanted_ = true;
     worker_wakeup_.notify_one();
     // An earlier close already gave up on a worker stuck in the sink: do not wait for it again.
-    const auto wait = abandoned_ ? std::chrono::nanoseconds(0) : timeout;
-    done = delivered_cv_.wait_for(lock, wait, [&] { return worker_done_; });
+    const auto wait = abandoned_ ? std::chrono::steady_clock::time_point{} : deadline;
+    done = delivered_cv_.wait_until(lock, wait, [&] { return worker_done_; });
     if (!done) abandoned_ = true;
   }
   if (done) {

@@ -19,6 +19,10 @@ except ValueError:
     pass
 
 
+# The process-wide emitter samples resources by default (a TrainingEventEmitter made directly does not).
+_default_resources_interval = 10.0
+
+
 def init_training_events(
     run_id: str, sink: Any = None, *, path: Any = None, signal_hook: bool = True, **options: Any
 ) -> TrainingEventEmitter:
@@ -28,7 +32,10 @@ def init_training_events(
     is replaced (it is closed when nothing else holds it). ``signal_hook`` (default on, unless
     $FOXML_EVENTS_SIGNAL_HOOK=0) installs the signal hook: SIGTERM/SIGHUP/SIGQUIT/SIGINT end the run
     with ``killed``/``cancelled`` before the process goes on as it would have (see _signals).
+    Resource sampling is on here: a ``resources`` event every ``resources_interval`` seconds
+    (default 10; 0 turns it off), and heartbeats with it.
     """
+    options.setdefault("resources_interval", _default_resources_interval)
     emitter = TrainingEventEmitter(run_id, sink, path=path, signal_hook=signal_hook, **options)
     if signal_hook:
         _install_default_signal_hook()

@@ -56,7 +56,7 @@ std::string difference(const fe::event& a, const fe::event& b) {
       const auto &x = (*a.gpus)[i], &y = (*b.gpus)[i];
       if (x.index != y.index || x.name != y.name || !same_number(x.util_pct, y.util_pct) ||
           x.mem_used_bytes != y.mem_used_bytes || x.mem_total_bytes != y.mem_total_bytes ||
-          !same_number(x.temperature_c, y.temperature_c)) {
+          !same_number(x.temperature_c, y.temperature_c) || !same_number(x.power_w, y.power_w)) {
         return "gpu";
       }
     }
@@ -103,7 +103,7 @@ std::vector<std::string> emitter_seed_lines() {
     emitter.emit_progress(p);
     emitter.emit_metrics(7, {{"loss", 0.123456789}, {"acc", 0.5}, {"lr", 1e-4}, {"nan", std::nan("")}});
     emitter.emit_log("info", "line\nwith \\ escapes \x01 and \xF0\x9F\x98\x80");
-    const fe::gpu_sample gpus[] = {{0, "H100", 93.5, 1 << 30, 80ll << 30, 61.0}, {1, "H100", 0.0, 0, 1, std::nullopt}};
+    const fe::gpu_sample gpus[] = {{0, "H100", 93.5, 1 << 30, 80ll << 30, 61.0, 250.0}, {1, "H100", std::nullopt, 0, 1, std::nullopt}};
     fe::resource_sample r;
     r.cpu_pct = 250.0;
     r.rss_bytes = 123456789;
@@ -208,6 +208,16 @@ TEST_CASE("mutated emitter lines: decode_line agrees with the DOM decoder and nl
   MESSAGE(accepted << " of " << cases << " mutated lines were still valid events");
   CHECK(accepted > cases / 20);  // the mutations must not only produce garbage
   CHECK(accepted < cases);
+}
+
+// Checked on their own: added to the seeds or mutations, they would change the mutated stream.
+TEST_CASE("GPU readings a device does not offer: both decoders leave them empty") {
+  CHECK(check_agrees(R"({"event_type":"resources","run_id":"r","gpus":[{"util_pct":"x","power_w":null},{"power_w":"Infinity","util_pct":null},{"power_w":7.5}]})"));
+  const auto decoded = fe::decode_line(R"({"event_type":"resources","run_id":"r","gpus":[{"index":1,"power_w":7.5}]})");
+  REQUIRE(decoded);
+  REQUIRE(decoded.value->gpus->size() == 1);
+  CHECK(decoded.value->gpus->front().power_w == 7.5);
+  CHECK_FALSE(decoded.value->gpus->front().util_pct.has_value());
 }
 
 TEST_CASE("a tight depth cap: same verdicts and errors at every cap") {

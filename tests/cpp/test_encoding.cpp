@@ -110,7 +110,9 @@ void check_against_schema(const json& line, fe::event_type type) {
 TEST_CASE("every event type encodes with the schema's field names and JSON types") {
   const fe::metric auc_metrics[] = {{"auc", 0.7}, {"logloss", 0.4}};
   const std::string_view tags[] = {"baseline", "cpu"};
-  const fe::gpu_sample gpus[] = {{0, "H100", 87.5, 1 << 30, 80LL << 30, 61.0}, {1, "H100", 12.0, 1 << 20, 80LL << 30}};
+  const fe::gpu_sample gpus[] = {{0, "H100", 87.5, 1 << 30, 80LL << 30, 61.0, 312.5},
+                                 {1, "H100", 12.0, 1 << 20, 80LL << 30},
+                                 {2, "A100 MIG 1g.10gb", std::nullopt, 1 << 20, 10LL << 30}};
   const auto lines = emit_and_parse([&](fe::training_event_emitter& e) {
     fe::run_start_info start;
     start.name = "digits";
@@ -150,7 +152,7 @@ TEST_CASE("every event type encodes with the schema's field names and JSON types
     sample.mem_used_bytes = 1LL << 33;
     sample.mem_total_bytes = 1LL << 34;
     sample.gpus = gpus;
-    sample.gpu_count = 2;
+    sample.gpu_count = 3;
     e.emit_resources(sample);
     e.emit_error("CUDA out of memory", "OutOfMemoryError", false);
     e.emit_heartbeat();
@@ -181,6 +183,12 @@ TEST_CASE("every event type encodes with the schema's field names and JSON types
   CHECK(lines[4]["epoch"] == 1);
   CHECK(lines[6]["gpus"][0]["temperature_c"] == 61.0);
   CHECK_FALSE(lines[6]["gpus"][1].contains("temperature_c"));
+  CHECK(lines[6]["gpus"][0]["power_w"] == 312.5);
+  CHECK_FALSE(lines[6]["gpus"][1].contains("power_w"));
+  // A reading the device does not offer is left out of that device only.
+  CHECK(lines[6]["gpus"][1]["util_pct"] == 12.0);
+  CHECK_FALSE(lines[6]["gpus"][2].contains("util_pct"));
+  CHECK(lines[6]["gpus"][2]["mem_total_bytes"] == 10LL << 30);
   CHECK(lines[7]["recoverable"] == false);
   CHECK(lines[9]["duration_s"] == 12.5);
 }

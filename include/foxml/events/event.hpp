@@ -95,14 +95,16 @@ struct run_start_info {
   std::optional<std::int64_t> total_epochs = std::nullopt;
 };
 
-/// One GPU in a `resources` event.
+/// One GPU in a `resources` event. A reading the device does not offer (NVML: not supported, as
+/// utilisation on a MIG device or power on many boards) stays empty and is left out of the line.
 struct gpu_sample {
   std::int64_t index = 0;
   std::string_view name = {};
-  double util_pct = 0.0;
+  std::optional<double> util_pct = std::nullopt;
   std::int64_t mem_used_bytes = 0;
   std::int64_t mem_total_bytes = 0;
   std::optional<double> temperature_c = std::nullopt;
+  std::optional<double> power_w = std::nullopt;
 };
 
 /// Fields of a `resources` event.
@@ -159,10 +161,11 @@ struct run_end {
 struct gpu_info {
   std::int64_t index = 0;
   std::string name;
-  double util_pct = 0.0;
+  std::optional<double> util_pct;
   std::int64_t mem_used_bytes = 0;
   std::int64_t mem_total_bytes = 0;
   std::optional<double> temperature_c;
+  std::optional<double> power_w;
 };
 
 namespace detail {

@@ -50,8 +50,14 @@ struct emitter_options {
   std::chrono::milliseconds sink_retry_timeout{1000};
   /// Longest the idle worker sleeps before looking at the queue again (emit -> sink latency).
   std::chrono::microseconds max_idle_wait{500};
-  /// Interval of `heartbeat` events; zero turns them off.
+  /// Interval of `heartbeat` events; zero turns them off, except while the resource sampler runs:
+  /// then heartbeats come every `resources_interval`.
   std::chrono::milliseconds heartbeat_interval{0};
+  /// Interval of `resources` events (process CPU and RSS, machine memory, GPUs: resources.hpp),
+  /// sampled by a thread of their own that the training threads never wait for; zero (the
+  /// default) starts none. The first sample comes one interval after the start, measured over it.
+  /// A forked child gets its own sampler with its own worker (fork_policy::restart).
+  std::chrono::milliseconds resources_interval{0};
   /// Deadline the destructor gives close().
   std::chrono::milliseconds close_timeout{2000};
   /// Stamped on every event; when unset, from $RANK / $WORLD_SIZE (0 and 1 when those are unset).

@@ -69,10 +69,11 @@ enum class field_kind : std::uint8_t {
 #define FOXML_EVENTS_GPU_KEYS(X)        \
   X(index, integer, false)              \
   X(name, string, false)                \
-  X(util_pct, number, false)            \
+  X(util_pct, number, true)             \
   X(mem_used_bytes, integer, false)     \
   X(mem_total_bytes, integer, false)    \
-  X(temperature_c, number, true)
+  X(temperature_c, number, true)        \
+  X(power_w, number, true)
 
 /// Returns the name of a field kind (`"metric_map"`...), as in the enum.
 constexpr std::string_view to_string(field_kind kind) noexcept {

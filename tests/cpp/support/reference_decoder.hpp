@@ -120,10 +120,11 @@ inline bool set_gpus(event& e, const json& v) {
     gpu_info info;
     if (auto it = g.find("index"); it != g.end()) info.index = integer_of(*it).value_or(0);
     if (auto it = g.find("name"); it != g.end() && it->is_string()) info.name = it->get<std::string>();
-    if (auto it = g.find("util_pct"); it != g.end()) info.util_pct = number_of(*it).value_or(0.0);
+    if (auto it = g.find("util_pct"); it != g.end()) info.util_pct = number_of(*it);
     if (auto it = g.find("mem_used_bytes"); it != g.end()) info.mem_used_bytes = integer_of(*it).value_or(0);
     if (auto it = g.find("mem_total_bytes"); it != g.end()) info.mem_total_bytes = integer_of(*it).value_or(0);
     if (auto it = g.find("temperature_c"); it != g.end()) info.temperature_c = number_of(*it);
+    if (auto it = g.find("power_w"); it != g.end()) info.power_w = number_of(*it);
     gpus.push_back(std::move(info));
   }
   e.gpus = std::move(gpus);

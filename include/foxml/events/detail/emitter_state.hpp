@@ -52,7 +52,8 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   emitter_state(const emitter_state&) = delete;
   emitter_state& operator=(const emitter_state&) = delete;
 
-  // Starts the worker thread; it keeps this state alive until it exits.
+  // Starts the worker thread, and the resource sampler's when options ask for one; each keeps this
+  // state alive until it exits.
   void start();
   // Marks a state that never gets a worker (a disabled fork child): every emit is counted refused.
   void refuse_all() noexcept;
@@ -131,6 +132,10 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   std::byte* wait_for_spill(std::size_t size, std::chrono::steady_clock::time_point& deadline) noexcept;
   void release_spill(record& r) noexcept;
   void wake_worker() noexcept;
+  // The resource sampler's thread: a `resources` event every resources_interval until stopped.
+  void run_sampler() noexcept;
+  // Stops the sampler thread, waiting for it until `deadline` at most.
+  void stop_sampler(std::chrono::steady_clock::time_point deadline) noexcept;
 
   // Immutable after construction.
   const stamp identity_;
@@ -183,6 +188,14 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   std::unique_ptr<sink> sink_;  // used by the worker only
   std::thread thread_;
   bool started_ = false;
+
+  // The resource sampler: its own thread and clock, woken early only to stop.
+  std::mutex sampler_mutex_;
+  std::mutex sampler_join_mutex_;  // held by the one close() that stops the sampler
+  std::condition_variable sampler_cv_;
+  bool sampler_stop_ = false;
+  bool sampler_done_ = false;
+  std::thread sampler_;
 };
 
 }  // namespace foxml::events::detail
