@@ -19,14 +19,6 @@ using namespace foxml::events::testing;
 
 namespace {
 
-line_batch lines(std::uint64_t first, std::size_t count) {
-  line_batch batch;
-  for (std::size_t i = 0; i < count; ++i) {
-    batch.append("{\"event_type\":\"log\",\"run_id\":\"r\",\"seq\":" + std::to_string(first + i) + "}\n", first + i);
-  }
-  return batch;
-}
-
 std::unique_ptr<unix_socket_sink> socket_to(const std::string& path) {
   unix_socket_options o;
   o.path = path;
@@ -68,7 +60,7 @@ TEST_CASE("a failing primary hands over with no gap, and takes over again when i
   fallback_sink chain(std::move(links), fast_retry());
 
   chain.poll(std::chrono::steady_clock::now());
-  CHECK(chain.write(lines(0, 10)) == 10);  // no listener: all to the second link
+  CHECK(chain.write(numbered_lines(0, 10)) == 10);  // no listener: all to the second link
   CHECK(memory->size() == 10);
 
   unix_listener listener(path, unix_listener::mode::ack);
@@ -77,13 +69,13 @@ TEST_CASE("a failing primary hands over with no gap, and takes over again when i
   REQUIRE(unix_listener::wait(
       [&] {
         chain.poll(std::chrono::steady_clock::now());
-        CHECK(chain.write(lines(next, 5)) == 5);
+        CHECK(chain.write(numbered_lines(next, 5)) == 5);
         next += 5;
         return listener.count() > 0;
       },
       10));
   const std::size_t in_memory = memory->size();
-  CHECK(chain.write(lines(next, 5)) == 5);  // the primary has taken over again
+  CHECK(chain.write(numbered_lines(next, 5)) == 5);  // the primary has taken over again
   next += 5;
   CHECK(memory->size() == in_memory);
   REQUIRE(unix_listener::wait([&] { return listener.count() + memory->size() == next; }, 10));
@@ -108,7 +100,7 @@ TEST_CASE("lines a broken socket hands back go to the next link, not back to the
         return chain.healthy() && listener->connected();
       },
       10));
-  CHECK(chain.write(lines(0, 20)) == 20);
+  CHECK(chain.write(numbered_lines(0, 20)) == 20);
   CHECK(memory->size() == 0);
   listener->kill();  // dies without reading a line
   line_batch lost;
@@ -128,13 +120,13 @@ TEST_CASE("a file that fails (a full device) falls back, and what nobody takes i
   links.push_back(std::make_unique<file_sink>("/dev/full"));
   links.push_back(std::make_unique<memory_sink>(memory));
   fallback_sink chain(std::move(links), fast_retry());
-  CHECK(chain.write(lines(0, 7)) == 7);
+  CHECK(chain.write(numbered_lines(0, 7)) == 7);
   CHECK(memory->size() == 7);
 
   std::vector<std::unique_ptr<sink>> only_full;
   only_full.push_back(std::make_unique<file_sink>("/dev/full"));
   fallback_sink dead(std::move(only_full), fast_retry());
-  CHECK(dead.write(lines(0, 3)) == 0);
+  CHECK(dead.write(numbered_lines(0, 3)) == 0);
 }
 
 TEST_CASE("a tee sends every line to every sink and counts a line delivered if any took it") {
@@ -146,7 +138,7 @@ TEST_CASE("a tee sends every line to every sink and counts a line delivered if a
   branches.push_back(socket_to(dir / "absent.sock"));  // refuses everything
   branches.push_back(std::make_unique<memory_sink>(b));
   tee_sink tee(std::move(branches));
-  CHECK(tee.write(lines(0, 4)) == 4);
+  CHECK(tee.write(numbered_lines(0, 4)) == 4);
   CHECK(a->lines() == b->lines());
   CHECK(a->size() == 4);
   CHECK(tee.healthy());
@@ -163,7 +155,7 @@ TEST_CASE("a socket in a tee gets the very first line when its listener is alrea
   branches.push_back(std::make_unique<memory_sink>(file));
   tee_sink tee(std::move(branches));
   // No poll() before the first write: the socket connects on its own first write.
-  CHECK(tee.write(lines(0, 3)) == 3);
+  CHECK(tee.write(numbered_lines(0, 3)) == 3);
   REQUIRE(unix_listener::wait([&] { return listener.count() == 3; }, 10));
   CHECK(seqs(listener.lines()) == std::set<long long>{0, 1, 2});
   CHECK(file->size() == 3);

@@ -45,15 +45,6 @@ using namespace foxml::events::testing;
 
 namespace {
 
-line_batch numbered_lines(std::uint64_t first, std::size_t count) {
-  line_batch batch;
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::uint64_t seq = first + i;
-    batch.append("{\"event_type\":\"log\",\"run_id\":\"r\",\"seq\":" + std::to_string(seq) + "}\n", seq);
-  }
-  return batch;
-}
-
 // Takes at most `room` lines in all, then refuses.
 class narrow_sink final : public sink {
  public:

@@ -33,6 +33,16 @@ inline unix_socket_options fast_options(const std::string& path) {
 }
 
 // Returns the seq of a line (its `"seq":N` field), or -1.
+// `count` log lines with seqs from `first` on, as the worker hands them to a sink.
+inline line_batch numbered_lines(std::uint64_t first, std::size_t count) {
+  line_batch batch;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::uint64_t seq = first + i;
+    batch.append("{\"event_type\":\"log\",\"run_id\":\"r\",\"seq\":" + std::to_string(seq) + "}\n", seq);
+  }
+  return batch;
+}
+
 inline long long seq_of(const std::string& line) {
   const auto at = line.find("\"seq\":");
   if (at == std::string::npos) return -1;
