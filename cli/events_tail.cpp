@@ -13,6 +13,7 @@
 #include <deque>
 #include <memory>
 
+#include "foxml/events/detail/text.hpp"
 #include "foxml/events/reader/defaults.hpp"
 #include "foxml/events/reader/file_source.hpp"
 #include "foxml/events/reader/live_reader.hpp"
@@ -163,12 +164,12 @@ int main(int argc, char** argv) {
   std::uint64_t not_regular_told = 0;
 
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
-  const bool use_color = color == "always" || (color == "auto" && tty && std::getenv("NO_COLOR") == nullptr);
-  const char* lang = std::getenv("LC_ALL");
-  if (lang == nullptr || *lang == '\0') lang = std::getenv("LC_CTYPE");
-  if (lang == nullptr || *lang == '\0') lang = std::getenv("LANG");
-  const bool unicode = lang != nullptr && (std::string(lang).find("UTF-8") != std::string::npos ||
-                                           std::string(lang).find("utf8") != std::string::npos);
+  // NO_COLOR counts when set and not empty (no-color.org).
+  const bool use_color = color == "always" || (color == "auto" && tty && fe::detail::env_value("NO_COLOR").empty());
+  std::string lang = fe::detail::env_value("LC_ALL");
+  if (lang.empty()) lang = fe::detail::env_value("LC_CTYPE");
+  if (lang.empty()) lang = fe::detail::env_value("LANG");
+  const bool unicode = lang.find("UTF-8") != std::string::npos || lang.find("utf8") != std::string::npos;
 
   std::unique_ptr<live_view> view;
   if (live) view = std::make_unique<live_view>(reader->describe(), use_color, unicode);
