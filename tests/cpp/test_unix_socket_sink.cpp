@@ -17,17 +17,6 @@ using listener_mode = unix_listener::mode;
 
 namespace {
 
-line_batch numbered_lines(std::uint64_t first, std::size_t count, std::size_t pad = 0) {
-  line_batch batch;
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::uint64_t seq = first + i;
-    batch.append("{\"event_type\":\"log\",\"run_id\":\"r\",\"seq\":" + std::to_string(seq) + ",\"pad\":\"" +
-                     std::string(pad, 'x') + "\"}\n",
-                 seq);
-  }
-  return batch;
-}
-
 bool poll_until(sink& s, const std::function<bool()>& pred, double seconds = 10) {
   return unix_listener::wait(
       [&] {

@@ -33,12 +33,15 @@ inline unix_socket_options fast_options(const std::string& path) {
 }
 
 // Returns the seq of a line (its `"seq":N` field), or -1.
-// `count` log lines with seqs from `first` on, as the worker hands them to a sink.
-inline line_batch numbered_lines(std::uint64_t first, std::size_t count) {
+// `count` log lines with seqs from `first` on, as the worker hands them to a sink; `pad` bytes of
+// padding make each line that much longer.
+inline line_batch numbered_lines(std::uint64_t first, std::size_t count, std::size_t pad = 0) {
   line_batch batch;
   for (std::size_t i = 0; i < count; ++i) {
     const std::uint64_t seq = first + i;
-    batch.append("{\"event_type\":\"log\",\"run_id\":\"r\",\"seq\":" + std::to_string(seq) + "}\n", seq);
+    batch.append("{\"event_type\":\"log\",\"run_id\":\"r\",\"seq\":" + std::to_string(seq) + ",\"pad\":\"" +
+                     std::string(pad, 'x') + "\"}\n",
+                 seq);
   }
   return batch;
 }
