@@ -36,7 +36,9 @@ void create_private_directories(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw path_error(errno, "cannot create directory", dir);
 }
 
-file_sink::file_sink(std::string path) : path_(std::move(path)) {
+file_sink::file_sink(std::string path) : file_sink(std::move(path), true) {}
+
+file_sink::file_sink(std::string path, bool repair_tail) : path_(std::move(path)) {
   if (path_.empty()) throw std::invalid_argument("foxml::events: file sink path must not be empty");
   if (path_.back() == '/') throw std::invalid_argument("foxml::events: file sink path '" + path_ + "' names a directory");
   create_private_directories(parent_of(path_));
@@ -65,7 +67,7 @@ file_sink::file_sink(std::string path) : path_(std::move(path)) {
     if (!stat_ok) throw path_error(stat_err, "cannot stat event file", path_);
     throw path_error(EINVAL, "not a regular file:", path_);
   }
-  if (S_ISREG(st.st_mode)) end_with_newline(st);
+  if (repair_tail && S_ISREG(st.st_mode)) end_with_newline(st);
 }
 
 void file_sink::end_with_newline(const struct stat& st) noexcept {
@@ -130,7 +132,7 @@ void file_sink::close() noexcept { fd_.reset(); }
 
 std::unique_ptr<sink> file_sink::reopen_after_fork() const {
   try {
-    return std::make_unique<file_sink>(path_);
+    return std::unique_ptr<sink>(new file_sink(path_, false));
   } catch (...) {
     return nullptr;
   }

@@ -301,6 +301,30 @@ TEST_CASE("4 processes appending to one file never tear a line") {
   }
 }
 
+TEST_CASE("a forked child's reopened file sink leaves the file's tail to its live parent" * doctest::skip(under_tsan)) {
+  // The repair of a dead writer's partial line waits for the size to settle; in a fork child the
+  // writer is the parent, alive, and that wait would fall on the child's first emit.
+  ft::temp_dir dir;
+  const std::string path = dir.file("fork-tail.jsonl");
+  fe::training_event_emitter emitter("run-fork-tail", std::make_unique<fe::file_sink>(path));
+  emitter.emit_log("info", "parent");
+  REQUIRE(emitter.flush().ok());
+  { std::ofstream(path, std::ios::app | std::ios::binary) << "{\"event_type\":\"log\",\"mid"; }  // a write in flight
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const bool ok = emitter.emit_log("info", "child") && emitter.close(std::chrono::seconds(10)).ok();
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK(WEXITSTATUS(status) == 0);
+  REQUIRE(emitter.close().ok());
+  const auto lines = ft::read_lines(path);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[1].rfind("{\"event_type\":\"log\",\"mid{", 0) == 0);  // no newline added by the child
+}
+
 TEST_CASE("a forked child gets its own worker: its events carry its pid and seq from 0" * doctest::skip(under_tsan)) {
   ft::temp_dir dir;
   const std::string path = dir.file("fork.jsonl");

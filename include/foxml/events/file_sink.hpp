@@ -33,6 +33,9 @@ class file_sink final : public sink {
   std::string describe() const override { return "file://" + path_; }
 
  private:
+  // `repair_tail`: end a dead writer's partial last line first. Not in a fork child: there the
+  // writer is its live parent, and the repair could make the child's first emit wait.
+  file_sink(std::string path, bool repair_tail);
   void end_with_newline(const struct stat& st) noexcept;
 
   std::string path_;
