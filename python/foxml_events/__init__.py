@@ -49,7 +49,7 @@ from ._core import (
     default_event_socket,
     default_sink_list,
 )
-from ._emitter import StageScope, TrainingEventEmitter
+from ._emitter import Command, StageScope, TrainingEventEmitter
 from ._functions import (
     emit_error,
     emit_progress,
@@ -83,6 +83,7 @@ __version__: str = _core.__version__
 
 __all__ = [
     "BufferRead",
+    "Command",
     "DeliveryReport",
     "EventBuffer",
     "EventFile",
