@@ -23,6 +23,11 @@ CASES = {
     "emit_stage_change(a, b)": "e.emit_stage_change('a', 'b')",
     "log(level, message)": "e.log('info', 'hello')",
     "(baseline) building a 3-entry dict": "{'loss': 0.5, 'accuracy': 0.9, 'lr': 1e-3}",
+    # The control back-channel: what a loop asks every step.
+    "should_stop()": "e.should_stop()",
+    "paused()": "e.paused()",
+    "poll_command(), none waiting": "e.poll_command()",
+    "(baseline) a bound method call that returns None": "n()",
 }
 
 
@@ -33,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         e = fe.init_training_events("bench", os.path.join(tmp, "events.jsonl"), queue_capacity=1 << 16)
-        g = {"e": e, "fe": fe, "d": {"loss": 0.5, "accuracy": 0.9, "lr": 1e-3}}
+        g = {"e": e, "fe": fe, "d": {"loss": 0.5, "accuracy": 0.9, "lr": 1e-3}, "n": [].clear}
         for name, stmt in CASES.items():
             best = float("inf")
             for _ in range(args.repeat):
