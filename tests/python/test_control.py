@@ -209,3 +209,12 @@ def test_digits_demo_pauses_resumes_and_cancels(tmp_path):
     assert [ev for ev in events if ev["event_type"] == "run_complete"] == [events[-1]]
     assert (tmp_path / "model.pt").stat().st_size > 0
     assert not endpoint.exists()  # unlinked at close
+
+
+def test_a_run_the_loop_ended_gets_no_second_run_complete_from_with():
+    # A loop that ends the run itself (cancelled) inside ``with``: the exit adds no "success".
+    e = fe.TrainingEventEmitter("r", "memory://", control_endpoint="off")
+    with e:
+        e.emit_run_complete("cancelled")
+    ends = [json.loads(line)["status"] for line in e._memory_lines() if '"run_complete"' in line]
+    assert ends == ["cancelled"]
