@@ -77,6 +77,11 @@ std::string zmq_command_endpoint(std::string_view event_endpoint) {
     throw std::invalid_argument("foxml::events: no command endpoint for ZeroMQ endpoint '" +
                                 std::string(event_endpoint) + "': " + why);
   };
+  // A sink URI's `zmq+` prefix is kept: `zmq+tcp://h:5556` -> `zmq+tcp://h:5557`.
+  constexpr std::string_view uri_prefix = "zmq+";
+  if (event_endpoint.substr(0, uri_prefix.size()) == uri_prefix) {
+    return std::string(uri_prefix) + zmq_command_endpoint(event_endpoint.substr(uri_prefix.size()));
+  }
   constexpr std::string_view tcp = "tcp://";
   if (event_endpoint.substr(0, tcp.size()) == tcp) {
     const std::size_t colon = event_endpoint.rfind(':');

@@ -233,6 +233,8 @@ TEST_CASE("the command endpoint rule: port + 1, ipc path + .commands, or ?comman
   CHECK(zmq_command_endpoint("tcp://*:*") == "tcp://*:*");
   CHECK(zmq_command_endpoint("ipc:///r/ev") == "ipc:///r/ev.commands");
   CHECK(zmq_command_endpoint("inproc://ev") == "inproc://ev.commands");
+  CHECK(zmq_command_endpoint("zmq+tcp://host:5556") == "zmq+tcp://host:5557");
+  CHECK(zmq_command_endpoint("zmq+ipc:///r/ev") == "zmq+ipc:///r/ev.commands");
   CHECK_THROWS_AS(zmq_command_endpoint("tcp://host:65535"), std::invalid_argument);
   CHECK_THROWS_AS(zmq_command_endpoint("tcp://host"), std::invalid_argument);
   CHECK_THROWS_AS(zmq_command_endpoint("pgm://x"), std::invalid_argument);

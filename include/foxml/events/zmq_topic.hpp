@@ -41,7 +41,8 @@ std::vector<std::string> zmq_subscriptions(const std::set<event_type>& types, co
 /// Returns the command endpoint that goes with a ZeroMQ event endpoint (the control back-channel,
 /// docs/protocol.md "Control"): the same transport with the port + 1 (`tcp://h:5556` ->
 /// `tcp://h:5557`), or the ipc path / inproc name + `.commands` (`ipc:///r/ev` ->
-/// `ipc:///r/ev.commands`); a wildcard port (`tcp://h:*`, bind only) stays a wildcard. Throws std::invalid_argument for an endpoint it cannot derive from (no
+/// `ipc:///r/ev.commands`); a wildcard port (`tcp://h:*`, bind only) stays a wildcard, and a sink
+/// URI's `zmq+` prefix is kept (`zmq+tcp://h:5556` -> `zmq+tcp://h:5557`). Throws std::invalid_argument for an endpoint it cannot derive from (no
 /// port, port 65535, another transport).
 std::string zmq_command_endpoint(std::string_view event_endpoint);
 
