@@ -53,7 +53,7 @@ std::optional<std::string> sink_spec(const py::object& sink) {
 
 std::unique_ptr<py_emitter> make_emitter(const py::object& run_id_obj, const py::object& sink, std::size_t queue_capacity,
                                          const std::string& overflow, double block_timeout, double close_timeout,
-                                         double heartbeat_interval, double resources_interval,
+                                         std::optional<double> heartbeat_interval, double resources_interval,
                                          std::size_t max_line_bytes,
                                          std::optional<std::int64_t> rank, std::optional<std::int64_t> world_size,
                                          std::optional<std::string> host, const std::string& after_fork,
@@ -73,7 +73,8 @@ std::unique_ptr<py_emitter> make_emitter(const py::object& run_id_obj, const py:
   }
   options.block_timeout = duration_arg<std::chrono::microseconds>(block_timeout, "block_timeout");
   options.close_timeout = seconds_arg(close_timeout, "close_timeout");
-  options.heartbeat_interval = seconds_arg(heartbeat_interval, "heartbeat_interval");
+  // None: the library's default (on with the sampler or a socket sink); 0: off.
+  if (heartbeat_interval) options.heartbeat_interval = seconds_arg(*heartbeat_interval, "heartbeat_interval");
   options.resources_interval = seconds_arg(resources_interval, "resources_interval");
   options.max_line_bytes = max_line_bytes;
   options.rank = rank;
@@ -248,7 +249,8 @@ bool emit_log(py::handle self, py::handle level, py::handle message) {
 }
 
 bool emit_run_start(py::handle self, std::optional<std::string> config_json, py::handle name, py::handle tags,
-                    py::handle total_steps, py::handle total_epochs) {
+                    py::handle total_steps, py::handle total_epochs, py::handle process_start_time,
+                    py::handle heartbeat_interval_s, py::handle stale_after_heartbeats) {
   py_emitter& e = self_of(self);
   held_objects held;
   run_start_info info;
@@ -269,6 +271,10 @@ bool emit_run_start(py::handle self, std::optional<std::string> config_json, py:
   }
   check(to_opt_int64(total_steps.ptr(), names::total_steps.data(), info.total_steps));
   check(to_opt_int64(total_epochs.ptr(), names::total_epochs.data(), info.total_epochs));
+  // Liveness fields: None (the wrapper's) lets the library fill them.
+  check(to_opt_double(process_start_time.ptr(), names::process_start_time.data(), info.process_start_time));
+  check(to_opt_double(heartbeat_interval_s.ptr(), names::heartbeat_interval_s.data(), info.heartbeat_interval_s));
+  check(to_opt_int64(stale_after_heartbeats.ptr(), names::stale_after_heartbeats.data(), info.stale_after_heartbeats));
   return e.push([&] { return e.core->emit_run_start(info); });
 }
 
@@ -289,7 +295,7 @@ void bind_delivery_report(py::module_& m) {
 void bind_construction(py::class_<py_emitter>& cls) {
   cls.def(py::init(&make_emitter), py::arg("run_id"), py::arg("sink") = py::none(), py::kw_only(),
           py::arg("queue_capacity") = 16384, py::arg("overflow") = "drop", py::arg("block_timeout") = 0.01,
-          py::arg("close_timeout") = 2.0, py::arg("heartbeat_interval") = 0.0, py::arg("resources_interval") = 0.0,
+          py::arg("close_timeout") = 2.0, py::arg("heartbeat_interval") = py::none(), py::arg("resources_interval") = 0.0,
           py::arg("max_line_bytes") = 1u << 20,
           py::arg("rank") = py::none(), py::arg("world_size") = py::none(), py::arg("host") = py::none(),
           py::arg("after_fork") = "restart", py::arg("control_endpoint") = "auto",
@@ -323,7 +329,8 @@ void bind_emit_calls(py::class_<py_emitter>& cls) {
       "emit_heartbeat", [](py::handle self) { return self_of(self).core->emit_heartbeat(); },
       "Says the run is alive.");
   cls.def("_emit_run_start", &emit_run_start, py::arg("config_json"), py::arg("name"), py::arg("tags"),
-          py::arg("total_steps"), py::arg("total_epochs"));
+          py::arg("total_steps"), py::arg("total_epochs"), py::arg("process_start_time") = py::none(),
+          py::arg("heartbeat_interval_s") = py::none(), py::arg("stale_after_heartbeats") = py::none());
 }
 
 // flush, close, stats and the memory sink's lines.

@@ -26,7 +26,7 @@ class EmitterBase:
         overflow: str = "drop",
         block_timeout: float = 0.01,
         close_timeout: float = 2.0,
-        heartbeat_interval: float = 0.0,
+        heartbeat_interval: Optional[float] = None,
         resources_interval: float = 0.0,
         max_line_bytes: int = 1048576,
         rank: Optional[int] = None,
@@ -80,6 +80,9 @@ class EmitterBase:
         tags: Optional[Sequence[str]],
         total_steps: Optional[int],
         total_epochs: Optional[int],
+        process_start_time: Optional[float] = None,
+        heartbeat_interval_s: Optional[float] = None,
+        stale_after_heartbeats: Optional[int] = None,
     ) -> bool: ...
     def flush(self, timeout: float = 1.0) -> DeliveryReport: ...
     def close(self, timeout: Optional[float] = None) -> DeliveryReport: ...

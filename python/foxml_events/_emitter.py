@@ -45,9 +45,10 @@ class TrainingEventEmitter(_core.EmitterBase):
     a comma list is a fallback chain, ``|`` a tee); or ``memory://`` for tests. A malformed URI
     raises ValueError naming it; a file that cannot be opened, OSError. Keyword options: ``queue_capacity``,
     ``overflow`` ('drop' or 'block'), ``block_timeout``, ``close_timeout``, ``heartbeat_interval``
-    (seconds), ``resources_interval`` (seconds between ``resources`` events from a sampler thread:
-    process CPU and RSS, machine memory, GPUs; 0, the default here, takes none; while it runs,
-    heartbeats are on too), ``max_line_bytes``, ``rank``, ``world_size``, ``host``, ``after_fork`` ('restart'
+    (seconds; None, the default: on while the sampler runs, at its interval, or every 5 s when a
+    Unix socket sink is in the chain, as with the default sink, else off; 0: off), ``resources_interval``
+    (seconds between ``resources`` events from a sampler thread: process CPU and RSS, machine memory,
+    GPUs; 0, the default here, takes none), ``max_line_bytes``, ``rank``, ``world_size``, ``host``, ``after_fork`` ('restart'
     or 'disable'), ``control_endpoint`` ('auto': a per-run control socket next to a file or Unix socket
     sink; 'on'; 'off'; $FOXML_EVENTS_CONTROL=0 turns 'auto' off) and ``control_directory``.
 
