@@ -1,5 +1,8 @@
 #include "foxml/events/zmq_topic.hpp"
 
+#include <stdexcept>
+#include <string>
+
 #include "json_writer.hpp"
 
 namespace foxml::events {
@@ -68,6 +71,41 @@ std::vector<std::string> zmq_subscriptions(const std::set<event_type>& types, co
     for (const std::string& run : runs) prefixes.push_back(zmq_topic(type, run));
   }
   return prefixes;
+}
+
+// ---- the command path (issue 11)
+
+std::string zmq_command_endpoint(std::string_view event_endpoint) {
+  const auto refuse = [&](const char* why) {
+    return std::invalid_argument("foxml::events: no command endpoint for ZeroMQ endpoint '" +
+                                 std::string(event_endpoint) + "': " + why);
+  };
+  std::string_view rest = event_endpoint;
+  std::string prefix;
+  if (rest.substr(0, 4) == "zmq+") {
+    prefix = "zmq+";
+    rest.remove_prefix(4);
+  }
+  if (rest.substr(0, 6) == "ipc://" || rest.substr(0, 9) == "inproc://") {
+    if (rest.find("://") + 3 == rest.size()) throw refuse("empty path");
+    return prefix + std::string(rest) + ".commands";
+  }
+  if (rest.substr(0, 6) != "tcp://") throw refuse("only tcp://, ipc:// and inproc:// have a command endpoint");
+  // The port is after the last ':' (an IPv6 host is bracketed, so its colons come before it).
+  const std::size_t colon = rest.rfind(':');
+  const std::string_view port = colon == std::string_view::npos ? std::string_view{} : rest.substr(colon + 1);
+  if (colon < 6 || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) {
+    throw refuse("the port + 1 rule needs a numeric port (give the command endpoint explicitly)");
+  }
+  const unsigned long number = std::stoul(std::string(port));
+  if (number == 0 || number >= 65535) throw refuse("the port + 1 rule needs a port from 1 to 65534");
+  return prefix + std::string(rest.substr(0, colon + 1)) + std::to_string(number + 1);
+}
+
+std::string zmq_command_topic(std::string_view run_id) {
+  std::string topic(run_id);
+  topic += zmq_topic_separator;
+  return topic;
 }
 
 }  // namespace foxml::events

@@ -1,0 +1,100 @@
+// The ZeroMQ path of send_command (commands.hpp): the part of the sender that needs libzmq.
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <stdexcept>
+
+#include "foxml/events/reader/commands.hpp"
+#include "foxml/events/zmq_topic.hpp"
+
+namespace foxml::events::reader {
+namespace {
+
+using clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// Resend interval: a PUB drops what it sends before its peers have connected and subscribed
+// (ZeroMQ's slow joiner), so the same id goes out again until the run acknowledges it; the
+// emitter takes an id once.
+constexpr auto resend_every = 100ms;
+
+std::string received_prefix(std::string_view run_id) {
+  // The event topic carries the run id as the JSON line does (escaped).
+  const std::string quoted = nlohmann::json(std::string(run_id)).dump();
+  std::string prefix = "command_received";
+  prefix += zmq_topic_separator;
+  prefix.append(quoted, 1, quoted.size() - 2);
+  prefix += zmq_topic_separator;
+  return prefix;
+}
+
+command_result send_over_zmq(const std::string& event_endpoint, const std::string& command_endpoint,
+                             command_request request, std::chrono::milliseconds timeout) {
+  const std::string line = encode_command(request);
+  command_result result;
+  result.id = request.id;
+  result.via = "zmq";
+  std::string commands;
+  try {
+    commands = command_endpoint.empty() ? zmq_command_endpoint(event_endpoint) : command_endpoint;
+  } catch (const std::invalid_argument& e) {
+    result.error = e.what();
+    return result;
+  }
+  const auto strip = [](std::string e) { return e.rfind("zmq+", 0) == 0 ? e.substr(4) : e; };
+  try {
+    zmq::context_t context(1);
+    zmq::socket_t pub(context, zmq::socket_type::pub);
+    zmq::socket_t sub(context, zmq::socket_type::sub);
+    pub.set(zmq::sockopt::linger, 0);
+    sub.set(zmq::sockopt::linger, 0);
+    sub.set(zmq::sockopt::subscribe, received_prefix(request.run_id));
+    sub.connect(strip(event_endpoint));
+    pub.connect(strip(commands));
+    const std::string topic = zmq_command_topic(request.run_id);
+    const auto deadline = clock::now() + timeout;
+    auto next_send = clock::now();
+    std::vector<zmq::message_t> frames;
+    while (clock::now() < deadline) {
+      if (clock::now() >= next_send) {
+        std::array<zmq::const_buffer, 2> parts = {zmq::buffer(topic), zmq::buffer(line)};
+        zmq::send_multipart(pub, parts, zmq::send_flags::dontwait);
+        next_send = clock::now() + resend_every;
+      }
+      const auto wait = std::min(next_send, deadline) - clock::now();
+      zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::max(0ms, std::chrono::duration_cast<std::chrono::milliseconds>(wait)));
+      for (;;) {
+        frames.clear();
+        if (!zmq::recv_multipart(sub, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+        if (frames.size() != 2) continue;
+        const std::string text = frames[1].to_string();
+        const auto event = nlohmann::json::parse(text, nullptr, false);
+        if (!event.is_object() || event.value("event_type", "") != "command_received" ||
+            event.value("command_id", "") != result.id) {
+          continue;
+        }
+        result.received.push_back(text);
+        result.ok = result.acknowledged = true;
+        result.delivered = 1;
+        return result;
+      }
+    }
+    result.error = "no command_received from run " + request.run_id + " on " + event_endpoint + " in time (sent on " +
+                   commands + " every 100 ms)";
+  } catch (const zmq::error_t& e) {
+    result.error = std::string("ZeroMQ: ") + e.what() + " (event endpoint " + event_endpoint + ", command endpoint " +
+                   commands + ")";
+  }
+  return result;
+}
+
+}  // namespace
+
+void enable_zmq_commands() { register_zmq_command_sender(&send_over_zmq); }
+
+}  // namespace foxml::events::reader
