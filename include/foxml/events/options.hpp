@@ -24,6 +24,14 @@ enum class fork_policy : std::uint8_t {
   disable,  ///< the child's emits are counted as dropped and go nowhere
 };
 
+/// Whether an emitter serves a per-run control endpoint (control.hpp, docs/protocol.md "Control").
+enum class control_endpoint_mode : std::uint8_t {
+  automatic,  ///< when the sink chain has a file or Unix socket sink (and $FOXML_EVENTS_CONTROL is not 0);
+              ///< one that cannot be made is reported as a `log` warning, not an error
+  on,         ///< always (in `control_directory`, else the sinks' or the default one); an error at set-up
+  off,        ///< never
+};
+
 /// Settings of a training_event_emitter. Every field has a working default; the constructor
 /// rejects values that cannot work with std::invalid_argument naming the field.
 struct emitter_options {
@@ -68,6 +76,12 @@ struct emitter_options {
   fork_policy after_fork = fork_policy::restart;
   /// Stamp events with the CPU's invariant TSC when it has one (cheaper than clock_gettime).
   bool use_tsc = true;
+
+  // The control back-channel (control.hpp).
+  control_endpoint_mode control_endpoint = control_endpoint_mode::automatic;
+  /// Directory of the control endpoint; empty: `control/` next to the first file sink, else next
+  /// to the first Unix socket sink (control_directory_for()).
+  std::string control_directory;
 };
 
 /// Counters of an emitter since it was created.
@@ -91,6 +105,12 @@ struct emitter_stats {
   std::uint64_t dropped_closed = 0;    ///< emits after close() or in a disabled fork child
   std::uint64_t truncated = 0;         ///< events whose strings were shortened
   std::uint64_t lifecycle_reserved = 0;  ///< lifecycle events that went through the reserve lane
+
+  // Control commands (control.hpp). A command taken is acknowledged with a generated
+  // `command_received`; a duplicate id is not; a refused one gets a `log` warning instead.
+  std::uint64_t commands_received = 0;   ///< new commands taken into the inbox
+  std::uint64_t commands_duplicate = 0;  ///< repeats of an id already taken (acknowledged once only)
+  std::uint64_t commands_refused = 0;    ///< malformed, for another run, inbox full, or a peer of another uid
 
   std::uint64_t dropped() const noexcept {
     return dropped_queue_full + dropped_spill_budget + dropped_sink + dropped_oversize + dropped_closed;
