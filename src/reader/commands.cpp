@@ -11,8 +11,10 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <string>
 #include <stdexcept>
 
+#include "foxml/events/control.hpp"
 #include "foxml/events/defaults.hpp"
 #include "unix_client.hpp"
 
@@ -26,33 +28,6 @@ using json = nlohmann::json;
 constexpr std::size_t max_answer_bytes = 1u << 20;
 
 std::atomic<zmq_command_sender> zmq_sender{nullptr};
-
-// The endpoint-path rule of control_spec.md ("Per-run control endpoint"); the emitter side
-// creates the file by the same rule.
-std::string control_path_rule(const std::string& dir, std::string_view run_id, long pid) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string escaped;
-  for (const unsigned char c : run_id) {
-    if (std::isalnum(c) != 0 || c == '_' || c == '.' || c == '-') {
-      escaped += static_cast<char>(c);
-    } else {
-      escaped += '%';
-      escaped += hex[c >> 4];
-      escaped += hex[c & 15];
-    }
-  }
-  const std::string tail = "." + std::to_string(pid) + ".sock";
-  std::string path = dir + "/" + escaped + tail;
-  if (path.size() <= 107) return path;
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (const unsigned char c : run_id) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  char digits[17];
-  std::snprintf(digits, sizeof digits, "%016llx", static_cast<unsigned long long>(h));
-  return dir + "/h" + digits + tail;
-}
 
 // `<name>.<pid>.sock` -> pid; 0 when the name is not of that shape.
 long pid_of_socket_name(std::string_view name) {
@@ -117,10 +92,7 @@ bool is_command_received_for(const json& event, const std::string& id) {
 }  // namespace
 
 void validate_command_name(std::string_view name) {
-  const bool ok = !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](unsigned char c) {
-    return std::isalnum(c) != 0 || c == '_' || c == '.' || c == '-';
-  });
-  if (!ok) {
+  if (!valid_command_name(name)) {
     throw std::invalid_argument("foxml::events: command name '" + std::string(name) +
                                 "' is not 1-64 characters of [A-Za-z0-9_.-]");
   }
@@ -153,19 +125,13 @@ std::string encode_command(command_request& request) {
   validate_command_name(request.name);
   if (request.run_id.empty()) throw std::invalid_argument("foxml::events: a command needs a run id");
   if (request.id.empty()) request.id = make_command_id();
-  const bool id_ok = request.id.size() <= 64 &&
-                     std::all_of(request.id.begin(), request.id.end(), [](char c) { return c > ' ' && c < 127; });
-  if (!id_ok) throw std::invalid_argument("foxml::events: command id '" + request.id + "' is not 1-64 printable ASCII");
   if (request.sender.empty()) request.sender = default_sender();
-  json line = {{"command", request.name}, {"id", request.id}, {"run_id", request.run_id}, {"sender", request.sender}};
-  if (!request.arg_json.empty()) {
-    json arg = json::parse(request.arg_json, nullptr, false);
-    if (arg.is_discarded()) {
-      throw std::invalid_argument("foxml::events: command argument is not JSON: " + request.arg_json);
-    }
-    line["arg"] = std::move(arg);
+  std::string text;
+  try {
+    text = command_to_json(command{request.name, request.id, request.sender, request.run_id, request.arg_json});
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string(e.what()) + " (id '" + request.id + "')");
   }
-  std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace);
   if (text.size() > max_command_bytes) {
     throw std::invalid_argument("foxml::events: command line of " + std::to_string(text.size()) +
                                 " bytes is over the " + std::to_string(max_command_bytes) + "-byte limit");
@@ -173,12 +139,7 @@ std::string encode_command(command_request& request) {
   return text;
 }
 
-std::string default_control_directory() {
-  const std::string file = default_event_file();
-  const auto slash = file.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : file.substr(0, slash);
-  return dir + "/control";
-}
+std::string default_control_directory() { return control_directory_for(default_event_file()); }
 
 std::vector<control_endpoint> list_control_endpoints(const std::string& dir, std::chrono::milliseconds timeout) {
   std::vector<control_endpoint> out;
@@ -219,7 +180,7 @@ command_result send_command_control(const std::string& dir, command_request requ
   std::size_t candidates = 0, stale = 0;
   std::string failures;
   for (const socket_file& file : socket_files(dir)) {
-    if (control_path_rule(dir, request.run_id, file.pid) != file.path) continue;
+    if (control_endpoint_path(dir, request.run_id, file.pid) != file.path) continue;
     ++candidates;
     int err = 0;
     std::string error;

@@ -330,10 +330,7 @@ command_result live_reader::send_command(const std::string& run_id, const std::s
   encode_command(request);  // refuses a bad command here, in the caller's thread
   const std::string origin = description_;
   if (origin.rfind("file://", 0) == 0) {
-    const std::string file = origin.substr(7);
-    const auto slash = file.find_last_of('/');
-    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : file.substr(0, slash);
-    return send_command_control(dir + "/control", std::move(request), timeout);
+    return send_command_control(control_directory_for(origin.substr(7)), std::move(request), timeout);
   }
   const auto* listener = dynamic_cast<const socket_source*>(source_.get());
   if (listener == nullptr) return send_command_zmq(origin, "", std::move(request), timeout);

@@ -19,6 +19,7 @@
 
 #include "fd.hpp"
 #include "foxml/events/file_sink.hpp"
+#include "foxml/events/control.hpp"
 #include "foxml/events/reader/commands.hpp"
 #include "foxml/events/zmq_topic.hpp"
 #include "line_splitter.hpp"
@@ -227,13 +228,8 @@ struct socket_source::impl {
 
   // A connection's first line decides: a command makes it a control client. The emitter always
   // writes `{"event_type"` first, so its lines are told apart without parsing.
-  connection::role classify(const raw_line& line) const {
-    constexpr std::string_view event_start = "{\"event_type\"";
-    if (line.oversized || line.text.substr(0, event_start.size()) == event_start) return connection::role::emitter;
-    const auto value = nlohmann::json::parse(line.text, nullptr, false);
-    const bool command = value.is_object() && value.contains("command") && value.contains("run_id") &&
-                         !value.contains("event_type");
-    return command ? connection::role::control : connection::role::emitter;
+  static connection::role classify(const raw_line& line) {
+    return !line.oversized && looks_like_command(line.text) ? connection::role::control : connection::role::emitter;
   }
 
   void answer(connection& c, const nlohmann::json& reply) {
@@ -253,20 +249,12 @@ struct socket_source::impl {
     if (line.oversized || line.text.size() > max_command_bytes) {
       return refuse(c, "a command line is at most " + std::to_string(max_command_bytes) + " bytes");
     }
-    const auto cmd = nlohmann::json::parse(line.text, nullptr, false);
-    const auto string_at = [&](const char* key) { return cmd.is_object() && cmd.contains(key) && cmd[key].is_string(); };
-    if (!string_at("command") || !string_at("run_id") || !string_at("id") || cmd.contains("event_type")) {
-      return refuse(c, "not a command: a JSON object with string command, id and run_id is expected");
-    }
-    try {
-      validate_command_name(cmd["command"].get<std::string>());
-    } catch (const std::invalid_argument& e) {
-      return refuse(c, e.what());
-    }
-    const std::string run_id = cmd["run_id"].get<std::string>();
-    const std::string id = cmd["id"].get<std::string>();
+    const command_parse parsed = parse_command(line.text);
+    if (!parsed.value) return refuse(c, parsed.error);
+    const std::string& run_id = parsed.value->run_id;
+    const std::string& id = parsed.value->id;
     const std::string wanted = as_in_line(run_id);
-    const std::string text = cmd.dump() + "\n";
+    const std::string text = command_to_json(*parsed.value) + "\n";
     std::uint64_t delivered = 0, backed_up = 0;
     for (auto& [fd, e] : connections) {
       if (e.kind != connection::role::emitter || e.doomed) continue;

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <regex>
@@ -20,6 +21,7 @@
 #include <thread>
 
 #include "fixtures/reader_helpers.hpp"
+#include "foxml/events.hpp"
 #include "foxml/events/reader/commands.hpp"
 #include "foxml/events/zmq_topic.hpp"
 
@@ -140,7 +142,7 @@ TEST_CASE("encode_command: fills id and sender, keeps arg compact, refuses bad n
   CHECK_THROWS_WITH_AS(encode_command(bad_arg), doctest::Contains("not JSON"), std::invalid_argument);
   command_request big{"r", "x", "\"" + std::string(5000, 'a') + "\"", "", ""};
   CHECK_THROWS_WITH_AS(encode_command(big), doctest::Contains("4096"), std::invalid_argument);
-  command_request bad_id{"r", "x", "", "with space", ""};
+  command_request bad_id{"r", "x", "", "tab\there", ""};
   CHECK_THROWS_AS(encode_command(bad_id), std::invalid_argument);
   command_request no_run{"", "x", "", "", ""};
   CHECK_THROWS_AS(encode_command(no_run), std::invalid_argument);
@@ -301,4 +303,37 @@ TEST_CASE("ZeroMQ: the same id is resent every 100 ms until command_received wit
   CHECK(none.error.find("no command_received") != std::string::npos);
   command_request bad{"r", "cancel", "", "", ""};
   CHECK(send_command_zmq("tcp://h:*", "", bad, 100ms).error.find("numeric port") != std::string::npos);
+}
+
+TEST_CASE("a real emitter's control endpoint: listed with its state, cancel acknowledged once, should_stop()") {
+  reader_test::temp_dir dir;
+  const std::string file = dir / "events.jsonl";
+  foxml::events::training_event_emitter emitter("real-run", std::make_unique<foxml::events::file_sink>(file));
+  const std::string control = foxml::events::control_directory_for(file);
+  const auto listed = list_control_endpoints(control);
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0].running);
+  CHECK(listed[0].run_id == "real-run");
+  CHECK(listed[0].pid == ::getpid());
+  CHECK(listed[0].path == emitter.control_endpoint_path());
+  CHECK(json::parse(listed[0].status_json).is_object());
+
+  command_request r{"real-run", "cancel", "", "", ""};
+  const auto result = send_command_control(control, r, 5s);
+  CHECK(result.acknowledged);
+  CHECK(emitter.should_stop());
+  command_request again{"real-run", "cancel", "", result.id, ""};
+  CHECK(send_command_control(control, again, 5s).duplicate);
+  command_request other{"other-run", "cancel", "", "", ""};
+  CHECK(send_command_control(control, other, 5s).unknown_run);
+  emitter.close();
+  std::string text;
+  {
+    std::ifstream in(file);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  CHECK(text.find("\"command_received\"") != std::string::npos);
+  CHECK(text.find(result.id) != std::string::npos);
+  // Closed: the file is gone, so the run is unknown, not a hang.
+  CHECK(send_command_control(control, r, 2s).unknown_run);
 }

@@ -158,8 +158,8 @@ TEST_CASE("relay: unknown run and non-command lines are answered with an error, 
     pump.join();
   }
   CHECK(answers[0].find("unknown run x") != std::string::npos);
-  CHECK(answers[1].find("not a command") != std::string::npos);
-  CHECK(answers[2].find("is not 1-64 characters") != std::string::npos);
+  CHECK(answers[1].find("malformed command") != std::string::npos);
+  CHECK(answers[2].find("must be a name") != std::string::npos);
   CHECK(src.stats().commands_refused == 2);
   CHECK(src.stats().commands_unknown_run == 2);
   CHECK(got.empty());

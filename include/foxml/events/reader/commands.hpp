@@ -13,10 +13,9 @@
 #include <string_view>
 #include <vector>
 
-namespace foxml::events::reader {
+#include "foxml/events/control.hpp"
 
-/// The longest command line (without its `\n`) any side accepts.
-inline constexpr std::size_t max_command_bytes = 4096;
+namespace foxml::events::reader {
 
 /// How long a sender waits for an acknowledgement unless told otherwise.
 inline constexpr std::chrono::milliseconds default_command_timeout{5000};
@@ -46,7 +45,7 @@ struct command_result {
   std::vector<std::string> received;  ///< `command_received` event lines seen (relay, ZeroMQ)
 };
 
-/// Throws std::invalid_argument unless `name` matches `[A-Za-z0-9_.-]{1,64}`.
+/// Throws std::invalid_argument unless valid_command_name(name) (control.hpp).
 void validate_command_name(std::string_view name);
 /// Returns 16 lowercase hex characters from std::random_device.
 std::string make_command_id();
@@ -59,8 +58,8 @@ std::string encode_command(command_request& request);
 
 // ---- (a) control endpoints
 
-/// Returns `<directory of default_event_file()>/control`, where runs writing the default file
-/// put their control endpoints.
+/// Returns control_directory_for(default_event_file()): where runs writing the default file put
+/// their control endpoints.
 std::string default_control_directory();
 
 /// One socket file found in a control directory.
@@ -79,7 +78,8 @@ struct control_endpoint {
 std::vector<control_endpoint> list_control_endpoints(const std::string& dir,
                                                      std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
 
-/// Sends to every endpoint of `request.run_id` in `dir` (a restarted run has one per pid).
+/// Sends to every endpoint of `request.run_id` in `dir` (control_endpoint_path() with the pid
+/// of each file there: a restarted run has one per pid).
 /// `unknown_run` when none is there or none accepts connections.
 command_result send_command_control(const std::string& dir, command_request request,
                                     std::chrono::milliseconds timeout = default_command_timeout);
