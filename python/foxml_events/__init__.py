@@ -49,6 +49,7 @@ from ._core import (
     default_event_socket,
     default_sink_list,
 )
+from ._commands import CommandError, list_control_endpoints, send_command
 from ._emitter import StageScope, TrainingEventEmitter
 from ._functions import (
     emit_error,
@@ -83,6 +84,7 @@ __version__: str = _core.__version__
 
 __all__ = [
     "BufferRead",
+    "CommandError",
     "DeliveryReport",
     "EventBuffer",
     "EventFile",
@@ -109,10 +111,12 @@ __all__ = [
     "get_training_emitter",
     "init_training_events",
     "install_signal_hook",
+    "list_control_endpoints",
     "log",
     "log_metrics",
     "read_events",
     "remove_signal_hook",
+    "send_command",
     "set_exit_timeout",
     "signal_hook_installed",
 ]
