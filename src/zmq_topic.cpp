@@ -1,7 +1,6 @@
 #include "foxml/events/zmq_topic.hpp"
 
 #include <stdexcept>
-#include <string>
 
 #include "json_writer.hpp"
 
@@ -73,33 +72,31 @@ std::vector<std::string> zmq_subscriptions(const std::set<event_type>& types, co
   return prefixes;
 }
 
-// ---- the command path (issue 11)
-
 std::string zmq_command_endpoint(std::string_view event_endpoint) {
-  const auto refuse = [&](const char* why) {
-    return std::invalid_argument("foxml::events: no command endpoint for ZeroMQ endpoint '" +
-                                 std::string(event_endpoint) + "': " + why);
+  const auto reject = [&](const char* why) {
+    throw std::invalid_argument("foxml::events: no command endpoint for ZeroMQ endpoint '" +
+                                std::string(event_endpoint) + "': " + why);
   };
-  std::string_view rest = event_endpoint;
-  std::string prefix;
-  if (rest.substr(0, 4) == "zmq+") {
-    prefix = "zmq+";
-    rest.remove_prefix(4);
+  constexpr std::string_view tcp = "tcp://";
+  if (event_endpoint.substr(0, tcp.size()) == tcp) {
+    const std::size_t colon = event_endpoint.rfind(':');
+    if (colon == std::string_view::npos || colon < tcp.size()) reject("no port");
+    const std::string_view digits = event_endpoint.substr(colon + 1);
+    if (digits == "*") return std::string(event_endpoint);  // an ephemeral port: another ephemeral one
+    if (digits.empty() || digits.size() > 5) reject("the port is not a number");
+    unsigned long port = 0;
+    for (const char c : digits) {
+      if (c < '0' || c > '9') reject("the port is not a number (give the command endpoint itself)");
+      port = port * 10 + static_cast<unsigned long>(c - '0');
+    }
+    if (port == 0 || port >= 65535) reject("the port + 1 is not a port");
+    return std::string(event_endpoint.substr(0, colon + 1)) + std::to_string(port + 1);
   }
-  if (rest.substr(0, 6) == "ipc://" || rest.substr(0, 9) == "inproc://") {
-    if (rest.find("://") + 3 == rest.size()) throw refuse("empty path");
-    return prefix + std::string(rest) + ".commands";
+  if (event_endpoint.substr(0, 6) == "ipc://" || event_endpoint.substr(0, 9) == "inproc://") {
+    return std::string(event_endpoint) + ".commands";
   }
-  if (rest.substr(0, 6) != "tcp://") throw refuse("only tcp://, ipc:// and inproc:// have a command endpoint");
-  // The port is after the last ':' (an IPv6 host is bracketed, so its colons come before it).
-  const std::size_t colon = rest.rfind(':');
-  const std::string_view port = colon == std::string_view::npos ? std::string_view{} : rest.substr(colon + 1);
-  if (colon < 6 || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) {
-    throw refuse("the port + 1 rule needs a numeric port (give the command endpoint explicitly)");
-  }
-  const unsigned long number = std::stoul(std::string(port));
-  if (number == 0 || number >= 65535) throw refuse("the port + 1 rule needs a port from 1 to 65534");
-  return prefix + std::string(rest.substr(0, colon + 1)) + std::to_string(number + 1);
+  reject("not tcp://, ipc:// or inproc://");
+  return {};
 }
 
 std::string zmq_command_topic(std::string_view run_id) {

@@ -56,7 +56,9 @@ std::unique_ptr<py_emitter> make_emitter(const py::object& run_id_obj, const py:
                                          double heartbeat_interval, double resources_interval,
                                          std::size_t max_line_bytes,
                                          std::optional<std::int64_t> rank, std::optional<std::int64_t> world_size,
-                                         std::optional<std::string> host, const std::string& after_fork) {
+                                         std::optional<std::string> host, const std::string& after_fork,
+                                         const std::string& control_endpoint,
+                                         std::optional<std::string> control_directory) {
   held_objects held;
   std::string_view run_id_view;
   check(to_string(run_id_obj.ptr(), "run_id", run_id_view, held));
@@ -84,6 +86,17 @@ std::unique_ptr<py_emitter> make_emitter(const py::object& run_id_obj, const py:
   } else {
     throw py::value_error("foxml_events: after_fork must be 'restart' or 'disable', got '" + after_fork + "'");
   }
+
+  if (control_endpoint == "auto") {
+    options.control_endpoint = control_endpoint_mode::automatic;
+  } else if (control_endpoint == "on") {
+    options.control_endpoint = control_endpoint_mode::on;
+  } else if (control_endpoint == "off") {
+    options.control_endpoint = control_endpoint_mode::off;
+  } else {
+    throw py::value_error("foxml_events: control_endpoint must be 'auto', 'on' or 'off', got '" + control_endpoint + "'");
+  }
+  if (control_directory) options.control_directory = *control_directory;
 
   auto e = std::make_unique<py_emitter>();
   chosen_sink chosen = choose_sink(sink_spec(sink));
@@ -113,6 +126,9 @@ py::dict stats_dict(const emitter_stats& s) {
   d["dropped_closed"] = s.dropped_closed;
   d["truncated"] = s.truncated;
   d["lifecycle_reserved"] = s.lifecycle_reserved;
+  d["commands_received"] = s.commands_received;
+  d["commands_duplicate"] = s.commands_duplicate;
+  d["commands_refused"] = s.commands_refused;
   return d;
 }
 
@@ -276,7 +292,8 @@ void bind_construction(py::class_<py_emitter>& cls) {
           py::arg("close_timeout") = 2.0, py::arg("heartbeat_interval") = 0.0, py::arg("resources_interval") = 0.0,
           py::arg("max_line_bytes") = 1u << 20,
           py::arg("rank") = py::none(), py::arg("world_size") = py::none(), py::arg("host") = py::none(),
-          py::arg("after_fork") = "restart");
+          py::arg("after_fork") = "restart", py::arg("control_endpoint") = "auto",
+          py::arg("control_directory") = py::none());
 
   cls.def_property_readonly("run_id", [](py::handle self) { return self_of(self).core->run_id(); });
   cls.def_property_readonly("sink", [](py::handle self) { return self_of(self).sink_description; },
@@ -382,6 +399,7 @@ queued, False when counted as dropped); a background thread writes JSON lines to
   bind_emit_calls(cls);
   bind_delivery(cls);
   add_fast_emit_calls(m, cls);
+  bind_control(cls);
   bind_global(m);
 }
 

@@ -22,6 +22,7 @@ struct py_emitter {
   std::int64_t next_step = 0;
   bool blocking = false;         // overflow_policy::block: a push may wait, so it drops the GIL
   bool closed = false;
+  pybind11::object command_callbacks;  // list of on_command callables (None until the first)
 
   py_emitter() = default;
   py_emitter(const py_emitter&) = delete;
@@ -44,6 +45,9 @@ py_emitter* emitter_of(PyObject* self);
 
 /// The emitter the module-level convenience functions use (a new reference's borrow; may be None).
 PyObject* global_emitter();
+
+/// Adds the control methods (should_stop, poll_command...: control_binding.cpp) to the class.
+void bind_control(pybind11::handle emitter_class);
 
 /// Adds the fast emit_progress / log_metrics (METH_FASTCALL) to the class and to the module.
 void add_fast_emit_calls(pybind11::module_& m, pybind11::handle emitter_class);

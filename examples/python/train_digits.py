@@ -3,6 +3,11 @@ download) and reports the run through foxml_events: run_start with the config, t
 dataset_loading -> training -> validation -> save_model, per-step metrics (loss, accuracy, lr) and
 progress (step/total, epochs), the validation result, and run_complete.
 
+It obeys control commands (`events-ctl cancel|pause|resume|checkpoint RUN_ID`, or any client of the
+run's control endpoint, docs/protocol.md "Control"), checked once per step: `cancel` saves a
+checkpoint and ends the run `cancelled`; `pause` holds the loop until `resume`; `checkpoint` saves
+the weights and goes on. Each gets its `command_done`.
+
     python examples/python/train_digits.py --epochs 3 --step-delay 0.05 --output /tmp/digits.jsonl
 
 Without --output, events go to the library's default sink (printed at start). Follow them with
@@ -48,6 +53,26 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     return args
 
 
+def obey_commands(events: fe.TrainingEventEmitter, model: nn.Module, args: argparse.Namespace) -> Optional[fe.Command]:
+    """Takes the commands waiting for the loop; returns a `cancel` (the loop then stops)."""
+    while True:
+        command = events.poll_command()
+        if command is None:
+            return None
+        if command.name == "cancel":
+            return command
+        if command.name in ("pause", "resume"):
+            if command.name == "pause":
+                print(f"paused by {command.sender or 'someone'}", flush=True)
+            # Holds the loop while paused (until resume or cancel) and acknowledges both commands.
+            events.wait_while_paused()
+        elif command.name == "checkpoint":
+            torch.save(model.state_dict(), args.model_path)
+            events.command_done(command, "ok", f"checkpoint saved to {args.model_path}")
+        else:
+            events.command_done(command, "ignored", f"the digits demo knows no command {command.name!r}")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     torch.manual_seed(args.seed)
@@ -79,11 +104,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         total_steps = steps_per_epoch * args.epochs
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
 
+        cancel: Optional[fe.Command] = None
         with events.stage("training"):
             step = 0
             for epoch in range(args.epochs):
                 model.train()
                 for features, labels in loader:
+                    cancel = obey_commands(events, model, args)
+                    if cancel is not None:
+                        break
                     optimizer.zero_grad()
                     logits = model(features)
                     loss = loss_fn(logits, labels)
@@ -99,7 +128,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                                          epoch=epoch + 1, total_epochs=args.epochs)
                     if args.step_delay:
                         time.sleep(args.step_delay)
+                if cancel is not None:
+                    break
                 events.log("info", f"epoch {epoch + 1}/{args.epochs}: last loss {loss.item():.4f}")
+
+        if cancel is not None:
+            # Progress is kept up to this step: the weights so far, then the run ends `cancelled`.
+            with events.stage("save_model"):
+                torch.save(model.state_dict(), args.model_path)
+            events.command_done(cancel, "ok", f"cancelled at step {step}; checkpoint saved to {args.model_path}")
+            events.emit_run_complete("cancelled")
+            events.close()
+            print(f"cancelled at step {step} by {cancel.sender or 'someone'}; checkpoint saved to "
+                  f"{args.model_path}", flush=True)
+            return 0
 
         with events.stage("validation"):
             model.eval()

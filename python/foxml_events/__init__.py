@@ -50,7 +50,7 @@ from ._core import (
     default_sink_list,
 )
 from ._commands import CommandError, list_control_endpoints, send_command
-from ._emitter import StageScope, TrainingEventEmitter
+from ._emitter import Command, StageScope, TrainingEventEmitter
 from ._functions import (
     emit_error,
     emit_progress,
@@ -84,6 +84,7 @@ __version__: str = _core.__version__
 
 __all__ = [
     "BufferRead",
+    "Command",
     "CommandError",
     "DeliveryReport",
     "EventBuffer",

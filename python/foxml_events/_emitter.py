@@ -8,12 +8,30 @@ import os
 import weakref
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Iterable, Optional, Type
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional, Type, Union
 
 from . import _core
 
 # Every emitter alive in this process; closed with a deadline at interpreter exit (see _lifecycle).
 live_emitters: "weakref.WeakSet[TrainingEventEmitter]" = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class Command:
+    """A control command sent to this run (docs/protocol.md, "Control"): ``name`` is ``cancel``,
+    ``pause``, ``resume``, ``checkpoint`` or the sender's own; ``arg`` the JSON argument (a dict;
+    a non-object one arrives as ``{"value": ...}``) or None."""
+
+    name: str
+    id: str
+    sender: str
+    run_id: str
+    arg: Any = None
+
+    @classmethod
+    def _from(cls, d: dict) -> "Command":
+        return cls(d["command"], d["id"], d["sender"], d["run_id"], d["arg"])
 
 
 class TrainingEventEmitter(_core.EmitterBase):
@@ -30,7 +48,12 @@ class TrainingEventEmitter(_core.EmitterBase):
     (seconds), ``resources_interval`` (seconds between ``resources`` events from a sampler thread:
     process CPU and RSS, machine memory, GPUs; 0, the default here, takes none; while it runs,
     heartbeats are on too), ``max_line_bytes``, ``rank``, ``world_size``, ``host``, ``after_fork`` ('restart'
-    or 'disable').
+    or 'disable'), ``control_endpoint`` ('auto': a per-run control socket next to a file or Unix socket
+    sink; 'on'; 'off'; $FOXML_EVENTS_CONTROL=0 turns 'auto' off) and ``control_directory``.
+
+    Control commands (cancel, pause, resume, checkpoint, your own) reach the loop through
+    ``should_stop()``, ``poll_command()``, ``on_command(fn)``, ``paused()`` and
+    ``wait_while_paused()``; report what you did with ``command_done(cmd, outcome)``.
 
     ``signal_hook=False`` keeps ``with`` from installing the signal hook (see install_signal_hook).
 
@@ -49,6 +72,8 @@ class TrainingEventEmitter(_core.EmitterBase):
                 raise TypeError("foxml_events: pass sink= or path=, not both")
             sink = path
         super().__init__(run_id, sink, **options)
+        # Set once run_complete went out: ``with`` then sends no second one on exit.
+        self._completed = False
         # Whether ``with`` installs the signal hook (see _signals); False opts this emitter out.
         self._signal_hook = bool(signal_hook)
         live_emitters.add(self)
@@ -66,6 +91,34 @@ class TrainingEventEmitter(_core.EmitterBase):
         if tags is not None and not isinstance(tags, (str, bytes)):
             tags = list(tags)
         return self._emit_run_start(_config_json(config), name, tags, total_steps, total_epochs)
+
+    def poll_command(self) -> Optional[Command]:
+        """The next command received (first in, first out), or None. With on_command callbacks
+        registered, they take the commands instead (this runs them and returns None)."""
+        d = self._poll_command()
+        return None if d is None else Command._from(d)
+
+    def on_command(self, callback: Callable[[Command], Any]) -> None:
+        """Calls ``callback(command)`` for every command received, on the thread that calls an emit
+        method or poll_command() next (with the GIL; never on the emitter's worker thread). An
+        exception it raises is reported as unraisable, not raised from the emit call."""
+        if not callable(callback):
+            raise TypeError("foxml_events: on_command needs a callable")
+        self._on_command(lambda d: callback(Command._from(d)))
+
+    def command_done(self, command: Union[Command, str], outcome: str = "ok", message: Optional[str] = None) -> bool:
+        """Reports what the loop did with ``command`` (a Command or its id) as a ``command_done``
+        event: ``outcome`` is ``ok``, ``ignored``, ``failed`` or your own word."""
+        command_id = command.id if isinstance(command, Command) else command
+        if not isinstance(command_id, str):
+            raise TypeError(f"foxml_events: command must be a Command or its id, got {type(command).__name__}")
+        return self._command_done(command_id, outcome, message)
+
+    def emit_run_complete(self, status: str = "success", duration_s: Optional[float] = None) -> bool:
+        """Reports the end of the run (success, failed, cancelled, killed); duration_s defaults to the
+        emitter's age. Inside ``with``, the run then has its end: the exit sends no other."""
+        self._completed = True
+        return super().emit_run_complete(status, duration_s)
 
     def stage(self, name: str) -> "StageScope":
         """Returns a context manager for one stage: ``with emitter.stage("validation"): ...``.
@@ -93,7 +146,9 @@ class TrainingEventEmitter(_core.EmitterBase):
         tb: Optional[TracebackType],
     ) -> None:
         try:
-            if exc_type is None or exc is None or is_normal_exit(exc):
+            if self._completed and (exc_type is None or exc is None or is_normal_exit(exc)):
+                pass  # the loop ended the run itself (cancelled, for one)
+            elif exc_type is None or exc is None or is_normal_exit(exc):
                 self.emit_run_complete("success")
             else:
                 if not _take_reported(exc, self):  # a stage() already sent this exception's error

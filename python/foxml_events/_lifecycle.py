@@ -33,9 +33,13 @@ def init_training_events(
     $FOXML_EVENTS_SIGNAL_HOOK=0) installs the signal hook: SIGTERM/SIGHUP/SIGQUIT/SIGINT end the run
     with ``killed``/``cancelled`` before the process goes on as it would have (see _signals).
     Resource sampling is on here: a ``resources`` event every ``resources_interval`` seconds
-    (default 10; 0 turns it off), and heartbeats with it.
+    (default 10; 0 turns it off), and heartbeats with it. So is the per-run control endpoint
+    (``control_endpoint='on'``: ``events-ctl cancel RUN`` reaches this run even with no listener;
+    $FOXML_EVENTS_CONTROL=0 or ``control_endpoint='off'`` turns it off).
     """
     options.setdefault("resources_interval", _default_resources_interval)
+    if os.environ.get("FOXML_EVENTS_CONTROL", "") != "0":
+        options.setdefault("control_endpoint", "on")
     emitter = TrainingEventEmitter(run_id, sink, path=path, signal_hook=signal_hook, **options)
     if signal_hook:
         _install_default_signal_hook()

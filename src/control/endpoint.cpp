@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "foxml/events/defaults.hpp"
+#include "foxml/events/schema_keys.hpp"
 
 namespace foxml::events::detail {
 namespace {
@@ -27,7 +28,8 @@ using clock_type = std::chrono::steady_clock;
 constexpr std::size_t max_clients = 16;
 constexpr auto idle_limit = std::chrono::seconds(5);
 constexpr std::string_view query_key = "query";
-constexpr std::string_view status_query = "status";
+// The query `{"query":"status"}`, answered with the run's `status` object.
+constexpr std::string_view status_query = schema::names::status;
 
 [[noreturn]] void fail(const std::string& path, const char* what) {
   throw std::system_error(errno, std::generic_category(), "foxml::events: control endpoint " + path + ": " + what);

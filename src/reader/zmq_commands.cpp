@@ -22,39 +22,30 @@ using namespace std::chrono_literals;
 // emitter takes an id once.
 constexpr auto resend_every = 100ms;
 
-std::string received_prefix(std::string_view run_id) {
-  // The event topic carries the run id as the JSON line does (escaped).
-  const std::string quoted = nlohmann::json(std::string(run_id)).dump();
-  std::string prefix = "command_received";
-  prefix += zmq_topic_separator;
-  prefix.append(quoted, 1, quoted.size() - 2);
-  prefix += zmq_topic_separator;
-  return prefix;
-}
-
 command_result send_over_zmq(const std::string& event_endpoint, const std::string& command_endpoint,
                              command_request request, std::chrono::milliseconds timeout) {
   const std::string line = encode_command(request);
   command_result result;
   result.id = request.id;
   result.via = "zmq";
+  // make_source's spelling (zmq+tcp://) is accepted; ZeroMQ itself knows only tcp://, ipc://...
+  const auto strip = [](const std::string& e) { return e.rfind("zmq+", 0) == 0 ? e.substr(4) : e; };
   std::string commands;
   try {
-    commands = command_endpoint.empty() ? zmq_command_endpoint(event_endpoint) : command_endpoint;
+    commands = command_endpoint.empty() ? zmq_command_endpoint(strip(event_endpoint)) : strip(command_endpoint);
   } catch (const std::invalid_argument& e) {
     result.error = e.what();
     return result;
   }
-  const auto strip = [](std::string e) { return e.rfind("zmq+", 0) == 0 ? e.substr(4) : e; };
   try {
     zmq::context_t context(1);
     zmq::socket_t pub(context, zmq::socket_type::pub);
     zmq::socket_t sub(context, zmq::socket_type::sub);
     pub.set(zmq::sockopt::linger, 0);
     sub.set(zmq::sockopt::linger, 0);
-    sub.set(zmq::sockopt::subscribe, received_prefix(request.run_id));
+    sub.set(zmq::sockopt::subscribe, zmq_topic(event_type::command_received, request.run_id));
     sub.connect(strip(event_endpoint));
-    pub.connect(strip(commands));
+    pub.connect(commands);
     const std::string topic = zmq_command_topic(request.run_id);
     const auto deadline = clock::now() + timeout;
     auto next_send = clock::now();
