@@ -23,6 +23,7 @@
 #include "fixtures/reader_helpers.hpp"
 #include "foxml/events.hpp"
 #include "foxml/events/reader/commands.hpp"
+#include "foxml/events/zmq_sink.hpp"
 #include "foxml/events/zmq_topic.hpp"
 
 #include <zmq.hpp>
@@ -330,4 +331,32 @@ TEST_CASE("a real emitter's control endpoint: listed with its state, cancel ackn
   CHECK(text.find(result.id) != std::string::npos);
   // Closed: the file is gone, so the run is unknown, not a hang.
   CHECK(send_command_control(control, r, 2s).unknown_run);
+}
+
+TEST_CASE("a real emitter with a ZeroMQ sink: cancel over the command endpoint, acknowledged by command_received") {
+  foxml::events::enable_zmq_sink_uris();
+  enable_zmq_commands();
+  reader_test::temp_dir dir;
+  const std::string events = "ipc://" + dir / "ev";
+  foxml::events::zmq_sink_options so;
+  so.endpoint = events;
+  foxml::events::emitter_options o;
+  o.control_endpoint = foxml::events::control_endpoint_mode::off;
+  foxml::events::training_event_emitter emitter("zmq-run", std::make_unique<foxml::events::zmq_sink>(so), o);
+  std::atomic<bool> done{false};
+  std::thread loop([&] {
+    while (!done && !emitter.should_stop()) {
+      emitter.emit_heartbeat();
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  command_request r{"zmq-run", "cancel", "", "", ""};
+  const auto result = send_command_zmq("zmq+" + events, "", r, 10s);
+  done = true;
+  loop.join();
+  CHECK(result.acknowledged);
+  CHECK(emitter.should_stop());
+  REQUIRE(result.received.size() == 1);
+  CHECK(json::parse(result.received[0])["command_id"] == result.id);
+  emitter.close();
 }

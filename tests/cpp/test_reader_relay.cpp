@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "fixtures/reader_helpers.hpp"
+#include "foxml/events.hpp"
 #include "foxml/events/reader/commands.hpp"
 #include "foxml/events/reader/live_reader.hpp"
 #include "foxml/events/reader/socket_source.hpp"
@@ -242,4 +243,35 @@ TEST_CASE("live_reader::send_command on a file source uses <dir>/control") {
   CHECK(result.via == "control");
   CHECK(result.error.find(dir / "events.jsonl" + "/control") == std::string::npos);
   CHECK(result.error.find(dir.path() + "/control") != std::string::npos);
+}
+
+TEST_CASE("a real emitter behind a socket listener: cancel relayed, should_stop(), command_received forwarded") {
+  reader_test::temp_dir dir;
+  const std::string path = dir / "s.sock";
+  live_reader reader("unix://" + path);
+  reader.start();
+  foxml::events::emitter_options o;
+  o.control_endpoint = foxml::events::control_endpoint_mode::off;  // the relay is the only way in
+  foxml::events::training_event_emitter emitter("sock-run", std::make_unique<foxml::events::unix_socket_sink>(path), o);
+  emitter.emit_heartbeat();
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!reader.run("sock-run") && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(10ms);
+  REQUIRE(reader.run("sock-run"));
+  // The emitter takes commands on its worker; the loop sees them at its next emit or poll.
+  std::atomic<bool> done{false};
+  std::thread loop([&] {
+    while (!done && !emitter.should_stop()) {
+      emitter.emit_heartbeat();
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  const auto result = reader.send_command("sock-run", "cancel", "", 10s);
+  done = true;
+  loop.join();
+  CHECK(result.acknowledged);
+  CHECK(result.delivered == 1);
+  CHECK(emitter.should_stop());
+  REQUIRE(result.received.size() == 1);
+  CHECK(json::parse(result.received[0])["sender"].get<std::string>().find('@') != std::string::npos);
+  emitter.close();
 }
