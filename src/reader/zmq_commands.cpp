@@ -44,10 +44,26 @@ command_result send_over_zmq(const std::string& event_endpoint, const std::strin
     pub.set(zmq::sockopt::linger, 0);
     sub.set(zmq::sockopt::linger, 0);
     sub.set(zmq::sockopt::subscribe, zmq_topic(event_type::command_received, request.run_id));
+    // The emitter acknowledges an id once: our subscription must be in place before the command
+    // can arrive, or the one command_received is published to nobody. Its handshake is watched;
+    // the subscription goes out right after it, ahead of anything we send on the other socket.
+    const std::string monitor_endpoint = "inproc://foxml-events-command-" + result.id;
+    if (zmq_socket_monitor(sub.handle(), monitor_endpoint.c_str(), ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0) {
+      throw zmq::error_t();
+    }
+    zmq::socket_t monitor(context, zmq::socket_type::pair);
+    monitor.set(zmq::sockopt::linger, 0);
+    monitor.connect(monitor_endpoint);
     sub.connect(strip(event_endpoint));
+    const auto deadline = clock::now() + timeout;
+    zmq::pollitem_t watch{monitor.handle(), 0, ZMQ_POLLIN, 0};
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    if (zmq::poll(&watch, 1, std::max(0ms, left)) == 0) {
+      result.error = "could not reach the event endpoint " + event_endpoint + " in time (no ZeroMQ handshake)";
+      return result;
+    }
     pub.connect(commands);
     const std::string topic = zmq_command_topic(request.run_id);
-    const auto deadline = clock::now() + timeout;
     auto next_send = clock::now();
     std::vector<zmq::message_t> frames;
     while (clock::now() < deadline) {

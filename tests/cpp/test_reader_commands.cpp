@@ -295,6 +295,10 @@ TEST_CASE("ZeroMQ: the same id is resent every 100 ms until command_received wit
   const auto none = send_command_zmq(events, "", lost, 300ms);
   CHECK_FALSE(none.ok);
   CHECK(none.error.find("no command_received") != std::string::npos);
+  // Nothing at the event endpoint: said so at the deadline.
+  command_request nowhere{"run-z", "cancel", "", "", ""};
+  CHECK(send_command_zmq("ipc://" + dir / "nothing", "", nowhere, 300ms).error.find("could not reach") !=
+        std::string::npos);
   // The zmq+ spelling of the same endpoint reaches the same run.
   command_request plus{"run-z", "cancel", "", "", ""};
   CHECK_FALSE(send_command_zmq("zmq+" + events, "", plus, 300ms).error.find("ZeroMQ:") == 0);
