@@ -150,7 +150,7 @@ TEST_CASE("relay: unknown run and non-command lines are answered with an error, 
   std::string buffer;
   std::string answers[3];
   for (auto& a : answers) {
-    bool more = true;
+    std::atomic<bool> more{true};
     std::thread pump([&] {
       while (more) src.poll(20ms, [](const raw_line&) {});
     });
