@@ -64,10 +64,10 @@ std::vector<socket_file> socket_files(const std::string& dir) {
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-// Sends one line and reads one answer line as JSON; fills `error` and returns null on failure.
-json exchange(const std::string& path, const std::string& line, clock::time_point deadline, int& err,
+// Connects `client` to `path`, sends one line and reads one answer line as JSON; fills `err` and
+// `error` and returns null on failure. The client stays open for what the peer sends next.
+json exchange(detail::unix_line_client& client, const std::string& path, const std::string& line, int& err,
               std::string& error) {
-  detail::unix_line_client client(deadline);
   err = client.connect(path);
   if (err == 0) err = client.write_all(line + "\n");
   std::string answer;
@@ -82,6 +82,12 @@ json exchange(const std::string& path, const std::string& line, clock::time_poin
     return nullptr;
   }
   return parsed;
+}
+
+json exchange(const std::string& path, const std::string& line, clock::time_point deadline, int& err,
+              std::string& error) {
+  detail::unix_line_client client(deadline);
+  return exchange(client, path, line, err, error);
 }
 
 bool is_command_received_for(const json& event, const std::string& id) {
@@ -222,17 +228,9 @@ command_result send_command_relay(const std::string& socket_path, command_reques
   int err = 0;
   std::string error;
   detail::unix_line_client client(deadline);
-  err = client.connect(socket_path);
-  if (err == 0) err = client.write_all(line + "\n");
-  std::string text;
-  if (err == 0) err = client.read_line(text, max_answer_bytes);
-  if (err != 0) {
-    result.error = "listener " + socket_path + ": " + (err == ETIMEDOUT ? std::string("no answer in time") : errno_text(err));
-    return result;
-  }
-  const json answer = json::parse(text, nullptr, false);
-  if (!answer.is_object()) {
-    result.error = "listener " + socket_path + ": the answer is not a JSON object";
+  const json answer = exchange(client, socket_path, line, err, error);
+  if (answer.is_null()) {
+    result.error = "listener " + error;
     return result;
   }
   if (!answer.value("ok", false)) {
@@ -246,6 +244,7 @@ command_result send_command_relay(const std::string& socket_path, command_reques
   }
   // The listener forwards the run's command_received lines with this id (one per emitter that
   // took it) until we close; one is the acknowledgement.
+  std::string text;
   while (client.read_line(text, max_answer_bytes) == 0) {
     const json event = json::parse(text, nullptr, false);
     if (!is_command_received_for(event, result.id)) continue;

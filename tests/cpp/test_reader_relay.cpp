@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "fixtures/reader_helpers.hpp"
+#include "fixtures/unix_peer.hpp"
 #include "foxml/events.hpp"
 #include "foxml/events/reader/commands.hpp"
 #include "foxml/events/reader/live_reader.hpp"
@@ -28,23 +29,8 @@ using json = nlohmann::json;
 
 namespace {
 
-int connect_to(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  return fd;
-}
-
-void send_all(int fd, const std::string& text) {
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const auto n = ::send(fd, text.data() + done, text.size() - done, MSG_NOSIGNAL);
-    REQUIRE(n > 0);
-    done += static_cast<std::size_t>(n);
-  }
-}
+using reader_test::connect_to;
+using reader_test::send_all;
 
 // Reads lines from `fd` (acks skipped) until one contains `needle`, or 10 s pass.
 std::string read_until(int fd, const std::string& needle, std::string& buffer) {
