@@ -11,11 +11,13 @@
 #include <stdexcept>
 
 #include "foxml/events/reader/commands.hpp"
+#include "foxml/events/schema_keys.hpp"
 #ifdef FOXML_EVENTS_TAIL_ZMQ
 #include "foxml/events/reader/zmq_source.hpp"
 #endif
 
 namespace fr = foxml::events::reader;
+namespace schema = foxml::events::schema;
 
 namespace {
 
@@ -47,7 +49,9 @@ int list(const std::string& dir, std::chrono::milliseconds timeout, bool as_json
     for (const auto& e : endpoints) {
       nlohmann::json j = {{"run_id", e.run_id}, {"pid", e.pid},         {"host", e.host},
                           {"state", state_of(e)}, {"endpoint", e.path}, {"running", e.running}};
-      if (!e.status_json.empty()) j["status"] = nlohmann::json::parse(e.status_json, nullptr, false);
+      if (!e.status_json.empty()) {
+        j[std::string(schema::names::status)] = nlohmann::json::parse(e.status_json, nullptr, false);
+      }
       if (!e.error.empty()) j["error"] = e.error;
       std::puts(j.dump().c_str());
     }
@@ -142,9 +146,10 @@ int main(int argc, char** argv) {
   }
 
   if (as_json) {
-    nlohmann::json j = {{"ok", result.ok},         {"acknowledged", result.acknowledged}, {"duplicate", result.duplicate},
-                        {"id", result.id},         {"run_id", run_id},                    {"command", name},
-                        {"via", result.via},       {"delivered", result.delivered}};
+    nlohmann::json j = {{"ok", result.ok},     {"acknowledged", result.acknowledged}, {"duplicate", result.duplicate},
+                        {"id", result.id},     {"run_id", run_id},                    {"via", result.via},
+                        {"delivered", result.delivered}};
+    j[std::string(schema::names::command)] = name;
     if (!result.error.empty()) j["error"] = result.error;
     nlohmann::json received = nlohmann::json::array();
     for (const auto& line : result.received) received.push_back(nlohmann::json::parse(line, nullptr, false));

@@ -19,6 +19,7 @@
 #include "event_dict.hpp"
 #include "foxml/events/reader/defaults.hpp"
 #include "foxml/events/reader/live_reader.hpp"
+#include "foxml/events/schema_keys.hpp"
 #include "reader_state.hpp"
 #ifdef FOXML_EVENTS_PY_READER_ZMQ
 #include "foxml/events/reader/zmq_source.hpp"
@@ -363,7 +364,8 @@ void bind_live_reader(py::module_& m) {
           d["pid"] = e.pid;
           d["host"] = e.host;
           d["running"] = e.running;
-          d["status"] = e.status_json.empty() ? py::object(py::none()) : py::object(json_dict(e.status_json));
+          d[py::str(std::string(schema::names::status))] =
+              e.status_json.empty() ? py::object(py::none()) : py::object(json_dict(e.status_json));
           d["error"] = e.error;
           out.append(std::move(d));
         }

@@ -16,6 +16,7 @@
 
 #include "foxml/events/control.hpp"
 #include "foxml/events/defaults.hpp"
+#include "foxml/events/schema_keys.hpp"
 #include "unix_client.hpp"
 
 namespace foxml::events::reader {
@@ -92,7 +93,7 @@ json exchange(const std::string& path, const std::string& line, clock::time_poin
 
 bool is_command_received_for(const json& event, const std::string& id) {
   return event.is_object() && event.value("event_type", "") == "command_received" &&
-         event.value("command_id", "") == id;
+         event.value(std::string(schema::names::command_id), "") == id;
 }
 
 }  // namespace
@@ -164,7 +165,8 @@ std::vector<control_endpoint> list_control_endpoints(const std::string& dir, std
         e.run_id = answer.value("run_id", e.run_id);
         if (const auto it = answer.find("pid"); it != answer.end() && it->is_number_integer()) e.pid = it->get<long>();
         e.host = answer.value("host", "");
-        if (const auto it = answer.find("status"); it != answer.end()) e.status_json = it->dump();
+        const auto it = answer.find(std::string(schema::names::status));
+        if (it != answer.end()) e.status_json = it->dump();
       } else {
         e.error = file.path + ": " + answer.value("error", "refused the status query");
       }

@@ -21,6 +21,7 @@
 #include "foxml/events/file_sink.hpp"
 #include "foxml/events/control.hpp"
 #include "foxml/events/reader/commands.hpp"
+#include "foxml/events/schema_keys.hpp"
 #include "foxml/events/zmq_topic.hpp"
 #include "line_splitter.hpp"
 #include "stats_json.hpp"
@@ -293,8 +294,9 @@ struct socket_source::impl {
     }
     if (control_count == 0 || type != "command_received") return;
     const auto event = nlohmann::json::parse(text, nullptr, false);
-    if (!event.is_object() || !event.contains("command_id") || !event["command_id"].is_string()) return;
-    const std::string id = event["command_id"].get<std::string>();
+    const std::string id_key(schema::names::command_id);
+    if (!event.is_object() || !event.contains(id_key) || !event[id_key].is_string()) return;
+    const std::string id = event[id_key].get<std::string>();
     std::string line(text);
     line += '\n';
     for (auto& [fd, client] : connections) {

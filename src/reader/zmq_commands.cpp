@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "foxml/events/reader/commands.hpp"
+#include "foxml/events/schema_keys.hpp"
 #include "foxml/events/zmq_topic.hpp"
 
 namespace foxml::events::reader {
@@ -82,7 +83,7 @@ command_result send_over_zmq(const std::string& event_endpoint, const std::strin
         const std::string text = frames[1].to_string();
         const auto event = nlohmann::json::parse(text, nullptr, false);
         if (!event.is_object() || event.value("event_type", "") != "command_received" ||
-            event.value("command_id", "") != result.id) {
+            event.value(std::string(schema::names::command_id), "") != result.id) {
           continue;
         }
         result.received.push_back(text);
