@@ -19,6 +19,7 @@
 #include "event_dict.hpp"
 #include "foxml/events/reader/defaults.hpp"
 #include "foxml/events/reader/live_reader.hpp"
+#include "foxml/events/schema_keys.hpp"
 #include "reader_state.hpp"
 #ifdef FOXML_EVENTS_PY_READER_ZMQ
 #include "foxml/events/reader/zmq_source.hpp"
@@ -69,6 +70,21 @@ std::set<event_type> parse_types(const std::optional<std::vector<std::string>>& 
     out.insert(*type);
   }
   return out;
+}
+
+// A command's outcome as a dict; `received` holds the command_received lines (decoded in Python).
+py::dict result_dict(const rd::command_result& r) {
+  py::dict d;
+  d["ok"] = r.ok;
+  d["acknowledged"] = r.acknowledged;
+  d["duplicate"] = r.duplicate;
+  d["unknown_run"] = r.unknown_run;
+  d["id"] = r.id;
+  d["via"] = r.via;
+  d["error"] = r.error;
+  d["delivered"] = r.delivered;
+  d["received"] = r.received;
+  return d;
 }
 
 std::string describe_malformed(const rd::malformed_line& m) {
@@ -231,6 +247,18 @@ class py_live_reader {
     reader_->check_stale(now ? static_cast<std::int64_t>(*now * 1e6) : now_us());
   }
 
+  // ---- commands: the wait (at most `timeout`) runs without the GIL
+
+  py::dict send_command(const std::string& run_id, const std::string& name, const std::string& arg_json,
+                        double timeout) {
+    rd::command_result r;
+    {
+      py::gil_scoped_release release;
+      r = reader_->send_command(run_id, name, arg_json, millis(timeout));
+    }
+    return result_dict(r);
+  }
+
  private:
   std::unique_ptr<rd::live_reader> reader_;
 };
@@ -293,7 +321,57 @@ void bind_live_reader(py::module_& m) {
       .def("run", &py_live_reader::run, py::arg("run_id"))
       .def("latest", &py_live_reader::latest)
       .def("status", &py_live_reader::status)
-      .def("check_stale", &py_live_reader::check_stale, py::arg("now") = py::none());
+      .def("check_stale", &py_live_reader::check_stale, py::arg("now") = py::none())
+      .def("send_command", &py_live_reader::send_command, py::arg("run_id"), py::arg("command"),
+           py::arg("arg_json") = "", py::arg("timeout") = 5.0);
+
+  // The sender without a reader (foxml_events.send_command): one transport, chosen by the caller.
+  m.def(
+      "send_command",
+      [](const std::string& run_id, const std::string& name, const std::string& arg_json, const std::string& socket,
+         const std::string& zmq, const std::string& commands, const std::string& control_dir, double timeout) {
+        rd::command_request request{run_id, name, arg_json, "", ""};
+        rd::encode_command(request);  // a bad name or argument raises ValueError here
+        rd::command_result r;
+        {
+          py::gil_scoped_release release;
+          if (!socket.empty()) {
+            r = rd::send_command_relay(socket, request, millis(timeout));
+          } else if (!zmq.empty()) {
+            r = rd::send_command_zmq(zmq, commands, request, millis(timeout));
+          } else {
+            r = rd::send_command_control(control_dir.empty() ? rd::default_control_directory() : control_dir, request,
+                                         millis(timeout));
+          }
+        }
+        return result_dict(r);
+      },
+      py::arg("run_id"), py::arg("command"), py::arg("arg_json") = "", py::arg("socket") = "", py::arg("zmq") = "",
+      py::arg("commands") = "", py::arg("control_dir") = "", py::arg("timeout") = 5.0);
+  m.def(
+      "list_control_endpoints",
+      [](const std::string& dir, double timeout) {
+        std::vector<rd::control_endpoint> endpoints;
+        {
+          py::gil_scoped_release release;
+          endpoints = rd::list_control_endpoints(dir.empty() ? rd::default_control_directory() : dir, millis(timeout));
+        }
+        py::list out;
+        for (const auto& e : endpoints) {
+          py::dict d;
+          d["path"] = e.path;
+          d["run_id"] = e.run_id;
+          d["pid"] = e.pid;
+          d["host"] = e.host;
+          d["running"] = e.running;
+          d[py::str(std::string(schema::names::status))] =
+              e.status_json.empty() ? py::object(py::none()) : py::object(json_dict(e.status_json));
+          d["error"] = e.error;
+          out.append(std::move(d));
+        }
+        return out;
+      },
+      py::arg("dir") = "", py::arg("timeout") = 1.0);
 }
 
 }  // namespace foxml::events::python

@@ -49,6 +49,7 @@ from ._core import (
     default_event_socket,
     default_sink_list,
 )
+from ._commands import CommandError, list_control_endpoints, send_command
 from ._emitter import Command, StageScope, TrainingEventEmitter
 from ._functions import (
     emit_error,
@@ -84,6 +85,7 @@ __version__: str = _core.__version__
 __all__ = [
     "BufferRead",
     "Command",
+    "CommandError",
     "DeliveryReport",
     "EventBuffer",
     "EventFile",
@@ -110,10 +112,12 @@ __all__ = [
     "get_training_emitter",
     "init_training_events",
     "install_signal_hook",
+    "list_control_endpoints",
     "log",
     "log_metrics",
     "read_events",
     "remove_signal_hook",
+    "send_command",
     "set_exit_timeout",
     "signal_hook_installed",
 ]

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Type, Union
 
 from . import _core
+from ._commands import _acknowledgement, _arg_json
 
 PathArg = Union[str, "os.PathLike[str]"]
 Event = Dict[str, Any]
@@ -290,6 +291,20 @@ class EventReader:
         self.idle_timeout = idle_timeout
         self.buffer = EventBuffer(self._core)
         self.tracker = RunTracker(self._core)
+
+    # ---- commands
+
+    def send_command(self, run_id: str, command: str, arg: Any = None, timeout: float = 5.0) -> Dict[str, Any]:
+        """Sends ``command`` to ``run_id`` by this reader's own source and waits up to ``timeout``
+        seconds for the acknowledgement: a ``unix://`` listener relays it on the run's emitter
+        connections, a ZeroMQ subscriber publishes it on the command endpoint (port + 1), a file's
+        run gets it through its control endpoint (``control/`` next to the file). Without
+        ``start()`` the wait also reads the source; what it reads comes out of the next
+        iteration. Returns the acknowledgement as foxml_events.send_command does; raises
+        ValueError for a bad name or arg, CommandError for an unknown run or no acknowledgement.
+        """
+        result = self._core.send_command(run_id, command, _arg_json(arg), timeout)
+        return _acknowledgement(result, run_id, command)
 
     # ---- iteration and driving
 

@@ -2,7 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <future>
 #include <stdexcept>
+
+#include "foxml/events/reader/socket_source.hpp"
 
 #include "stats_json.hpp"
 
@@ -317,6 +320,38 @@ training_status_snapshot live_reader::training_status() const {
 void live_reader::check_stale(std::int64_t now) {
   std::lock_guard lock(state_mutex_);
   tracker_.check_stale(now);
+}
+
+// ---- commands
+
+command_result live_reader::send_command(const std::string& run_id, const std::string& name,
+                                         const std::string& arg_json, std::chrono::milliseconds timeout) {
+  command_request request{run_id, name, arg_json, "", ""};
+  encode_command(request);  // refuses a bad command here, in the caller's thread
+  const std::string origin = description_;
+  if (origin.rfind("file://", 0) == 0) {
+    return send_command_control(control_directory_for(origin.substr(7)), std::move(request), timeout);
+  }
+  const auto* listener = dynamic_cast<const socket_source*>(source_.get());
+  if (listener == nullptr) return send_command_zmq(origin, "", std::move(request), timeout);
+  // The relay is served by whoever reads the source: the pump after start(), else this wait.
+  auto reply = std::async(std::launch::async, [path = listener->path(), request, timeout] {
+    return send_command_relay(path, request, timeout);
+  });
+  const auto queue = [this](const live_item& item) {
+    std::lock_guard lock(state_mutex_);
+    pending_.push_back(item);
+  };
+  while (reply.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
+    std::unique_lock drive_lock(drive_mutex_, std::try_to_lock);
+    if (!background_ && drive_lock.owns_lock() && !stop_ && !finished_) {
+      drive(std::chrono::milliseconds(20), queue);
+    } else {
+      drive_lock = {};
+      reply.wait_for(std::chrono::milliseconds(20));
+    }
+  }
+  return reply.get();
 }
 
 }  // namespace foxml::events::reader

@@ -15,8 +15,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "fd.hpp"
 #include "foxml/events/file_sink.hpp"
+#include "foxml/events/control.hpp"
+#include "foxml/events/reader/commands.hpp"
+#include "foxml/events/schema_keys.hpp"
+#include "foxml/events/zmq_topic.hpp"
 #include "line_splitter.hpp"
 #include "stats_json.hpp"
 
@@ -52,10 +58,24 @@ void clear_stale_socket(const std::string& path) {
   ::unlink(path.c_str());
 }
 
+// A run id as it appears between the quotes of an event line (the encoder's JSON escapes), so a
+// command's run id compares byte for byte with what zmq_topic_of_line() reads from the lines.
+std::string as_in_line(const std::string& run_id) {
+  const std::string quoted = nlohmann::json(run_id).dump();
+  return quoted.substr(1, quoted.size() - 2);
+}
+
+// Run ids remembered per emitter connection (one in practice; a bound, not a working limit).
+constexpr std::size_t max_runs_per_connection = 64;
+// Command ids a control client waits on at once.
+constexpr std::size_t max_waiting_ids = 256;
+
 }  // namespace
 
 struct socket_source::impl {
   struct connection {
+    connection(unique_fd f, std::string o, std::size_t max_line_bytes)
+        : fd(std::move(f)), origin(std::move(o)), splitter(max_line_bytes) {}
     unique_fd fd;
     std::string origin;
     detail::line_splitter splitter;
@@ -64,6 +84,13 @@ struct socket_source::impl {
     std::uint64_t acked_seq = 0;
     bool acked = false;
     std::size_t held = 0;  // partial-line bytes, as last counted into `partial_total`
+    // ---- the command relay
+    enum class role : std::uint8_t { unknown, emitter, control } kind = role::unknown;
+    std::vector<std::string> runs;     // emitter: run ids its lines carried (as in the lines)
+    std::string out;                   // bytes the socket has not taken yet (EPOLLOUT armed)
+    std::vector<std::string> waiting;  // control: command ids whose command_received it gets
+    std::chrono::steady_clock::time_point linger_until;
+    bool doomed = false;               // closed at the end of this poll (a peer not reading)
   };
 
   std::string path;
@@ -77,6 +104,8 @@ struct socket_source::impl {
   std::uint64_t next_id = 0;
   std::vector<char> buffer = std::vector<char>(1 << 16);
   std::size_t partial_total = 0;
+  std::size_t control_count = 0;
+  std::string topic;  // scratch for zmq_topic_of_line
   // A descriptor kept in reserve: when the process runs out (EMFILE), it is given up for the
   // moment it takes to accept and close the pending connection. Without that, the connection
   // stays pending and level-triggered epoll wakes us at once, forever (100 % CPU).
@@ -87,7 +116,7 @@ struct socket_source::impl {
 
   void arm_listener(bool on) noexcept {
     epoll_event ev{};
-    ev.events = on ? EPOLLIN : 0;
+    ev.events = on ? static_cast<std::uint32_t>(EPOLLIN) : 0u;
     ev.data.fd = listener.get();
     ::epoll_ctl(epoll.get(), EPOLL_CTL_MOD, listener.get(), &ev);
     listener_paused = !on;
@@ -132,8 +161,8 @@ struct socket_source::impl {
       ev.events = EPOLLIN | EPOLLRDHUP;
       ev.data.fd = fd;
       if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &ev) < 0) continue;
-      connections.emplace(fd, connection{std::move(accepted), origin + "#" + std::to_string(++next_id),
-                                         detail::line_splitter(options.max_line_bytes)});
+      connections.emplace(fd, connection(std::move(accepted), origin + "#" + std::to_string(++next_id),
+                                         options.max_line_bytes));
       ++stats.open;
     }
   }
@@ -143,23 +172,180 @@ struct socket_source::impl {
     const std::string ack = "{\"ack_seq\":" + std::to_string(c.last_seq) + "}\n";
     // Acks are cumulative: when the emitter does not read them and the buffer is full, this one
     // is skipped and the next one says the same and more.
-    const ssize_t n = ::send(c.fd.get(), ack.data(), ack.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n == static_cast<ssize_t>(ack.size())) {
+    if (write_line(c, ack, /*skip_when_blocked=*/true)) {
       c.acked = true;
       c.acked_seq = c.last_seq;
       ++stats.acks;
     }
   }
 
+  void arm_write(connection& c, bool on) noexcept {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | (on ? EPOLLOUT : 0u);
+    ev.data.fd = c.fd.get();
+    ::epoll_ctl(epoll.get(), EPOLL_CTL_MOD, c.fd.get(), &ev);
+  }
+
+  // Writes a whole line or nothing of it, never waiting: what the socket does not take now waits
+  // in `out` (bounded) so acks and relayed commands never interleave mid-line. Returns false when
+  // nothing was written: the bound was reached, or (`skip_when_blocked`) the socket took nothing.
+  bool write_line(connection& c, std::string_view line, bool skip_when_blocked = false) {
+    if (!c.out.empty()) {
+      if (c.out.size() + line.size() > options.max_pending_write_bytes) return false;
+      c.out.append(line);
+      return true;
+    }
+    ssize_t n;
+    do {
+      n = ::send(c.fd.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(line.size())) return true;
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return false;  // the peer is gone: its read ends it
+      if (skip_when_blocked) return false;
+      n = 0;
+    }
+    if (line.size() - static_cast<std::size_t>(n) > options.max_pending_write_bytes) return false;
+    c.out.assign(line.substr(static_cast<std::size_t>(n)));
+    arm_write(c, true);
+    return true;
+  }
+
+  void flush(connection& c) {
+    while (!c.out.empty()) {
+      const ssize_t n = ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        c.out.erase(0, static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      c.out.clear();  // the peer is gone: its read ends it
+    }
+    arm_write(c, false);
+  }
+
+  // ---- the command relay
+
+  // A connection's first line decides: a command makes it a control client. The emitter always
+  // writes `{"event_type"` first, so its lines are told apart without parsing.
+  static connection::role classify(const raw_line& line) {
+    return !line.oversized && looks_like_command(line.text) ? connection::role::control : connection::role::emitter;
+  }
+
+  void answer(connection& c, const nlohmann::json& reply) {
+    if (!write_line(c, reply.dump() + "\n")) {
+      ++stats.control_dropped;
+      c.doomed = true;
+    }
+  }
+
+  void refuse(connection& c, const std::string& why) {
+    ++stats.commands_refused;
+    answer(c, {{"ok", false}, {"error", why}});
+  }
+
+  void on_control_line(connection& c, const raw_line& line) {
+    c.linger_until = std::chrono::steady_clock::now() + options.control_linger;
+    if (line.oversized || line.text.size() > max_command_bytes) {
+      return refuse(c, "a command line is at most " + std::to_string(max_command_bytes) + " bytes");
+    }
+    const command_parse parsed = parse_command(line.text);
+    if (!parsed.value) return refuse(c, parsed.error);
+    const std::string& run_id = parsed.value->run_id;
+    const std::string& id = parsed.value->id;
+    const std::string wanted = as_in_line(run_id);
+    const std::string text = command_to_json(*parsed.value) + "\n";
+    std::uint64_t delivered = 0, backed_up = 0;
+    for (auto& [fd, e] : connections) {
+      if (e.kind != connection::role::emitter || e.doomed) continue;
+      if (std::find(e.runs.begin(), e.runs.end(), wanted) == e.runs.end()) continue;
+      if (write_line(e, text)) {
+        ++delivered;
+        ++stats.commands_relayed;
+      } else {
+        ++backed_up;
+        ++stats.commands_dropped;
+      }
+    }
+    if (delivered == 0 && backed_up == 0) {
+      ++stats.commands_unknown_run;
+      return answer(c, {{"ok", false}, {"error", "unknown run " + run_id}});
+    }
+    if (delivered == 0) {
+      return answer(c, {{"ok", false}, {"error", "run " + run_id + ": its connection(s) are not reading; command dropped"}});
+    }
+    if (c.waiting.size() >= max_waiting_ids) c.waiting.erase(c.waiting.begin());
+    c.waiting.push_back(id);
+    answer(c, {{"ok", true}, {"delivered", delivered}});
+  }
+
+  // Remembers the run of an emitter's line; forwards a command_received to the clients waiting.
+  void note_emitter_line(connection& c, std::string_view text) {
+    if (!zmq_topic_of_line(text, topic)) return;
+    const std::size_t sep = topic.find(zmq_topic_separator);
+    const std::string_view type(topic.data(), sep);
+    const std::string_view run(topic.data() + sep + 1, topic.size() - sep - 2);
+    if (c.runs.empty() || c.runs.back() != run) {
+      if (std::find(c.runs.begin(), c.runs.end(), run) == c.runs.end()) {
+        if (c.runs.size() >= max_runs_per_connection) c.runs.erase(c.runs.begin());
+        c.runs.emplace_back(run);
+      }
+    }
+    if (control_count == 0 || type != "command_received") return;
+    const auto event = nlohmann::json::parse(text, nullptr, false);
+    const std::string id_key(schema::names::command_id);
+    if (!event.is_object() || !event.contains(id_key) || !event[id_key].is_string()) return;
+    const std::string id = event[id_key].get<std::string>();
+    std::string line(text);
+    line += '\n';
+    for (auto& [fd, client] : connections) {
+      if (client.kind != connection::role::control || client.doomed) continue;
+      if (std::find(client.waiting.begin(), client.waiting.end(), id) == client.waiting.end()) continue;
+      if (write_line(client, line)) {
+        ++stats.acks_forwarded;
+      } else {
+        ++stats.control_dropped;
+        client.doomed = true;
+      }
+    }
+  }
+
+  // Closes clients that did not read (doomed) and control clients past their linger; returns
+  // how long until the next linger ends (for the wait), or `cap`.
+  std::chrono::milliseconds sweep(std::chrono::milliseconds cap) {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<int> closing;
+    for (auto& [fd, c] : connections) {
+      if (c.doomed || (c.kind == connection::role::control && now >= c.linger_until)) {
+        closing.push_back(fd);
+      } else if (c.kind == connection::role::control) {
+        cap = std::min(cap, std::chrono::duration_cast<std::chrono::milliseconds>(c.linger_until - now) +
+                                std::chrono::milliseconds(1));
+      }
+    }
+    for (const int fd : closing) close_connection(fd);
+    return cap;
+  }
+
   // Reads one burst from `c`; returns false when the connection is finished.
   bool read_from(connection& c, const line_handler& on_line) {
     const auto handle = [&](const raw_line& line) {
+      if (c.kind == connection::role::unknown) {
+        c.kind = classify(line);
+        if (c.kind == connection::role::control) {
+          ++stats.control_clients;
+          ++control_count;
+        }
+      }
+      if (c.kind == connection::role::control) return on_control_line(c, line);
       on_line(line);
       std::uint64_t seq;
       if (!line.oversized && detail::top_level_seq(line.text, seq)) {
         c.last_seq = seq;
         c.has_seq = true;
       }
+      if (!line.oversized) note_emitter_line(c, line.text);
     };
     std::size_t burst = 0;
     while (burst < options.max_burst_bytes) {
@@ -201,7 +387,10 @@ struct socket_source::impl {
 
   void close_connection(int fd) {
     ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
-    if (auto it = connections.find(fd); it != connections.end()) partial_total -= it->second.held;
+    if (auto it = connections.find(fd); it != connections.end()) {
+      partial_total -= it->second.held;
+      if (it->second.kind == connection::role::control) --control_count;
+    }
     connections.erase(fd);
     --stats.open;
     if (listener_paused) {
@@ -258,6 +447,7 @@ bool socket_source::poll(std::chrono::milliseconds timeout, const line_handler& 
       timeout = std::min(timeout, std::chrono::milliseconds(100));
     }
   }
+  if (s.control_count > 0) timeout = s.sweep(timeout);
   epoll_event events[64];
   const int n = ::epoll_wait(s.epoll.get(), events, 64, static_cast<int>(timeout.count()));
   for (int i = 0; i < n; ++i) {
@@ -266,7 +456,9 @@ bool socket_source::poll(std::chrono::milliseconds timeout, const line_handler& 
       s.waker.drain();
     } else if (fd == s.listener.get()) {
       s.accept_all();
-    } else if (auto it = s.connections.find(fd); it != s.connections.end()) {
+    } else if (auto it = s.connections.find(fd); it != s.connections.end() && !it->second.doomed) {
+      if (events[i].events & EPOLLOUT) s.flush(it->second);
+      if ((events[i].events & ~static_cast<std::uint32_t>(EPOLLOUT)) == 0) continue;
       if (!s.read_from(it->second, on_line)) {
         s.close_connection(fd);
       } else {
@@ -275,12 +467,15 @@ bool socket_source::poll(std::chrono::milliseconds timeout, const line_handler& 
     }
   }
   s.enforce_budget();
+  if (s.control_count > 0) s.sweep(timeout);
   return true;
 }
 
 void socket_source::wake() noexcept { impl_->waker.wake(); }
 
 std::string socket_source::describe() const { return impl_->origin; }
+
+const std::string& socket_source::path() const noexcept { return impl_->path; }
 
 socket_source_stats socket_source::stats() const noexcept { return impl_->stats; }
 

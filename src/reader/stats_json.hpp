@@ -15,7 +15,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(event_stream_stats, lines, bytes, events, mal
                                    missing, reported_drops, late, emitters, evicted)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(file_source_stats, bytes, rotations, truncations, not_regular)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(socket_source_stats, accepted, open, rejected, refused_no_fds, over_budget, bytes,
-                                   acks)
+                                   acks, control_clients, commands_relayed, commands_unknown_run, commands_refused,
+                                   commands_dropped, acks_forwarded, control_dropped)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(zmq_source_stats, messages, bad_frames)
 
 }  // namespace foxml::events::reader

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "fd.hpp"
+#include "foxml/events/reader/commands.hpp"
 #include "foxml/events/reader/make_source.hpp"
 #include "foxml/events/sink_uri.hpp"
 #include "foxml/events/zmq_topic.hpp"
@@ -100,6 +101,7 @@ zmq_source_stats zmq_source::stats() const noexcept { return impl_->stats; }
 std::string zmq_source::stats_json() const { return nlohmann::json(impl_->stats).dump(); }
 
 void enable_zmq_source_uris() {
+  enable_zmq_commands();  // a reader of a ZeroMQ source can send commands back (commands.hpp)
   register_zmq_source_factory([](const source_uri& uri, const source_options& options) -> std::unique_ptr<source> {
     zmq_source_options o;
     o.types = options.types;

@@ -16,29 +16,15 @@
 #include <thread>
 
 #include "fixtures/reader_helpers.hpp"
+#include "fixtures/unix_peer.hpp"
 #include "foxml/events/reader/socket_source.hpp"
 
 using namespace foxml::events::reader;
 
 namespace {
 
-int connect_to(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  return fd;
-}
-
-void send_all(int fd, const std::string& text) {
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const auto n = ::send(fd, text.data() + done, text.size() - done, MSG_NOSIGNAL);
-    REQUIRE(n > 0);
-    done += static_cast<std::size_t>(n);
-  }
-}
+using reader_test::connect_to;
+using reader_test::send_all;
 
 // Reads acks until `{"ack_seq":want}` arrives (the server is pumped by the caller's thread).
 bool wait_ack(int fd, std::uint64_t want) {

@@ -388,7 +388,10 @@ def test_stats_carry_every_counter_of_the_cpp_structs(tmp_path):
     with fe.EventReader(f"unix://{sock}") as reader:
         reader.poll(0.0)
         assert reader.stats()["source"] == {"accepted": 0, "open": 0, "rejected": 0, "refused_no_fds": 0,
-                                            "over_budget": 0, "bytes": 0, "acks": 0}
+                                            "over_budget": 0, "bytes": 0, "acks": 0, "control_clients": 0,
+                                            "commands_relayed": 0, "commands_unknown_run": 0,
+                                            "commands_refused": 0, "commands_dropped": 0, "acks_forwarded": 0,
+                                            "control_dropped": 0}
 
 
 def test_evicted_emitters_are_counted(tmp_path):

@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "foxml/events/reader/commands.hpp"
 #include "foxml/events/reader/defaults.hpp"
 #include "foxml/events/reader/event_stream.hpp"
 #include "foxml/events/reader/make_source.hpp"
@@ -124,6 +125,19 @@ class live_reader {
   /// Events next() lost to the ring's overwriting after start().
   std::uint64_t missed() const noexcept { return missed_; }
   bool live() const noexcept { return live_; }
+
+  // ---- commands (issue 11)
+
+  /// Sends command `name` to run `run_id` by the path this reader's source gives, waiting up to
+  /// `timeout` for the acknowledgement: a socket source relays it on the run's emitter
+  /// connections (send_command_relay() on its own socket), a ZeroMQ source publishes it on the
+  /// command endpoint (send_command_zmq()), a file source uses the control endpoints in
+  /// `<the file's directory>/control`. Without start(), the wait reads the source meanwhile
+  /// (a socket source's relay needs a reader): what it reads is queued for next() and
+  /// poll(timeout). Throws std::invalid_argument for a bad name or argument; otherwise the
+  /// result says what happened.
+  command_result send_command(const std::string& run_id, const std::string& name, const std::string& arg_json = "",
+                              std::chrono::milliseconds timeout = default_command_timeout);
 
   // ---- state (snapshots, under the state lock)
 
