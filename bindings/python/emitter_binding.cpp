@@ -56,7 +56,9 @@ std::unique_ptr<py_emitter> make_emitter(const py::object& run_id_obj, const py:
                                          double heartbeat_interval, double resources_interval,
                                          std::size_t max_line_bytes,
                                          std::optional<std::int64_t> rank, std::optional<std::int64_t> world_size,
-                                         std::optional<std::string> host, const std::string& after_fork) {
+                                         std::optional<std::string> host, const std::string& after_fork,
+                                         std::optional<std::int64_t> local_rank,
+                                         const std::vector<std::string>& rank_zero_only) {
   held_objects held;
   std::string_view run_id_view;
   check(to_string(run_id_obj.ptr(), "run_id", run_id_view, held));
@@ -77,6 +79,12 @@ std::unique_ptr<py_emitter> make_emitter(const py::object& run_id_obj, const py:
   options.rank = rank;
   options.world_size = world_size;
   options.host = std::move(host);
+  options.local_rank = local_rank;
+  for (const std::string& name : rank_zero_only) {
+    const auto type = parse_event_type(name);
+    if (!type) throw py::value_error("foxml_events: rank_zero_only: unknown event type '" + name + "'");
+    options.rank_zero_only.push_back(*type);
+  }
   if (after_fork == "restart") {
     options.after_fork = fork_policy::restart;
   } else if (after_fork == "disable") {
@@ -113,6 +121,7 @@ py::dict stats_dict(const emitter_stats& s) {
   d["dropped_closed"] = s.dropped_closed;
   d["truncated"] = s.truncated;
   d["lifecycle_reserved"] = s.lifecycle_reserved;
+  d["dropped_by_policy"] = s.dropped_by_policy;
   return d;
 }
 
@@ -276,7 +285,8 @@ void bind_construction(py::class_<py_emitter>& cls) {
           py::arg("close_timeout") = 2.0, py::arg("heartbeat_interval") = 0.0, py::arg("resources_interval") = 0.0,
           py::arg("max_line_bytes") = 1u << 20,
           py::arg("rank") = py::none(), py::arg("world_size") = py::none(), py::arg("host") = py::none(),
-          py::arg("after_fork") = "restart");
+          py::arg("after_fork") = "restart", py::arg("local_rank") = py::none(),
+          py::arg("rank_zero_only") = std::vector<std::string>{});
 
   cls.def_property_readonly("run_id", [](py::handle self) { return self_of(self).core->run_id(); });
   cls.def_property_readonly("sink", [](py::handle self) { return self_of(self).sink_description; },

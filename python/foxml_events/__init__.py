@@ -48,6 +48,7 @@ from ._core import (
     default_event_file,
     default_event_socket,
     default_sink_list,
+    default_run_id,
 )
 from ._emitter import StageScope, TrainingEventEmitter
 from ._functions import (
@@ -97,6 +98,7 @@ __all__ = [
     "default_event_directory",
     "default_event_file",
     "default_event_socket",
+    "default_run_id",
     "default_sink_list",
     "emit_error",
     "emit_progress",

@@ -24,7 +24,7 @@ _default_resources_interval = 10.0
 
 
 def init_training_events(
-    run_id: str, sink: Any = None, *, path: Any = None, signal_hook: bool = True, **options: Any
+    run_id: Optional[str] = None, sink: Any = None, *, path: Any = None, signal_hook: bool = True, **options: Any
 ) -> TrainingEventEmitter:
     """Creates the process-wide emitter the module-level functions use, and returns it.
 
@@ -34,7 +34,17 @@ def init_training_events(
     with ``killed``/``cancelled`` before the process goes on as it would have (see _signals).
     Resource sampling is on here: a ``resources`` event every ``resources_interval`` seconds
     (default 10; 0 turns it off), and heartbeats with it.
+
+    Without ``run_id``, every rank of a job takes the same one: $TORCHELASTIC_RUN_ID (torchrun),
+    else $SLURM_JOB_ID (see default_run_id()); when neither is set, ValueError, as for an empty
+    run id: a job without a launcher names its run.
     """
+    if run_id is None:
+        run_id = _core.default_run_id()
+        if not run_id:
+            raise ValueError(
+                "foxml_events: no run_id given and none from the launcher ($TORCHELASTIC_RUN_ID, $SLURM_JOB_ID)"
+            )
     options.setdefault("resources_interval", _default_resources_interval)
     emitter = TrainingEventEmitter(run_id, sink, path=path, signal_hook=signal_hook, **options)
     if signal_hook:
