@@ -27,6 +27,7 @@ namespace fe = foxml::events;
 namespace fr = foxml::events::reader;
 using namespace std::chrono_literals;
 using events_tail::format_event;
+using events_tail::format_runs;
 using events_tail::format_stats;
 using events_tail::live_view;
 
@@ -193,7 +194,10 @@ int main(int argc, char** argv) {
     if (print_events) print(*item.event);
   };
   const auto stats_text = [&](double seconds) {
-    return reader->inspect([&](const fr::event_stream& stream, const fr::run_tracker&) { return format_stats(stream, seconds); });
+    if (follow) reader->check_stale(now_us());  // a followed stream is live: its runs can go stale or die
+    return reader->inspect([&](const fr::event_stream& stream, const fr::run_tracker& tracker) {
+      return format_stats(stream, seconds) + format_runs(tracker);
+    });
   };
 
   const auto started = std::chrono::steady_clock::now();

@@ -1,9 +1,11 @@
 #include "format.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 #include <string_view>
+#include <vector>
 
 #include "foxml/events/schema_keys.hpp"
 
@@ -145,6 +147,26 @@ std::string format_stats(const foxml::events::reader::event_stream& stream, doub
       out += fmt::format("  {} {}/{}: seq {}..{} ({} events {})\n", g.key.run_id, g.key.host, g.key.pid, g.first_seq,
                          g.last_seq, g.count, g.reported_drop ? "dropped in this range, reported" : "missing, unexplained");
     }
+  }
+  return out;
+}
+
+std::string format_runs(const foxml::events::reader::run_tracker& tracker) {
+  namespace fr = foxml::events::reader;
+  std::string out;
+  for (const auto& run : tracker.runs()) {
+    out += fmt::format("run {}: {}, {} events", run.run_id, fr::to_string(run.status), run.events);
+    if (run.world_size > 1 || run.ranks.size() > 1) {
+      out += fmt::format(", ranks {}/{}", run.ranks.size(), run.world_size);
+      if (!run.stale_ranks.empty()) out += fmt::format(", stale ranks {}", fmt::join(run.stale_ranks, ","));
+      std::vector<std::int64_t> killed;
+      for (const auto& [number, rank] : run.ranks) {
+        if (rank.status == fr::run_status::killed) killed.push_back(number);
+      }
+      if (!killed.empty()) out += fmt::format(", killed ranks {}", fmt::join(killed, ","));
+      if (run.slowest_rank) out += fmt::format(", slowest rank {}", *run.slowest_rank);
+    }
+    out += "\n";
   }
   return out;
 }

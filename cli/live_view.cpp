@@ -1,6 +1,7 @@
 #include "live_view.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -28,8 +29,30 @@ const char* status_color(fr::run_status s) {
     case fr::run_status::failed: return "\x1b[1;31m";
     case fr::run_status::cancelled: return "\x1b[1;33m";
     case fr::run_status::stale: return "\x1b[1;35m";
+    case fr::run_status::killed: return "\x1b[1;31m";
   }
   return "";
+}
+
+// A line per rank for a run of several: where each is, the straggler marked, stale and killed
+// ones in their colour. A run of one rank shows its liveness in the run's own status.
+std::string rank_lines(const fr::run_state& run, std::int64_t now_us, bool color) {
+  if (run.world_size <= 1 && run.ranks.size() <= 1) return {};
+  const char* reset = color ? "\x1b[0m" : "";
+  std::string out = fmt::format("  ranks {}/{}", run.ranks.size(), run.world_size);
+  if (!run.stale_ranks.empty()) out += fmt::format("  stale: {}", fmt::join(run.stale_ranks, ","));
+  if (run.slowest_rank) out += fmt::format("  slowest: rank {}", *run.slowest_rank);
+  out += "\n";
+  for (const auto& [number, rank] : run.ranks) {
+    out += fmt::format("    rank {:<3} {}{:<9}{} {:>5.1f}%", number, color ? status_color(rank.status) : "",
+                       fr::to_string(rank.status), reset, rank.progress_pct);
+    out += rank.step ? fmt::format("  step {:<7}", *rank.step) : std::string(14, ' ');
+    out += fmt::format("  {:<14}  {}/{}  seen {} ago", rank.stage.empty() ? "-" : rank.stage, rank.host, rank.pid,
+                       format_duration(static_cast<double>(now_us - rank.last_seen_us) / 1e6));
+    if (run.slowest_rank == number) out += "  <- slowest";
+    out += "\n";
+  }
+  return out;
 }
 
 void write_all(const std::string& text) {
@@ -94,6 +117,7 @@ std::string live_view::frame(const fr::run_tracker& tracker, const fr::event_str
       out += fmt::format("  {}errors {}: {}: {}{}\n", color_ ? "\x1b[31m" : "", run.errors.size(), e.type,
                          e.message.substr(0, 80), reset);
     }
+    out += rank_lines(run, now_us, color_);
     out += fmt::format("  {}last event {} ago, {} events{}\n\n", dim,
                        format_duration(static_cast<double>(now_us - run.last_seen_us) / 1e6), run.events, reset);
   }

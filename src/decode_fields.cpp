@@ -303,7 +303,15 @@ constexpr std::size_t longest_key = [] {
   for (auto name : names) n = std::max(n, name.size());
   return n;
 }();
-static_assert(longest_key <= longest_word_key, "a key over 16 bytes: give lookup_field longer cases");
+
+// Keys over 16 bytes (run_start's liveness fields, once per run) are compared whole.
+field lookup_long(std::string_view k) noexcept {
+  if (k.size() > longest_key) return field::unknown;
+  for (std::size_t i = 0; i < name_count; ++i) {
+    if (names[i].size() > longest_word_key && names[i] == k) return static_cast<field>(i);
+  }
+  return field::unknown;
+}
 
 struct probe {
   std::uint64_t head, tail;
@@ -365,7 +373,7 @@ field lookup_field(std::string_view k) noexcept {
     case 14: return lookup_length<14>(p);
     case 15: return lookup_length<15>(p);
     case 16: return lookup_length<16>(p);
-    default: return field::unknown;
+    default: return lookup_long(k);
   }
 }
 

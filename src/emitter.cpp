@@ -3,6 +3,7 @@
 #include "foxml/events/detail/live_emitters.hpp"
 #include "foxml/events/detail/text.hpp"
 #include "foxml/events/identity.hpp"
+#include "resources/proc_stats.hpp"
 
 #include <pthread.h>
 #include <unistd.h>
@@ -53,7 +54,11 @@ void validate(const emitter_options& o) {
     reject("emitter_options.lifecycle_reserve must be at most 2^20, got " + std::to_string(o.lifecycle_reserve));
   }
   require_non_negative(o.block_timeout, "block_timeout");
-  require_non_negative(o.heartbeat_interval, "heartbeat_interval");
+  if (o.heartbeat_interval) require_non_negative(*o.heartbeat_interval, "heartbeat_interval");
+  if (o.stale_after_heartbeats < 1) {
+    reject("emitter_options.stale_after_heartbeats must be at least 1, got " +
+           std::to_string(o.stale_after_heartbeats));
+  }
   require_non_negative(o.resources_interval, "resources_interval");
   require_non_negative(o.close_timeout, "close_timeout");
   require_non_negative(o.sink_retry_timeout, "sink_retry_timeout");
@@ -105,6 +110,20 @@ training_event_emitter::~training_event_emitter() {
   detail::unregister_emitter(this);
   detail::emitter_state* state = state_.load(std::memory_order_acquire);
   if (state != nullptr) close();
+}
+
+bool training_event_emitter::emit_run_start(const run_start_info& info) noexcept {
+  run_start_info full = info;
+  // Read at each call, not kept: a fork child (fork_policy::restart) is another process.
+  if (!full.process_start_time) full.process_start_time = detail::own_start_time();
+  const detail::emitter_state* state = state_.load(std::memory_order_acquire);
+  const auto& options = state->options();
+  const auto heartbeat = options.heartbeat_interval.value_or(std::chrono::milliseconds(0));
+  if (heartbeat.count() > 0) {
+    if (!full.heartbeat_interval_s) full.heartbeat_interval_s = std::chrono::duration<double>(heartbeat).count();
+    if (!full.stale_after_heartbeats) full.stale_after_heartbeats = options.stale_after_heartbeats;
+  }
+  return capture<event_type::run_start>(full);
 }
 
 bool training_event_emitter::emit_run_complete(std::string_view status, std::optional<double> duration_s) noexcept {

@@ -31,10 +31,26 @@ constexpr auto shortest_idle_wait = std::chrono::microseconds(100);
 // A drain that takes this many records means a flood: the worker goes on without sleeping.
 constexpr std::size_t flood_records = 1024;
 
-// While the resource sampler runs, heartbeats are on: they tell a slow run from a dead one.
-emitter_options with_sampler_heartbeats(emitter_options options) {
-  if (options.resources_interval.count() > 0 && options.heartbeat_interval.count() == 0) {
+// Whether a Unix socket sink is in the chain: a composite's description joins its children's
+// (composite_sink.cpp), each a URI.
+bool has_unix_socket_sink(const sink& destination) {
+  const std::string chain = destination.describe();
+  constexpr std::string_view scheme = "unix://";
+  for (std::size_t at = chain.find(scheme); at != std::string::npos; at = chain.find(scheme, at + 1)) {
+    if (at == 0 || chain[at - 1] == ',' || chain[at - 1] == ' ') return true;
+  }
+  return false;
+}
+
+// Heartbeats tell a slow run from a dead one: unless the user chose, they are on while the
+// resource sampler runs, and when a Unix socket sink is in the chain (a listener is watching).
+emitter_options with_default_heartbeats(emitter_options options, const sink* destination) {
+  if (options.heartbeat_interval) return options;
+  options.heartbeat_interval = std::chrono::milliseconds(0);
+  if (options.resources_interval.count() > 0) {
     options.heartbeat_interval = options.resources_interval;
+  } else if (destination != nullptr && has_unix_socket_sink(*destination)) {
+    options.heartbeat_interval = default_heartbeat_interval;
   }
   return options;
 }
@@ -190,7 +206,7 @@ class emitter_state::worker {
   void service(bool force) {
     const auto now = std::chrono::steady_clock::now();
     s_.sink_->poll(now);
-    const auto heartbeat = s_.options_.heartbeat_interval;
+    const auto heartbeat = *s_.options_.heartbeat_interval;
     if (heartbeat.count() > 0 && now - last_heartbeat_ >= heartbeat) {
       last_heartbeat_ = now;
       record r = synthesized(event_type::heartbeat);
@@ -335,7 +351,7 @@ std::uint32_t kept_back_by_rank_policy(const stamp& identity, const emitter_opti
 
 emitter_state::emitter_state(stamp identity, std::unique_ptr<sink> destination, const emitter_options& options)
     : identity_(std::move(identity)),
-      options_(with_sampler_heartbeats(options)),
+      options_(with_default_heartbeats(options, destination.get())),
       max_string_(options.max_line_bytes),
       use_tsc_(options.use_tsc && tsc_usable()),
       generation_(fork_generation.load(std::memory_order_relaxed)),

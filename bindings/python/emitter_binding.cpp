@@ -53,7 +53,7 @@ std::optional<std::string> sink_spec(const py::object& sink) {
 
 std::unique_ptr<py_emitter> make_emitter(const py::object& run_id_obj, const py::object& sink, std::size_t queue_capacity,
                                          const std::string& overflow, double block_timeout, double close_timeout,
-                                         double heartbeat_interval, double resources_interval,
+                                         std::optional<double> heartbeat_interval, double resources_interval,
                                          std::size_t max_line_bytes,
                                          std::optional<std::int64_t> rank, std::optional<std::int64_t> world_size,
                                          std::optional<std::string> host, const std::string& after_fork,
@@ -73,7 +73,8 @@ std::unique_ptr<py_emitter> make_emitter(const py::object& run_id_obj, const py:
   }
   options.block_timeout = duration_arg<std::chrono::microseconds>(block_timeout, "block_timeout");
   options.close_timeout = seconds_arg(close_timeout, "close_timeout");
-  options.heartbeat_interval = seconds_arg(heartbeat_interval, "heartbeat_interval");
+  // None: the library's default (on with the sampler or a socket sink); 0: off.
+  if (heartbeat_interval) options.heartbeat_interval = seconds_arg(*heartbeat_interval, "heartbeat_interval");
   options.resources_interval = seconds_arg(resources_interval, "resources_interval");
   options.max_line_bytes = max_line_bytes;
   options.rank = rank;
@@ -282,7 +283,7 @@ void bind_delivery_report(py::module_& m) {
 void bind_construction(py::class_<py_emitter>& cls) {
   cls.def(py::init(&make_emitter), py::arg("run_id"), py::arg("sink") = py::none(), py::kw_only(),
           py::arg("queue_capacity") = 16384, py::arg("overflow") = "drop", py::arg("block_timeout") = 0.01,
-          py::arg("close_timeout") = 2.0, py::arg("heartbeat_interval") = 0.0, py::arg("resources_interval") = 0.0,
+          py::arg("close_timeout") = 2.0, py::arg("heartbeat_interval") = py::none(), py::arg("resources_interval") = 0.0,
           py::arg("max_line_bytes") = 1u << 20,
           py::arg("rank") = py::none(), py::arg("world_size") = py::none(), py::arg("host") = py::none(),
           py::arg("after_fork") = "restart", py::arg("local_rank") = py::none(),

@@ -64,6 +64,10 @@ py::dict run_dict(const reader::run_state& run, std::int64_t now_us) {
     history[py::str(name)] = std::move(points);
   }
   d["metric_history"] = std::move(history);
+  // Ranks by their number, as Python code indexes them (JSON could only key them by text).
+  py::dict ranks;
+  for (const auto& [key, value] : d["ranks"].cast<py::dict>()) ranks[py::int_(std::stoll(key.cast<std::string>()))] = value;
+  d["ranks"] = std::move(ranks);
   return d;
 }
 

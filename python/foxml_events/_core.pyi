@@ -26,7 +26,7 @@ class EmitterBase:
         overflow: str = "drop",
         block_timeout: float = 0.01,
         close_timeout: float = 2.0,
-        heartbeat_interval: float = 0.0,
+        heartbeat_interval: Optional[float] = None,
         resources_interval: float = 0.0,
         max_line_bytes: int = 1048576,
         rank: Optional[int] = None,

@@ -27,12 +27,14 @@ class TrainingEventEmitter(_core.EmitterBase):
     a comma list is a fallback chain, ``|`` a tee); or ``memory://`` for tests. A malformed URI
     raises ValueError naming it; a file that cannot be opened, OSError. Keyword options: ``queue_capacity``,
     ``overflow`` ('drop' or 'block'), ``block_timeout``, ``close_timeout``, ``heartbeat_interval``
-    (seconds), ``resources_interval`` (seconds between ``resources`` events from a sampler thread:
-    process CPU and RSS, machine memory, GPUs; 0, the default here, takes none; while it runs,
-    heartbeats are on too), ``max_line_bytes``, ``rank``, ``local_rank``, ``world_size`` (each unset one from torchrun's
-    $RANK/$LOCAL_RANK/$WORLD_SIZE, else Slurm's, else 0/0/1), ``host``, ``after_fork`` ('restart'
-    or 'disable'), ``rank_zero_only`` (event type names only rank 0 emits, e.g. ``["metrics"]``;
-    other ranks' calls return False, counted in ``stats()["dropped_by_policy"]``, with no seq gap).
+    (seconds; None, the default: on while the sampler runs, at its interval, or every 5 s when a
+    Unix socket sink is in the chain, as with the default sink, else off; 0: off), ``resources_interval``
+    (seconds between ``resources`` events from a sampler thread: process CPU and RSS, machine memory,
+    GPUs; 0, the default here, takes none), ``max_line_bytes``, ``rank``, ``local_rank``, ``world_size``
+    (each unset one from torchrun's $RANK/$LOCAL_RANK/$WORLD_SIZE, else Slurm's, else 0/0/1), ``host``,
+    ``after_fork`` ('restart' or 'disable'), ``rank_zero_only`` (event type names only rank 0 emits,
+    e.g. ``["metrics"]``; other ranks' calls return False, counted in ``stats()["dropped_by_policy"]``,
+    with no seq gap).
 
     ``signal_hook=False`` keeps ``with`` from installing the signal hook (see install_signal_hook).
 

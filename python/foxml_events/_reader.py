@@ -183,14 +183,23 @@ class RunTracker:
     """Per-run state folded from the events, as dicts (safe to keep; they are snapshots).
 
     A run dict has: ``run_id``, ``name``, ``status`` (running, completed, failed, cancelled,
-    stale), ``running``, ``final_status`` and ``duration_s`` (from run_complete), ``stage``,
+    stale, killed), ``running``, ``final_status`` and ``duration_s`` (from run_complete), ``stage``,
     ``stages`` (``name``, ``start``, ``end``, ``duration_s``; times in Unix seconds),
     ``progress_pct``, ``current_target``, ``targets_complete``, ``targets_total``, ``step``,
     ``total_steps``, ``epoch``, ``total_epochs``, ``eta_s``, ``targets`` (finished targets:
     ``target``, ``status``, ``models_trained``, ``best_auc``, ``metrics``), ``metrics`` (latest
     value per name), ``metric_history`` (name -> [(step, value)], oldest first), ``errors``
-    (``time``, ``error_message``, ``error_type``, ``recoverable``), ``first_seen``, ``last_seen``
-    (event times, Unix seconds) and ``events``.
+    (``time``, ``error_message``, ``error_type``, ``recoverable``, ``rank``), ``first_seen``,
+    ``last_seen`` (event times, Unix seconds), ``events``, ``world_size``, ``ranks`` (rank number ->
+    ``rank``, ``status``, ``final_status``, ``stage``, ``progress_pct``, ``step``, ``last_seen``,
+    ``host``, ``pid``, ``process_start_time``, ``heartbeat_interval_s``, ``stale_after_heartbeats``,
+    ``events``), ``slowest_rank`` (the straggler among running ranks, or None) and ``stale_ranks``.
+
+    Liveness: a rank is ``stale`` once silent for ``heartbeat_interval_s * stale_after_heartbeats``
+    (from its own run_start; ``stale_after`` when it sent no heartbeat interval) and ``running``
+    again when it speaks; ``killed`` when its process is gone (looked up in /proc, on the reader's
+    own host only). The run's status comes from its ranks: one failed rank fails it, a killed one
+    kills it, it completes when all ``world_size`` ranks completed.
     """
 
     __slots__ = ("_core",)
@@ -217,8 +226,8 @@ class RunTracker:
         return self._core.status()  # type: ignore[no-any-return]
 
     def check_stale(self, now: Optional[float] = None) -> None:
-        """Marks runs silent since ``now - stale_after`` (Unix seconds; default: now) as stale.
-        Live readers do this by themselves."""
+        """Re-evaluates liveness at ``now`` (Unix seconds; default: now): silent ranks become
+        stale, ranks whose process is gone killed. Live readers do this by themselves."""
         self._core.check_stale(now)
 
 

@@ -60,7 +60,27 @@ json run_json_tree(const run_state& run, std::int64_t now_us, bool with_history)
     errors.push_back({{"time", seconds_of(e.unix_us)},
                       {key(names::error_message), e.message},
                       {key(names::error_type), e.type},
-                      {key(names::recoverable), e.recoverable}});
+                      {key(names::recoverable), e.recoverable},
+                      {"rank", e.rank}});
+  }
+  // Keyed by rank number as text (JSON keys are strings), in rank order.
+  json ranks = json::object();
+  for (const auto& [number, r] : run.ranks) {
+    ranks[std::to_string(number)] = {
+        {"rank", r.rank},
+        {key(names::status), to_string(r.status)},
+        {"final_status", opt(r.final_status)},
+        {key(names::stage), r.stage.empty() ? json(nullptr) : json(r.stage)},
+        {key(names::progress_pct), r.progress_pct},
+        {key(names::step), opt(r.step)},
+        {"last_seen", seconds_of(r.last_seen_us)},
+        {"host", r.host},
+        {"pid", r.pid},
+        {key(names::process_start_time), opt(r.process_start_time)},
+        {key(names::heartbeat_interval_s), opt(r.heartbeat_interval_s)},
+        {key(names::stale_after_heartbeats), opt(r.stale_after_heartbeats)},
+        {"events", r.events},
+    };
   }
   json out = {
       {"run_id", run.run_id},
@@ -87,6 +107,10 @@ json run_json_tree(const run_state& run, std::int64_t now_us, bool with_history)
       {"first_seen", seconds_of(run.first_seen_us)},
       {"last_seen", seconds_of(run.last_seen_us)},
       {"events", run.events},
+      {"world_size", run.world_size},
+      {"ranks", std::move(ranks)},
+      {"slowest_rank", opt(run.slowest_rank)},
+      {"stale_ranks", run.stale_ranks},
   };
   return out;
 }

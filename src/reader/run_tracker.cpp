@@ -1,6 +1,14 @@
 #include "foxml/events/reader/run_tracker.hpp"
 
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <climits>
+#include <cmath>
+#include <tuple>
+
+#include "../resources/proc_stats.hpp"
 
 namespace foxml::events::reader {
 
@@ -11,11 +19,41 @@ const char* to_string(run_status status) noexcept {
     case run_status::failed: return "failed";
     case run_status::cancelled: return "cancelled";
     case run_status::stale: return "stale";
+    case run_status::killed: return "killed";
   }
   return "unknown";
 }
 
-run_tracker::run_tracker(run_tracker_options options) : options_(options) {}
+namespace {
+
+std::string this_host() {
+  char name[HOST_NAME_MAX + 1] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return {};
+  return name;
+}
+
+// Start times of one process read twice differ by a clock tick and by btime's own rounding and
+// drift (the kernel derives it from the clocks at each read); a reused pid is a process that
+// started later by far more.
+constexpr double start_time_tolerance_s = 2.0;
+
+}  // namespace
+
+run_tracker::run_tracker(run_tracker_options options)
+    : options_(std::move(options)),
+      local_host_(options_.local_host.empty() ? this_host() : options_.local_host),
+      proc_usable_(foxml::events::detail::own_start_time().has_value()) {}
+
+rank_state& run_tracker::rank_of(run_state& run, const event& e) {
+  auto [it, fresh] = run.ranks.try_emplace(e.rank);
+  rank_state& rank = it->second;
+  if (fresh) {
+    rank.rank = e.rank;
+    rank.host = e.host;
+    rank.pid = e.pid;
+  }
+  return rank;
+}
 
 run_state& run_tracker::state_of(const event& e) {
   auto it = index_.find(e.run_id);
@@ -50,7 +88,22 @@ void run_tracker::apply(const event& e, std::string_view line) {
   run_state& run = state_of(e);
   ++run.events;
   run.last_seen_us = std::max(run.last_seen_us, e.unix_us);
-  if (run.status == run_status::stale) run.status = run_status::running;
+  run.world_size = std::max(run.world_size, e.world_size);
+  rank_state& rank = rank_of(run, e);
+  ++rank.events;
+  rank.last_seen_us = std::max(rank.last_seen_us, e.unix_us);
+  if (rank.status == run_status::stale) rank.status = run_status::running;
+  // A killed rank's own late lines (read after its death) leave it killed; a new process under
+  // the rank (a restart) makes it live again.
+  if (rank.status == run_status::killed && e.pid != rank.pid) {
+    rank.status = run_status::running;
+    rank.pid = e.pid;
+    rank.host = e.host;
+    rank.process_start_time.reset();
+  }
+  // The run-level view (stage, progress, metrics, targets) follows the lowest rank seen, so the
+  // ranks of a data-parallel job do not take turns overwriting it; every rank has its own below.
+  const bool lead = run.ranks.begin()->first == e.rank;
   if (!line.empty() && options_.recent_lines > 0) {
     if (recent_.size() >= options_.recent_lines) recent_.pop_front();
     recent_.emplace_back(line);
@@ -61,8 +114,22 @@ void run_tracker::apply(const event& e, std::string_view line) {
       if (e.name) run.name = e.name;
       if (e.total_steps) run.total_steps = e.total_steps;
       if (e.total_epochs) run.total_epochs = e.total_epochs;
+      // The process that announced the rank is the one to watch; a new run_start (a restarted
+      // process) starts the rank afresh.
+      rank.host = e.host;
+      rank.pid = e.pid;
+      rank.process_start_time = e.process_start_time;
+      rank.heartbeat_interval_s = e.heartbeat_interval_s;
+      rank.stale_after_heartbeats = e.stale_after_heartbeats;
+      rank.process_checked_us = 0;
+      rank.status = run_status::running;
+      rank.final_status.reset();
       break;
     case event_type::progress:
+      if (e.stage) rank.stage = *e.stage;
+      if (e.progress_pct) rank.progress_pct = *e.progress_pct;
+      if (e.step) rank.step = e.step;
+      if (!lead) break;
       // Emitters may report a new stage through progress alone, without a stage_change.
       if (e.stage && *e.stage != run.stage) enter_stage(run, *e.stage, e.unix_us);
       if (e.progress_pct) run.progress_pct = *e.progress_pct;
@@ -76,11 +143,14 @@ void run_tracker::apply(const event& e, std::string_view line) {
       update_eta(run, e.unix_us);
       break;
     case event_type::stage_change:
+      if (e.new_stage) rank.stage = *e.new_stage;
+      if (!lead) break;
       if (e.new_stage) enter_stage(run, *e.new_stage, e.unix_us);
       samples_.erase(run.run_id);  // progress is per stage: the old rate says nothing now
       run.eta_s.reset();
       break;
     case event_type::target_complete: {
+      if (!lead) break;
       target_summary target;
       target.name = e.target.value_or("");
       target.status = e.status.value_or("");
@@ -91,7 +161,8 @@ void run_tracker::apply(const event& e, std::string_view line) {
       break;
     }
     case event_type::metrics:
-      if (e.metrics) {
+      if (e.step) rank.step = std::max(rank.step.value_or(*e.step), *e.step);
+      if (e.metrics && lead) {
         if (e.epoch) run.epoch = e.epoch;
         for (const auto& [name, value] : *e.metrics) {
           auto& series = run.metrics[name];
@@ -104,15 +175,18 @@ void run_tracker::apply(const event& e, std::string_view line) {
       break;
     case event_type::error:
       run.errors.push_back(run_error{e.unix_us, e.error_message.value_or(""), e.error_type.value_or(""),
-                                     e.recoverable.value_or(true)});
+                                     e.recoverable.value_or(true), e.rank});
       if (run.errors.size() > options_.max_errors) run.errors.erase(run.errors.begin());
-      if (!e.recoverable.value_or(true) && run.status == run_status::running) run.status = run_status::failed;
+      if (!e.recoverable.value_or(true) && rank.running()) rank.status = run_status::failed;
       break;
     case event_type::run_complete:
+      rank.final_status = e.status;
+      rank.status = status_of_completion(e.status.value_or(""));
+      if (rank.status == run_status::completed) rank.progress_pct = 100.0;
+      if (!lead) break;
       run.final_status = e.status;
       run.duration_s = e.duration_s;
-      run.status = status_of_completion(e.status.value_or(""));
-      if (run.status == run_status::completed) run.progress_pct = 100.0;  // a completed run is at 100 % whatever its last progress said
+      if (rank.status == run_status::completed) run.progress_pct = 100.0;  // a completed run is at 100 % whatever its last progress said
       if (!run.stages.empty() && !run.stages.back().end_us) run.stages.back().end_us = e.unix_us;
       run.eta_s.reset();
       samples_.erase(run.run_id);
@@ -122,6 +196,50 @@ void run_tracker::apply(const event& e, std::string_view line) {
     case event_type::heartbeat:
     case event_type::dropped:
       break;
+  }
+  summarise(run);
+}
+
+void run_tracker::summarise(run_state& run) {
+  bool failed = false, killed = false, stale = false, cancelled = false;
+  std::int64_t ended = 0;
+  run.stale_ranks.clear();
+  using level = std::tuple<std::int64_t, double>;  // step (none: before the first), progress
+  std::optional<level> lowest, highest;
+  std::int64_t live = 0;
+  for (const auto& [number, rank] : run.ranks) {
+    switch (rank.status) {
+      case run_status::failed: failed = true; break;
+      case run_status::killed: killed = true; break;
+      case run_status::stale:
+        stale = true;
+        run.stale_ranks.push_back(number);
+        break;
+      case run_status::cancelled: cancelled = true; [[fallthrough]];
+      case run_status::completed: ++ended; break;
+      case run_status::running: {
+        ++live;
+        const level at{rank.step.value_or(-1), rank.progress_pct};
+        if (!lowest || at < *lowest) {
+          lowest = at;
+          run.slowest_rank = number;
+        }
+        if (!highest || at > *highest) highest = at;
+        break;
+      }
+    }
+  }
+  if (live < 2 || run.world_size < 2 || !(*lowest < *highest)) run.slowest_rank.reset();
+  if (failed) {
+    run.status = run_status::failed;
+  } else if (killed) {
+    run.status = run_status::killed;
+  } else if (ended == static_cast<std::int64_t>(run.ranks.size()) && ended >= run.world_size) {
+    run.status = cancelled ? run_status::cancelled : run_status::completed;
+  } else if (stale) {
+    run.status = run_status::stale;
+  } else {
+    run.status = run_status::running;
   }
 }
 
@@ -141,10 +259,34 @@ void run_tracker::update_eta(run_state& run, std::int64_t now_us) {
   run.eta_s = std::max(0.0, 100.0 - run.progress_pct) * elapsed_s / gained;
 }
 
+void run_tracker::check_rank(rank_state& rank, std::int64_t now_us) {
+  if (!rank.running()) return;
+  const std::int64_t silent_us = now_us - rank.last_seen_us;
+  const bool heartbeats = rank.heartbeat_interval_s && *rank.heartbeat_interval_s > 0;
+  const double limit_s = heartbeats ? *rank.heartbeat_interval_s * static_cast<double>(std::max<std::int64_t>(
+                                                                        1, rank.stale_after_heartbeats.value_or(1)))
+                                    : std::chrono::duration<double>(options_.stale_after).count();
+  if (static_cast<double>(silent_us) > limit_s * 1e6) rank.status = run_status::stale;
+
+  // Only a rank that missed a heartbeat (or a second's silence without them) is looked up, at
+  // most four times an interval: a speaking process is alive, and /proc reads are syscalls.
+  if (!options_.check_processes || !proc_usable_ || rank.pid <= 0 || rank.host != local_host_) return;
+  const double interval_s = heartbeats ? *rank.heartbeat_interval_s : 1.0;
+  const auto interval_us = static_cast<std::int64_t>(interval_s * 1e6);
+  if (silent_us < interval_us || now_us - rank.process_checked_us < interval_us / 4) return;
+  rank.process_checked_us = now_us;
+  const auto started = foxml::events::detail::process_start_time(static_cast<pid_t>(rank.pid));
+  if (!started || (rank.process_start_time &&
+                   std::fabs(*started - *rank.process_start_time) > start_time_tolerance_s)) {
+    rank.status = run_status::killed;
+  }
+}
+
 void run_tracker::check_stale(std::int64_t now_us) {
-  const std::int64_t limit_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.stale_after).count();
   for (auto& run : runs_) {
-    if (run.status == run_status::running && now_us - run.last_seen_us > limit_us) run.status = run_status::stale;
+    // A run that ended or failed may still have ranks going (or going silent): all are looked at.
+    for (auto& [number, rank] : run.ranks) check_rank(rank, now_us);
+    summarise(run);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
@@ -45,7 +46,66 @@ long long meminfo_kb(std::string_view text, std::string_view key) noexcept {
   return -1;
 }
 
+// /proc/stat's btime: when the machine booted, in unix seconds; 0 when unknown. Read line by line:
+// the lines before it (a line per CPU, the interrupt counts) can run to many KiB.
+long long read_boot_time_s() noexcept {
+  std::FILE* f = std::fopen("/proc/stat", "re");
+  if (f == nullptr) return 0;
+  char line[512];
+  bool line_start = true;  // a long line comes in several pieces: only a line's first may match
+  long long boot = 0;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (line_start && std::strncmp(line, "btime ", 6) == 0) {
+      boot = std::strtoll(line + 6, nullptr, 10);
+      break;
+    }
+    line_start = std::strchr(line, '\n') != nullptr;
+  }
+  std::fclose(f);
+  return boot;
+}
+
+long long boot_time_s() noexcept {
+  static const long long boot = read_boot_time_s();  // fixed while the machine is up
+  return boot;
+}
+
+std::optional<double> start_time_from(const char* stat_path) noexcept {
+  char buf[1024];
+  const std::size_t size = read_small_file(stat_path, buf, sizeof(buf));
+  if (size == 0) return std::nullopt;
+  // "pid (comm) state ppid ... starttime(22) ...": comm may hold spaces and parentheses, so the
+  // fields are counted from the last ')'.
+  const std::string_view text(buf, size);
+  const std::size_t close = text.rfind(')');
+  if (close == std::string_view::npos || close + 2 >= size) return std::nullopt;
+  const char state = buf[close + 2];
+  if (state == 'Z' || state == 'X') return std::nullopt;  // dead: only its exit status is left
+  const char* p = buf + close + 2;  // field 3, state
+  for (int field = 3; field < 22; ++field) {
+    p = std::strchr(p, ' ');
+    if (p == nullptr) return std::nullopt;
+    ++p;
+  }
+  char* end = nullptr;
+  const unsigned long long ticks = std::strtoull(p, &end, 10);
+  if (end == p) return std::nullopt;
+  const long hz = ::sysconf(_SC_CLK_TCK);
+  const long long boot = boot_time_s();
+  if (hz <= 0 || boot <= 0) return std::nullopt;
+  return static_cast<double>(boot) + static_cast<double>(ticks) / static_cast<double>(hz);
+}
+
 }  // namespace
+
+std::optional<double> process_start_time(pid_t pid) noexcept {
+  if (pid <= 0) return std::nullopt;
+  char path[48];
+  std::snprintf(path, sizeof(path), "/proc/%lld/stat", static_cast<long long>(pid));
+  return start_time_from(path);
+}
+
+std::optional<double> own_start_time() noexcept { return start_time_from("/proc/self/stat"); }
 
 std::int64_t process_cpu_ns() noexcept {
   timespec ts{};

@@ -2,6 +2,8 @@
 // What /proc and the kernel's clocks tell about this process and this machine (Linux).
 
 #include <cstdint>
+#include <optional>
+#include <sys/types.h>
 
 namespace foxml::events::detail {
 
@@ -18,5 +20,15 @@ struct system_memory {
 };
 // Reads /proc/meminfo; zeros when it cannot be read.
 system_memory read_system_memory() noexcept;
+
+// When process `pid` started, in unix seconds (/proc/<pid>/stat's starttime, in clock ticks
+// since boot, plus /proc/stat's btime): with the pid, it names a process even after its pid is
+// reused. Empty when the process is gone, is a zombie (dead, not yet reaped) or /proc cannot be
+// read. Good to about a clock tick, plus any drift of btime (it is rounded to seconds and moves
+// with NTP adjustments): compare two readings with a tolerance of a few seconds.
+std::optional<double> process_start_time(pid_t pid) noexcept;
+
+// The same for the calling process.
+std::optional<double> own_start_time() noexcept;
 
 }  // namespace foxml::events::detail

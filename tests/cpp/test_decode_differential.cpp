@@ -35,6 +35,7 @@ std::string difference(const fe::event& a, const fe::event& b) {
   FOXML_SAME(error_message); FOXML_SAME(error_type);
   FOXML_SAME_NUMBER(progress_pct); FOXML_SAME_NUMBER(best_auc); FOXML_SAME_NUMBER(duration_s);
   FOXML_SAME_NUMBER(cpu_pct);
+  FOXML_SAME_NUMBER(process_start_time); FOXML_SAME_NUMBER(heartbeat_interval_s); FOXML_SAME(stale_after_heartbeats);
   FOXML_SAME(targets_complete); FOXML_SAME(targets_total); FOXML_SAME(step); FOXML_SAME(total_steps);
   FOXML_SAME(epoch); FOXML_SAME(total_epochs); FOXML_SAME(models_trained); FOXML_SAME(rss_bytes);
   FOXML_SAME(mem_used_bytes); FOXML_SAME(mem_total_bytes); FOXML_SAME(count); FOXML_SAME(first_seq);

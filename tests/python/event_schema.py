@@ -17,7 +17,9 @@ HEADER: Dict[str, str] = {
 
 FIELDS: Dict[str, Dict[str, Tuple[str, bool, bool]]] = {
     "run_start": {"name": (STRING, True, True), "config": (OBJECT, True, True), "tags": (STRINGS, True, True),
-                  "total_steps": (INTEGER, True, True), "total_epochs": (INTEGER, True, True)},
+                  "total_steps": (INTEGER, True, True), "total_epochs": (INTEGER, True, True),
+                  "process_start_time": (NUMBER, True, True), "heartbeat_interval_s": (NUMBER, True, True),
+                  "stale_after_heartbeats": (INTEGER, True, True)},
     "progress": {"stage": (STRING, False, False), "progress_pct": (NUMBER, False, False),
                  "current_target": (STRING, True, False), "targets_complete": (INTEGER, False, False),
                  "targets_total": (INTEGER, False, False), "step": (INTEGER, True, True),

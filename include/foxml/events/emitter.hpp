@@ -37,8 +37,11 @@ class training_event_emitter {
   training_event_emitter(const training_event_emitter&) = delete;
   training_event_emitter& operator=(const training_event_emitter&) = delete;
 
-  /// Announces the run: its name, config (a JSON object as text), tags and planned length.
-  bool emit_run_start(const run_start_info& info = {}) noexcept { return capture<event_type::run_start>(info); }
+  /// Announces the run: its name, config (a JSON object as text), tags and planned length. The
+  /// library adds what a reader needs to tell a dead run from a slow one (fields left empty in
+  /// `info`): `process_start_time`, and `heartbeat_interval_s` with `stale_after_heartbeats` when
+  /// heartbeats are on.
+  bool emit_run_start(const run_start_info& info = {}) noexcept;
 
   /// Reports progress within a stage.
   bool emit_progress(const progress_update& update) noexcept { return capture<event_type::progress>(update); }

@@ -93,6 +93,12 @@ struct run_start_info {
   std::size_t tag_count = 0;
   std::optional<std::int64_t> total_steps = std::nullopt;
   std::optional<std::int64_t> total_epochs = std::nullopt;
+  // What a reader needs to tell a dead run from a slow one. emit_run_start() fills the ones left
+  // empty: the process's start time (pids are reused), and the heartbeat interval with the
+  // number of missed heartbeats after which the run is stale, when heartbeats are on.
+  std::optional<double> process_start_time = std::nullopt;  ///< unix seconds
+  std::optional<double> heartbeat_interval_s = std::nullopt;
+  std::optional<std::int64_t> stale_after_heartbeats = std::nullopt;
 };
 
 /// One GPU in a `resources` event. A reading the device does not offer (NVML: not supported, as

@@ -27,6 +27,9 @@ enum class fork_policy : std::uint8_t {
   disable,  ///< the child's emits are counted as dropped and go nowhere
 };
 
+/// Heartbeat interval when heartbeats are on because a Unix socket sink is in the chain.
+inline constexpr std::chrono::milliseconds default_heartbeat_interval{5000};
+
 /// Settings of a training_event_emitter. Every field has a working default; the constructor
 /// rejects values that cannot work with std::invalid_argument naming the field.
 struct emitter_options {
@@ -53,9 +56,14 @@ struct emitter_options {
   std::chrono::milliseconds sink_retry_timeout{1000};
   /// Longest the idle worker sleeps before looking at the queue again (emit -> sink latency).
   std::chrono::microseconds max_idle_wait{500};
-  /// Interval of `heartbeat` events; zero turns them off, except while the resource sampler runs:
-  /// then heartbeats come every `resources_interval`.
-  std::chrono::milliseconds heartbeat_interval{0};
+  /// Interval of `heartbeat` events, which let a reader tell a slow run from a dead one. Unset
+  /// (the default): on while the resource sampler runs (every `resources_interval`) or when the
+  /// sink chain has a Unix socket sink (every `default_heartbeat_interval`), else off. Zero turns
+  /// them off whatever the sinks; any other value is the interval.
+  std::optional<std::chrono::milliseconds> heartbeat_interval;
+  /// Heartbeats a reader may miss before it calls the run stale; sent in `run_start` with the
+  /// interval, so every reader applies the run's own rule. At least 1.
+  std::int64_t stale_after_heartbeats = 3;
   /// Interval of `resources` events (process CPU and RSS, machine memory, GPUs: resources.hpp),
   /// sampled by a thread of their own that the training threads never wait for; zero (the
   /// default) starts none. The first sample comes one interval after the start, measured over it.

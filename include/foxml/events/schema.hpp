@@ -112,7 +112,10 @@ struct of<event_type::run_start> {
       bind<k::config, optional>(config),
       bind<k::tags, optional>(tags),
       bind<k::total_steps, optional, &input::total_steps>(),
-      bind<k::total_epochs, optional, &input::total_epochs>());
+      bind<k::total_epochs, optional, &input::total_epochs>(),
+      bind<k::process_start_time, optional, &input::process_start_time>(),
+      bind<k::heartbeat_interval_s, optional, &input::heartbeat_interval_s>(),
+      bind<k::stale_after_heartbeats, optional, &input::stale_after_heartbeats>());
 };
 
 template <>

@@ -44,6 +44,8 @@ enum class field_kind : std::uint8_t {
   X(best_auc, best_auc, number)                \
   X(duration_s, duration_s, number)            \
   X(cpu_pct, cpu_pct, number)                  \
+  X(process_start_time, process_start_time, number) \
+  X(heartbeat_interval_s, heartbeat_interval_s, number) \
   X(targets_complete, targets_complete, integer) \
   X(targets_total, targets_total, integer)     \
   X(step, step, integer)                       \
@@ -57,6 +59,7 @@ enum class field_kind : std::uint8_t {
   X(count, count, integer)                     \
   X(first_seq, first_seq, integer)             \
   X(last_seq, last_seq, integer)               \
+  X(stale_after_heartbeats, stale_after_heartbeats, integer) \
   X(recoverable, recoverable, boolean)         \
   X(metrics, metrics, metric_map)              \
   X(config, config_json, json_object)          \

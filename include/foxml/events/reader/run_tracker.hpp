@@ -22,10 +22,12 @@ enum class run_status : std::uint8_t {
   completed,  ///< run_complete with `success`
   failed,     ///< run_complete with `failed` or `killed`, or an unrecoverable error
   cancelled,  ///< run_complete with `cancelled`
-  stale,      ///< no event for longer than `stale_after` (its process may be gone)
+  stale,      ///< silent for longer than its run_start allows (N missed heartbeats), else than
+              ///< `stale_after`: slow, stopped or gone; events coming again make it `running`
+  killed,     ///< its process is gone (checked on the reader's own host only) without a run_complete
 };
 
-/// Returns "running", "completed", "failed", "cancelled" or "stale".
+/// Returns "running", "completed", "failed", "cancelled", "stale" or "killed".
 const char* to_string(run_status status) noexcept;
 
 /// One stage a run went through; `end_us` is empty while it is the current stage.
@@ -62,6 +64,27 @@ struct run_error {
   std::string message;
   std::string type;
   bool recoverable = true;
+  std::int64_t rank = 0;  ///< the rank that sent it
+};
+
+/// One rank (process) of a run, keyed by the envelope's `rank`.
+struct rank_state {
+  std::int64_t rank = 0;
+  std::string host;
+  std::int64_t pid = 0;  ///< of its run_start when seen, else of its first event
+  std::optional<double> process_start_time;    ///< run_start's, unix seconds
+  std::optional<double> heartbeat_interval_s;  ///< run_start's, when its heartbeats are on
+  std::optional<std::int64_t> stale_after_heartbeats;
+  run_status status = run_status::running;
+  std::optional<std::string> final_status;  ///< its run_complete's `status`
+  std::string stage;
+  double progress_pct = 0.0;
+  std::optional<std::int64_t> step;  ///< latest step of its progress or metrics events
+  std::int64_t last_seen_us = 0;     ///< event time of its latest event
+  std::uint64_t events = 0;
+  std::int64_t process_checked_us = 0;  ///< when the tracker last looked for its process in /proc
+
+  bool running() const noexcept { return status == run_status::running || status == run_status::stale; }
 };
 
 /// Everything known about one run.
@@ -85,6 +108,16 @@ struct run_state {
   std::int64_t first_seen_us = 0;  ///< event time of the first event
   std::int64_t last_seen_us = 0;   ///< event time of the latest event
   std::uint64_t events = 0;
+  /// Every rank seen, by rank. A run's status comes from all of them: `failed` when a rank
+  /// failed, else `killed` when a rank's process is gone, else `completed`/`cancelled` once all
+  /// `world_size` ranks ended, else `stale` when a rank still running is stale, else `running`.
+  /// Stage, progress, step and metrics above are those of the lowest rank seen.
+  std::map<std::int64_t, rank_state> ranks;
+  std::int64_t world_size = 1;  ///< the largest `world_size` of its events
+  /// The straggler: among ranks still `running`, the one with the lowest step, then the lowest
+  /// progress; empty with fewer than two such ranks or when they are all level.
+  std::optional<std::int64_t> slowest_rank;
+  std::vector<std::int64_t> stale_ranks;  ///< ranks now `stale`, in order
 
   bool running() const noexcept { return status == run_status::running || status == run_status::stale; }
 };
@@ -105,7 +138,15 @@ struct run_tracker_options {
   std::size_t metric_history = defaults::metric_history;  ///< points kept per metric
   std::size_t max_errors = defaults::max_errors;          ///< errors kept per run (the newest)
   std::size_t recent_lines = defaults::recent_lines;      ///< lines kept for training_status()
-  std::chrono::seconds stale_after = defaults::stale_after;  ///< silence after which a running run is stale
+  /// Silence after which a rank is stale when its run_start did not say (no heartbeats, or no
+  /// run_start seen); with heartbeats, `heartbeat_interval_s * stale_after_heartbeats` of its own.
+  std::chrono::seconds stale_after = defaults::stale_after;
+  /// Look in /proc for the processes of ranks on this host (`host` as the envelope's) that fell
+  /// silent: gone, a zombie, or another process under the pid (its start time differs) ->
+  /// `killed`. Off, or on another host, a dead rank only goes stale.
+  bool check_processes = true;
+  /// This host's name as emitters write it; empty: gethostname().
+  std::string local_host;
   std::chrono::seconds eta_window = defaults::eta_window;    ///< progress samples this recent set the ETA's rate
 };
 
@@ -117,8 +158,10 @@ class run_tracker {
   /// Applies one event; `line` (its raw JSON) is kept for training_status() when given.
   void apply(const event& e, std::string_view line = {});
 
-  /// Marks running runs with no event since `now_us - stale_after` as stale (and stale runs that
-  /// spoke again as running, which apply() does by itself).
+  /// Re-evaluates liveness at `now_us` (unix us, the reader's clock) without a new event: ranks
+  /// silent for longer than their limit become `stale`, ranks on this host whose process is gone
+  /// become `killed`, and run statuses follow. A live reader calls it after every poll; apply()
+  /// makes a stale rank `running` again when it speaks.
   void check_stale(std::int64_t now_us);
 
   /// Runs in the order they were first seen.
@@ -133,7 +176,10 @@ class run_tracker {
 
  private:
   run_state& state_of(const event& e);
+  rank_state& rank_of(run_state& run, const event& e);
   void update_eta(run_state& run, std::int64_t now_us);
+  void check_rank(rank_state& rank, std::int64_t now_us);
+  static void summarise(run_state& run);
 
   struct progress_sample {
     std::int64_t unix_us;
@@ -146,6 +192,8 @@ class run_tracker {
   std::map<std::string, std::deque<progress_sample>, std::less<>> samples_;
   std::deque<std::string> recent_;
   std::optional<std::size_t> latest_;
+  std::string local_host_;
+  bool proc_usable_ = false;  // /proc/self/stat reads: an absent /proc/<pid> means a gone process
 };
 
 }  // namespace foxml::events::reader
