@@ -96,6 +96,14 @@ std::string details(const fe::event& e) {
       add(e.status.value_or("?"));
       if (e.duration_s) add("after " + format_duration(*e.duration_s));
       break;
+    case fe::event_type::command_received:
+      add(fmt::format("{} [{}] from {}", e.command.value_or("?"), e.command_id.value_or("?"), e.sender.value_or("?")));
+      if (e.arg_json) add(*e.arg_json);
+      break;
+    case fe::event_type::command_done:
+      add(fmt::format("{} [{}] {}", e.command.value_or("?"), e.command_id.value_or("?"), e.outcome.value_or("?")));
+      if (e.message) add(*e.message);
+      break;
   }
   return out;
 }

@@ -1,5 +1,7 @@
 #include "foxml/events/composite_sink.hpp"
 
+#include "foxml/events/control.hpp"
+
 #include <stdexcept>
 
 namespace foxml::events {
@@ -42,6 +44,10 @@ std::unique_ptr<sink> composite_sink::reopen_after_fork() const {
   }
   if (reopened.empty()) return nullptr;
   return remake(std::move(reopened));
+}
+
+void composite_sink::attach_control(control_attachment& attachment) noexcept {
+  for (const auto& child : children_) child->attach_control(attachment);
 }
 
 std::string composite_sink::describe() const {

@@ -18,6 +18,9 @@
 namespace foxml::events {
 namespace {
 
+// Set on the signal hook's thread while it ends the run: command callbacks belong to the loop.
+thread_local bool ending_by_signal = false;
+
 void on_fork_child() noexcept { detail::fork_generation.fetch_add(1, std::memory_order_relaxed); }
 
 void install_fork_handler() {
@@ -171,6 +174,61 @@ emitter_stats training_event_emitter::stats() const noexcept {
   return state_.load(std::memory_order_acquire)->stats();
 }
 
+detail::emitter_state* training_event_emitter::current_state() noexcept {
+  detail::emitter_state* state = state_.load(std::memory_order_acquire);
+  if (state->generation() != detail::fork_generation.load(std::memory_order_relaxed)) state = state_after_fork();
+  return state;
+}
+
+void training_event_emitter::dispatch_commands(detail::emitter_state& state) noexcept {
+  if (!ending_by_signal) state.inbox().dispatch();
+}
+
+std::optional<command> training_event_emitter::poll_command() noexcept {
+  detail::emitter_state* state = current_state();
+  if (state == nullptr) return std::nullopt;
+  return state->inbox().take();
+}
+
+void training_event_emitter::on_command(std::function<void(const command&)> callback) {
+  if (!callback) throw std::invalid_argument("foxml::events: on_command needs a callable");
+  detail::emitter_state* state = current_state();
+  if (state != nullptr) state->inbox().add_callback(std::move(callback));
+}
+
+bool training_event_emitter::wait_while_paused(std::chrono::milliseconds timeout) noexcept {
+  detail::emitter_state* state = current_state();
+  if (state == nullptr) return true;
+  auto& inbox = state->inbox();
+  const auto acknowledge = [&] {
+    while (auto owed = inbox.take_owed_done()) state->push_command_done(owed->id, owed->name, "ok", std::nullopt);
+  };
+  acknowledge();
+  const bool resumed = !inbox.paused() || inbox.wait_unpaused(timeout);
+  acknowledge();
+  return resumed;
+}
+
+bool training_event_emitter::emit_command_done(std::string_view command_id, std::string_view outcome,
+                                               std::optional<std::string_view> message) noexcept {
+  detail::emitter_state* state = current_state();
+  if (state == nullptr) return false;
+  if (state->is_closed()) {
+    state->count_refused();
+    return false;
+  }
+  std::string name;
+  try {
+    name = state->inbox().name_of(command_id);
+  } catch (...) {
+  }
+  return state->push_command_done(command_id, name, outcome, message);
+}
+
+std::string training_event_emitter::control_endpoint_path() const {
+  return state_.load(std::memory_order_acquire)->control_endpoint_path();
+}
+
 detail::emitter_state* training_event_emitter::state_after_fork() noexcept {
   std::lock_guard<std::mutex> lock(fork_mutex_);
   detail::emitter_state* current = state_.load(std::memory_order_acquire);
@@ -178,6 +236,7 @@ detail::emitter_state* training_event_emitter::state_after_fork() noexcept {
   if (current->generation() == generation) return current;  // another thread of this child did it
   try {
     std::shared_ptr<detail::emitter_state> parent = std::move(owner_);
+    parent->forget_control_after_fork();
     // The parent's state stays allocated in this child, on purpose: its worker thread does not
     // exist here and its locks may have been held at the fork, so neither destroying nor using
     // it is safe.
@@ -210,6 +269,7 @@ void training_event_emitter::end_by_signal(std::string_view status, const char* 
   // A forked child that never emitted through this emitter has no run of its own to end.
   if (state->generation() != detail::fork_generation.load(std::memory_order_relaxed)) return;
   if (state->is_closed()) return;
+  ending_by_signal = true;
   if (!completed_.load(std::memory_order_acquire)) {
     if (fatal_signal != nullptr) {
       char message[64];
@@ -219,6 +279,7 @@ void training_event_emitter::end_by_signal(std::string_view status, const char* 
     emit_run_complete(status);
     ended_by_signal_.store(true, std::memory_order_release);
   }
+  ending_by_signal = false;
   const auto left = deadline - std::chrono::steady_clock::now();
   state->flush(std::max<std::chrono::nanoseconds>(left, std::chrono::nanoseconds(0)));
 }

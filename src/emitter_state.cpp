@@ -6,6 +6,12 @@
 #include <algorithm>
 #include <array>
 
+#include <nlohmann/json.hpp>
+
+#include "control/endpoint.hpp"
+#include "foxml/events/control.hpp"
+#include "foxml/events/defaults.hpp"
+#include "foxml/events/detail/text.hpp"
 #include "foxml/events/resources.hpp"
 #include "foxml/events/schema.hpp"
 #include "line_encoder.hpp"
@@ -358,11 +364,31 @@ emitter_state::emitter_state(stamp identity, std::unique_ptr<sink> destination, 
       created_(std::chrono::steady_clock::now()),
       kept_back_types_(kept_back_by_rank_policy(identity_, options)),
       queue_(round_up_power_of_two(options.queue_capacity)),
-      sink_(std::move(destination)) {
+      sink_(std::move(destination)),
+      inbox_(identity_.run_id) {
   lane_.reserve(options.lifecycle_reserve);
+  command_inbox::hooks hooks;
+  hooks.taken = [this](const command& c) {
+    command_ack ack;
+    ack.command = c.name;
+    ack.command_id = c.id;
+    ack.sender = c.sender;
+    ack.arg_json = c.arg_json;
+    push_generated<event_type::command_received>(ack);
+  };
+  hooks.refused = [this](std::string_view why) {
+    if (is_closed()) return;
+    const std::string message = "control command refused: " + std::string(why);
+    log_entry entry;
+    entry.level = "warning";
+    entry.message = message;
+    push_generated<event_type::log>(entry);
+  };
+  inbox_.set_hooks(std::move(hooks));
 }
 
 emitter_state::~emitter_state() {
+  endpoint_.reset();
   // Both threads hold a reference, so either can be the one running this destructor; by then the
   // sampler was stopped by close() or has returned.
   if (sampler_.joinable()) {
@@ -390,6 +416,7 @@ emitter_state::~emitter_state() {
 }
 
 void emitter_state::start() {
+  start_control();
   // The worker takes no signals, so SIGINT and SIGTERM reach the application's own threads.
   sigset_t all, previous;
   sigfillset(&all);
@@ -597,6 +624,8 @@ delivery_report emitter_state::flush(std::chrono::nanoseconds timeout) noexcept 
 
 delivery_report emitter_state::close(std::chrono::nanoseconds timeout) noexcept {
   closed_.store(true, std::memory_order_relaxed);
+  inbox_.close();
+  if (endpoint_) endpoint_->stop();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   // First the sampler, so a sample it is pushing right now is still delivered by the worker.
   stop_sampler(deadline);
@@ -637,11 +666,78 @@ emitter_stats emitter_state::stats() const noexcept {
   s.truncated = truncated_.load(std::memory_order_relaxed);
   s.lifecycle_reserved = lifecycle_reserved_.load(std::memory_order_relaxed);
   s.dropped_by_policy = dropped_by_policy_.load(std::memory_order_relaxed);
+  s.commands_received = inbox_.received();
+  s.commands_duplicate = inbox_.duplicates();
+  s.commands_refused = inbox_.refused();
   return s;
 }
 
 std::unique_ptr<sink> emitter_state::reopen_sink_after_fork() const {
   return sink_ ? sink_->reopen_after_fork() : nullptr;
+}
+
+void emitter_state::start_control() {
+  control_attachment attachment;
+  attachment.inbox = &inbox_;
+  sink_->attach_control(attachment);
+  const auto mode = options_.control_endpoint;
+  if (mode == control_endpoint_mode::off) return;
+  const bool on = mode == control_endpoint_mode::on;
+  if (!on && env_value("FOXML_EVENTS_CONTROL") == "0") return;
+  std::string directory = options_.control_directory;
+  if (directory.empty()) directory = attachment.file_directory;
+  if (directory.empty()) directory = attachment.socket_directory;
+  if (directory.empty()) {
+    if (!on) return;  // a memory or ZeroMQ sink alone: commands come through the sink, if at all
+    directory = control_directory_for(default_event_file());
+  }
+  const std::string path = foxml::events::control_endpoint_path(directory, identity_.run_id, identity_.pid);
+  try {
+    endpoint_ = std::make_unique<control_endpoint>(directory, path, inbox_, [this] { return control_status(); });
+  } catch (const std::exception& e) {
+    if (on) throw;
+    log_entry entry;
+    entry.level = "warning";
+    const std::string message = std::string("no control endpoint: ") + e.what();
+    entry.message = message;
+    push_generated<event_type::log>(entry);
+  }
+}
+
+std::string emitter_state::control_endpoint_path() const { return endpoint_ ? endpoint_->path() : std::string(); }
+
+void emitter_state::forget_control_after_fork() noexcept {
+  if (endpoint_) endpoint_->forget_after_fork();
+}
+
+std::string emitter_state::control_status() const {
+  using json = nlohmann::ordered_json;
+  const emitter_stats s = stats();
+  json status = json::object();
+  status["paused"] = inbox_.paused();
+  status["stop_requested"] = inbox_.stop_requested();
+  status["uptime_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - created_).count();
+  status["emitted"] = s.emitted;
+  status["written"] = s.written;
+  status["dropped"] = s.dropped();
+  status["commands_received"] = s.commands_received;
+  json out = json::object();
+  out["ok"] = true;
+  out["run_id"] = identity_.run_id;
+  out["pid"] = identity_.pid;
+  out["host"] = identity_.host;
+  out[std::string(schema::names::status)] = std::move(status);
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+bool emitter_state::push_command_done(std::string_view id, std::string_view name, std::string_view outcome,
+                                      std::optional<std::string_view> message) noexcept {
+  command_outcome done;
+  done.command_id = id;
+  done.command = name;
+  done.outcome = outcome;
+  done.message = message;
+  return push(event_type::command_done, [&](auto& w) { schema::write_fields<event_type::command_done>(w, done); });
 }
 
 }  // namespace foxml::events::detail

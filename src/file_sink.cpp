@@ -1,5 +1,7 @@
 #include "foxml/events/file_sink.hpp"
 
+#include "foxml/events/control.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -135,6 +137,14 @@ std::unique_ptr<sink> file_sink::reopen_after_fork() const {
     return std::unique_ptr<sink>(new file_sink(path_, false));
   } catch (...) {
     return nullptr;
+  }
+}
+
+void file_sink::attach_control(control_attachment& attachment) noexcept {
+  try {
+    if (attachment.file_directory.empty()) attachment.file_directory = control_directory_for(path_);
+  } catch (...) {
+    // Out of memory: no control endpoint from this sink.
   }
 }
 

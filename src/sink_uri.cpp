@@ -1,5 +1,7 @@
 #include "foxml/events/sink_uri.hpp"
 
+#include "foxml/events/zmq_topic.hpp"
+
 #include <sys/un.h>
 
 #include <atomic>
@@ -78,8 +80,16 @@ void apply_query(std::string_view uri, std::string_view query, sink_uri& out) {
     const std::size_t eq = item.find('=');
     const std::string_view key = item.substr(0, eq);
     const std::string_view value = eq == std::string_view::npos ? "1" : item.substr(eq + 1);
+    if (key == "commands") {
+      // The ZeroMQ command endpoint (control back-channel), percent-encoded.
+      out.commands = percent_decode(uri, value);
+      if (eq == std::string_view::npos || out.commands.find("://") == std::string::npos) {
+        reject(uri, "'commands' takes a ZeroMQ endpoint (percent-encoded), e.g. commands=tcp%3A%2F%2Fhost%3A5557");
+      }
+      continue;
+    }
     if (key != "bind" && key != "connect") {
-      reject(uri, "unknown query parameter '" + std::string(key) + "' (known: bind, connect)");
+      reject(uri, "unknown query parameter '" + std::string(key) + "' (known: bind, connect, commands)");
     }
     bool on;
     if (value == "1" || value == "true") {
@@ -149,6 +159,10 @@ uri_error::uri_error(std::string_view role, std::string_view uri, std::string ru
     : std::invalid_argument("foxml::events: bad " + std::string(role) + " URI '" + std::string(uri) + "': " + rule),
       uri_(uri),
       rule_(std::move(rule)) {}
+
+std::string sink_uri::zmq_command_endpoint() const {
+  return commands.empty() ? foxml::events::zmq_command_endpoint(zmq_endpoint()) : commands;
+}
 
 std::string sink_uri::zmq_endpoint() const {
   switch (scheme) {

@@ -1,5 +1,8 @@
 #include "foxml/events/unix_socket_sink.hpp"
 
+#include "foxml/events/control.hpp"
+#include "foxml/events/detail/command_inbox.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -302,7 +305,12 @@ std::size_t unix_socket_sink::fitting(const line_batch& batch, std::size_t first
 
 void unix_socket_sink::handle_reply(std::string_view line) noexcept {
   std::uint64_t seq = 0;
-  if (!parse_ack(line, seq)) return;  // unknown commands and malformed lines are ignored
+  if (!parse_ack(line, seq)) {
+    // A control command the listener relays: into the emitter's inbox, which acknowledges it
+    // with command_received in the stream. Other lines are ignored.
+    if (inbox_ != nullptr && looks_like_command(line)) inbox_->offer_line(line);
+    return;
+  }
   ack_seen_ = true;
   // Seqs are not monotonic in send order (lifecycle events take a side lane), so look the seq up.
   for (std::size_t i = 0; i < held_.size(); ++i) {
@@ -396,6 +404,15 @@ std::size_t unix_socket_sink::reclaim(line_batch& out) noexcept {
   reclaim_.clear();
   reclaim_untold_ = 0;
   return n;
+}
+
+void unix_socket_sink::attach_control(control_attachment& attachment) noexcept {
+  inbox_ = attachment.inbox;
+  try {
+    if (attachment.socket_directory.empty()) attachment.socket_directory = control_directory_for(options_.path);
+  } catch (...) {
+    // Out of memory: no control endpoint named by this sink.
+  }
 }
 
 std::unique_ptr<sink> unix_socket_sink::reopen_after_fork() const {

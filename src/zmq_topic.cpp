@@ -1,5 +1,7 @@
 #include "foxml/events/zmq_topic.hpp"
 
+#include <stdexcept>
+
 #include "json_writer.hpp"
 
 namespace foxml::events {
@@ -68,6 +70,39 @@ std::vector<std::string> zmq_subscriptions(const std::set<event_type>& types, co
     for (const std::string& run : runs) prefixes.push_back(zmq_topic(type, run));
   }
   return prefixes;
+}
+
+std::string zmq_command_endpoint(std::string_view event_endpoint) {
+  const auto reject = [&](const char* why) {
+    throw std::invalid_argument("foxml::events: no command endpoint for ZeroMQ endpoint '" +
+                                std::string(event_endpoint) + "': " + why);
+  };
+  constexpr std::string_view tcp = "tcp://";
+  if (event_endpoint.substr(0, tcp.size()) == tcp) {
+    const std::size_t colon = event_endpoint.rfind(':');
+    if (colon == std::string_view::npos || colon < tcp.size()) reject("no port");
+    const std::string_view digits = event_endpoint.substr(colon + 1);
+    if (digits == "*") return std::string(event_endpoint);  // an ephemeral port: another ephemeral one
+    if (digits.empty() || digits.size() > 5) reject("the port is not a number");
+    unsigned long port = 0;
+    for (const char c : digits) {
+      if (c < '0' || c > '9') reject("the port is not a number (give the command endpoint itself)");
+      port = port * 10 + static_cast<unsigned long>(c - '0');
+    }
+    if (port == 0 || port >= 65535) reject("the port + 1 is not a port");
+    return std::string(event_endpoint.substr(0, colon + 1)) + std::to_string(port + 1);
+  }
+  if (event_endpoint.substr(0, 6) == "ipc://" || event_endpoint.substr(0, 9) == "inproc://") {
+    return std::string(event_endpoint) + ".commands";
+  }
+  reject("not tcp://, ipc:// or inproc://");
+  return {};
+}
+
+std::string zmq_command_topic(std::string_view run_id) {
+  std::string topic(run_id);
+  topic += zmq_topic_separator;
+  return topic;
 }
 
 }  // namespace foxml::events

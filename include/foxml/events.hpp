@@ -6,6 +6,7 @@
 
 #include "foxml/events/codec.hpp"
 #include "foxml/events/composite_sink.hpp"
+#include "foxml/events/control.hpp"
 #include "foxml/events/defaults.hpp"
 #include "foxml/events/emitter.hpp"
 #include "foxml/events/event.hpp"

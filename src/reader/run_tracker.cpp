@@ -195,6 +195,8 @@ void run_tracker::apply(const event& e, std::string_view line) {
     case event_type::resources:
     case event_type::heartbeat:
     case event_type::dropped:
+    case event_type::command_received:
+    case event_type::command_done:
       break;
   }
   summarise(run);

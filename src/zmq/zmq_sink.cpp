@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "foxml/events/control.hpp"
+#include "foxml/events/detail/command_inbox.hpp"
 #include "foxml/events/zmq_topic.hpp"
 
 namespace foxml::events {
@@ -44,6 +46,67 @@ zmq_sink::zmq_sink(zmq_sink_options options) : options_(std::move(options)) {
     socket_.reset();
     throw zmq_failure(e, step, options_.endpoint);
   }
+  open_commands(context);
+}
+
+void zmq_sink::open_commands(zmq::context_t& context) {
+  if (!options_.commands) return;
+  command_endpoint_ = options_.command_endpoint.empty() ? zmq_command_endpoint(options_.endpoint)
+                                                        : options_.command_endpoint;
+  const char* step = "create a SUB socket for";
+  try {
+    commands_ = std::make_unique<zmq::socket_t>(context, zmq::socket_type::sub);
+    step = "configure";
+    commands_->set(zmq::sockopt::linger, 0);
+    commands_->set(zmq::sockopt::rcvhwm, static_cast<int>(command_inbox_capacity * 4));
+    // A command is one line of at most max_command_bytes; a larger frame is not read at all.
+    commands_->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(max_command_bytes + 1024));
+    step = options_.bind ? "bind the command socket to" : "connect the command socket to";
+    if (options_.bind) {
+      commands_->bind(command_endpoint_);
+      // A wildcard port (`tcp://h:*`) binds one of the system's choosing: report that one.
+      command_endpoint_ = commands_->get(zmq::sockopt::last_endpoint);
+    } else {
+      commands_->connect(command_endpoint_);
+    }
+  } catch (const zmq::error_t& e) {
+    commands_.reset();
+    socket_.reset();
+    throw zmq_failure(e, step, command_endpoint_);
+  }
+}
+
+void zmq_sink::attach_control(control_attachment& attachment) noexcept {
+  if (!commands_) return;
+  try {
+    commands_->set(zmq::sockopt::subscribe, zmq_command_topic(attachment.inbox->run_id()));
+    inbox_ = attachment.inbox;
+  } catch (...) {
+    // The context is ending or memory ran out: no commands through this sink.
+  }
+}
+
+void zmq_sink::poll(std::chrono::steady_clock::time_point) noexcept {
+  if (inbox_ == nullptr || !commands_) return;
+  // Bounded per call: a flood of commands cannot hold the worker.
+  for (int i = 0; i < 64; ++i) {
+    try {
+      zmq::message_t topic, body;
+      if (!commands_->recv(topic, zmq::recv_flags::dontwait)) return;
+      if (!topic.more()) continue;  // a single frame is not a command
+      if (!commands_->recv(body, zmq::recv_flags::dontwait)) return;
+      if (body.more()) {  // more than two frames: not a command; skip the rest of it
+        zmq::message_t extra;
+        do {
+          if (!commands_->recv(extra, zmq::recv_flags::dontwait)) return;
+        } while (extra.more());
+        continue;
+      }
+      inbox_->offer_line(body.to_string_view());
+    } catch (...) {
+      return;
+    }
+  }
 }
 
 zmq_sink::~zmq_sink() { close(); }
@@ -76,6 +139,11 @@ std::size_t zmq_sink::write(const line_batch& batch) noexcept {
 }
 
 void zmq_sink::close() noexcept {
+  inbox_ = nullptr;
+  if (commands_) {
+    commands_->close();
+    commands_.reset();
+  }
   if (socket_) {
     socket_->close();
     socket_.reset();
@@ -92,6 +160,7 @@ std::unique_ptr<sink> make_zmq_sink(const sink_uri& uri) {
   zmq_sink_options options;
   options.endpoint = uri.zmq_endpoint();
   options.bind = uri.bind;
+  options.command_endpoint = uri.zmq_command_endpoint();
   return std::make_unique<zmq_sink>(std::move(options));
 }
 

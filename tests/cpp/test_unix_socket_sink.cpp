@@ -368,3 +368,35 @@ TEST_CASE("when a listener falls behind past the bound, the stream says where th
   const std::uint64_t seqs = emitter.stats().emitted + emitter.stats().generated;
   CHECK_MESSAGE(all.size() == seqs, "missing: " << missing(all, seqs));
 }
+
+TEST_CASE("a command the listener writes on the connection reaches the emitter and is acknowledged in the stream") {
+  temp_dir dir;
+  const std::string path = dir / "c.sock";
+  unix_listener listener(path, listener_mode::ack);
+  emitter_options o;
+  o.control_endpoint = control_endpoint_mode::off;  // the connection alone carries the command
+  training_event_emitter emitter("sock-run", std::make_unique<unix_socket_sink>(fast_options(path)), o);
+  emitter.emit_log("info", "hello");
+  REQUIRE(unix_listener::wait([&] { return listener.count() >= 1; }, 20));
+  // Not a command (another run, an ack-like line, garbage) next to one that is, cut in two writes.
+  REQUIRE(listener.send_raw("{\"command\":\"cancel\",\"id\":\"x1\",\"run_id\":\"other\"}\nnoise\n{\"command\":\"ca"));
+  REQUIRE(listener.send_raw("ncel\",\"id\":\"s1\",\"run_id\":\"sock-run\",\"sender\":\"u@h:9\"}\n"));
+  REQUIRE(unix_listener::wait([&] { return emitter.should_stop(); }, 20));
+  auto c = emitter.poll_command();
+  REQUIRE(c);
+  CHECK(c->id == "s1");
+  CHECK(c->sender == "u@h:9");
+  // Sent again (a relay's retry): acknowledged once only.
+  REQUIRE(listener.send_raw("{\"command\":\"cancel\",\"id\":\"s1\",\"run_id\":\"sock-run\"}\n"));
+  REQUIRE(unix_listener::wait([&] { return emitter.stats().commands_duplicate == 1; }, 20));
+  CHECK(emitter.stats().commands_refused == 1);  // the other run's
+  REQUIRE(emitter.close().ok());
+  std::size_t acknowledged = 0;
+  for (const auto& line : listener.lines()) {
+    if (line.find("\"event_type\":\"command_received\"") != std::string::npos) {
+      ++acknowledged;
+      CHECK(line.find("\"command_id\":\"s1\"") != std::string::npos);
+    }
+  }
+  CHECK(acknowledged == 1);
+}

@@ -226,3 +226,62 @@ TEST_CASE("ZeroMQ URIs build sinks once the component is enabled, and errors nam
   auto first = make_sink("inproc://taken");
   CHECK_THROWS_WITH_AS(make_sink("inproc://taken"), doctest::Contains("inproc://taken"), std::system_error);
 }
+
+TEST_CASE("the command endpoint rule: port + 1, ipc path + .commands, or ?commands=") {
+  CHECK(zmq_command_endpoint("tcp://host:5556") == "tcp://host:5557");
+  CHECK(zmq_command_endpoint("tcp://[::1]:7000") == "tcp://[::1]:7001");
+  CHECK(zmq_command_endpoint("tcp://*:*") == "tcp://*:*");
+  CHECK(zmq_command_endpoint("ipc:///r/ev") == "ipc:///r/ev.commands");
+  CHECK(zmq_command_endpoint("inproc://ev") == "inproc://ev.commands");
+  CHECK_THROWS_AS(zmq_command_endpoint("tcp://host:65535"), std::invalid_argument);
+  CHECK_THROWS_AS(zmq_command_endpoint("tcp://host"), std::invalid_argument);
+  CHECK_THROWS_AS(zmq_command_endpoint("pgm://x"), std::invalid_argument);
+  CHECK(zmq_command_topic("run1") == "run1\x1f");
+  CHECK(parse_sink_uri("zmq+tcp://proxy:5556").zmq_command_endpoint() == "tcp://proxy:5557");
+  CHECK(parse_sink_uri("zmq+tcp://proxy:5556?commands=tcp%3A%2F%2Fother%3A9000").zmq_command_endpoint() ==
+        "tcp://other:9000");
+  CHECK(parse_sink_uri("zmq+ipc:///r/ev?bind=1&commands=ipc%3A%2F%2F%2Fr%2Fc").zmq_command_endpoint() == "ipc:///r/c");
+  CHECK_THROWS_AS(parse_sink_uri("zmq+tcp://proxy:5556?commands="), std::invalid_argument);
+}
+
+TEST_CASE("a command published on the command endpoint reaches the emitter, once per id") {
+  zmq::context_t ctx;
+  zmq_sink_options o;
+  o.endpoint = "inproc://ctl-events";
+  o.context = &ctx;
+  auto owned = std::make_unique<zmq_sink>(o);
+  CHECK(owned->command_endpoint() == "inproc://ctl-events.commands");
+  emitter_options eo;
+  eo.control_endpoint = control_endpoint_mode::off;
+  training_event_emitter emitter("zrun", std::move(owned), eo);
+
+  zmq::socket_t events(ctx, zmq::socket_type::sub);
+  events.set(zmq::sockopt::subscribe, zmq_topic(event_type::command_received, "zrun"));
+  events.connect("inproc://ctl-events");
+  zmq::socket_t sender(ctx, zmq::socket_type::pub);
+  sender.connect("inproc://ctl-events.commands");
+  const auto send = [&](const std::string& run, const std::string& body) {
+    const std::string topic = zmq_command_topic(run);
+    sender.send(zmq::const_buffer(topic.data(), topic.size()), zmq::send_flags::sndmore);
+    sender.send(zmq::const_buffer(body.data(), body.size()), zmq::send_flags::none);
+  };
+  const std::string cancel = "{\"command\":\"cancel\",\"id\":\"z1\",\"run_id\":\"zrun\",\"sender\":\"u@h:1\"}";
+  std::vector<message> got;
+  // PUB/SUB joins late: resend the same id until command_received comes back, as senders do.
+  REQUIRE(wait_reading({&events}, {&got}, [&] { return !got.empty(); }, [&] {
+    send("other", "{\"command\":\"cancel\",\"id\":\"o1\",\"run_id\":\"other\"}");  // filtered by topic
+    send("zrun", cancel);
+    emitter.emit_heartbeat();
+  }));
+  CHECK(got.front().value.command_id == "z1");
+  CHECK(got.front().value.sender == "u@h:1");
+  CHECK(emitter.should_stop());
+  REQUIRE(emitter.poll_command());
+  CHECK_FALSE(emitter.poll_command());  // the resends were duplicates
+  emitter.flush();
+  CHECK(emitter.stats().commands_received == 1);
+  CHECK(emitter.stats().commands_refused == 0);  // the other run's never reached it
+  REQUIRE(emitter.close().ok());
+  drain(events, got);
+  CHECK(got.size() == 1);
+}

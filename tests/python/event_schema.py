@@ -40,6 +40,10 @@ FIELDS: Dict[str, Dict[str, Tuple[str, bool, bool]]] = {
     "dropped": {"count": (INTEGER, False, False), "first_seq": (INTEGER, False, False),
                 "last_seq": (INTEGER, False, False)},
     "run_complete": {"status": (STRING, False, False), "duration_s": (NUMBER, True, False)},
+    "command_received": {"command": (STRING, False, False), "command_id": (STRING, False, False),
+                         "sender": (STRING, False, False), "arg": (OBJECT, True, True)},
+    "command_done": {"command_id": (STRING, False, False), "command": (STRING, False, False),
+                     "outcome": (STRING, False, False), "message": (STRING, True, True)},
 }
 
 ENUMS = {

@@ -29,6 +29,8 @@ class composite_sink : public sink {
   bool take_notice(std::string& message) noexcept override;
   /// The same composite over the children that can be reopened; nullptr when none can.
   std::unique_ptr<sink> reopen_after_fork() const override;
+  /// Attaches every child, in order (the first file sink names the control directory).
+  void attach_control(control_attachment& attachment) noexcept override;
   /// The children's descriptions, joined by the composite's separator.
   std::string describe() const override;
 

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "foxml/events/control.hpp"
 #include "foxml/events/detail/emitter_state.hpp"
 #include "foxml/events/event.hpp"
 #include "foxml/events/options.hpp"
@@ -115,6 +117,37 @@ class training_event_emitter {
   bool emit_run_complete(std::string_view status = "success",
                          std::optional<double> duration_s = std::nullopt) noexcept;
 
+  // --- Control commands (control.hpp; docs/protocol.md, "Control") ------------------------------
+
+  /// True once a `cancel` command was received: one atomic load, cheap enough for every step.
+  bool should_stop() const noexcept { return state_.load(std::memory_order_acquire)->inbox().stop_requested(); }
+
+  /// True between a `pause` and the next `resume` (or `cancel`).
+  bool paused() const noexcept { return state_.load(std::memory_order_acquire)->inbox().paused(); }
+
+  /// The next command received (first in, first out; at most command_inbox_capacity wait), or
+  /// none. With callbacks registered (on_command()), they take the commands instead: this runs
+  /// them and returns none.
+  std::optional<command> poll_command() noexcept;
+
+  /// Registers `callback` for every command received from now on (and those waiting). Callbacks
+  /// run on the thread that calls an emit method or poll_command() next, one command at a time,
+  /// never on the worker or a transport's thread; an exception from one is swallowed.
+  void on_command(std::function<void(const command&)> callback);
+
+  /// Blocks the calling (training) thread while the run is paused, until `resume` or `cancel`
+  /// arrives or `timeout` passes; returns true when the run is no longer paused. It acknowledges
+  /// the `pause` and `resume` commands it handles with `command_done` (outcome `ok`) itself.
+  bool wait_while_paused(std::chrono::milliseconds timeout = std::chrono::hours(24)) noexcept;
+
+  /// Reports what the loop did with command `command_id` (`outcome`: `ok`, `ignored`, `failed` or
+  /// the loop's own word) as a `command_done` event, a lifecycle event.
+  bool emit_command_done(std::string_view command_id, std::string_view outcome = "ok",
+                         std::optional<std::string_view> message = std::nullopt) noexcept;
+
+  /// Path of this process's control endpoint; empty when it serves none.
+  std::string control_endpoint_path() const;
+
   /// Waits until every event emitted before the call reached the sink and the sink flushed, or the
   /// timeout passed. Returns within the timeout even when the sink hangs.
   delivery_report flush(std::chrono::milliseconds timeout = std::chrono::milliseconds(1000)) noexcept;
@@ -152,6 +185,8 @@ class training_event_emitter {
       state = state_after_fork();
       if (state == nullptr) return false;
     }
+    // Command callbacks run here, on the emitting thread: one relaxed load when none are due.
+    if (FOXML_EVENTS_UNLIKELY(state->inbox().dispatch_due())) dispatch_commands(*state);
     if (FOXML_EVENTS_UNLIKELY(state->is_closed())) {
       state->count_refused();
       return false;
@@ -162,6 +197,11 @@ class training_event_emitter {
     }
     return state->push(type, visit);
   }
+
+  // Runs the command callbacks (not from the signal hook's thread).
+  void dispatch_commands(detail::emitter_state& state) noexcept;
+  // The state this process uses (the fork child's own one), or nullptr when emits are disabled.
+  detail::emitter_state* current_state() noexcept;
 
   // In a forked child: the state this process should use, or nullptr when emits are disabled here.
   detail::emitter_state* state_after_fork() noexcept;

@@ -27,15 +27,18 @@ enum class event_type : std::uint8_t {
   heartbeat,
   dropped,
   run_complete,
+  command_received,
+  command_done,
 };
 
-inline constexpr std::size_t event_type_count = 11;
+inline constexpr std::size_t event_type_count = 13;
 
 /// Returns the wire name of `type` (`"run_start"`, `"progress"`...).
 constexpr std::string_view to_string(event_type type) noexcept {
   constexpr std::string_view names[event_type_count] = {
       "run_start", "progress", "stage_change", "target_complete", "metrics",     "log",
-      "resources", "error",    "heartbeat",    "dropped",         "run_complete"};
+      "resources", "error",    "heartbeat",    "dropped",         "run_complete", "command_received",
+      "command_done"};
   const auto index = static_cast<std::size_t>(type);
   return index < event_type_count ? names[index] : std::string_view("unknown");
 }
@@ -50,9 +53,11 @@ constexpr std::optional<event_type> parse_event_type(std::string_view name) noex
 }
 
 /// Lifecycle events mark the shape of a run; the overflow policy never drops them silently.
+/// Command acknowledgements count as lifecycle: a monitor waits for them.
 constexpr bool is_lifecycle(event_type type) noexcept {
   return type == event_type::run_start || type == event_type::stage_change ||
-         type == event_type::error || type == event_type::run_complete;
+         type == event_type::error || type == event_type::run_complete ||
+         type == event_type::command_received || type == event_type::command_done;
 }
 
 /// One named scalar (loss, accuracy, lr...). The name is copied when the event is emitted.
@@ -161,6 +166,22 @@ struct drop_report {
 struct run_end {
   std::string_view status = "success";  ///< `success`, `failed`, `cancelled` or `killed`
   std::optional<double> duration_s = std::nullopt;
+};
+
+/// Fields of a `command_received` event (the library's acknowledgement of a control command).
+struct command_ack {
+  std::string_view command = {};
+  std::string_view command_id = {};
+  std::string_view sender = {};
+  std::string_view arg_json = {};  ///< a JSON object as text; empty: no argument
+};
+
+/// Fields of a `command_done` event (the training loop's outcome of a command).
+struct command_outcome {
+  std::string_view command_id = {};
+  std::string_view command = {};
+  std::string_view outcome = "ok";  ///< `ok`, `ignored`, `failed`, or the loop's own word
+  std::optional<std::string_view> message = std::nullopt;
 };
 
 /// One GPU of a decoded `resources` event.

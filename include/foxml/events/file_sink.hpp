@@ -31,6 +31,8 @@ class file_sink final : public sink {
   bool healthy() noexcept override { return fd_ && !failing_; }
   std::unique_ptr<sink> reopen_after_fork() const override;
   std::string describe() const override { return "file://" + path_; }
+  /// Names `control/` next to the file as the control directory (control.hpp).
+  void attach_control(control_attachment& attachment) noexcept override;
 
  private:
   // `repair_tail`: end a dead writer's partial last line first. Not in a fork child: there the

@@ -30,6 +30,14 @@ enum class fork_policy : std::uint8_t {
 /// Heartbeat interval when heartbeats are on because a Unix socket sink is in the chain.
 inline constexpr std::chrono::milliseconds default_heartbeat_interval{5000};
 
+/// Whether an emitter serves a per-run control endpoint (control.hpp, docs/protocol.md "Control").
+enum class control_endpoint_mode : std::uint8_t {
+  automatic,  ///< when the sink chain has a file or Unix socket sink (and $FOXML_EVENTS_CONTROL is not 0);
+              ///< one that cannot be made is reported as a `log` warning, not an error
+  on,         ///< always (in `control_directory`, else the sinks' or the default one); an error at set-up
+  off,        ///< never
+};
+
 /// Settings of a training_event_emitter. Every field has a working default; the constructor
 /// rejects values that cannot work with std::invalid_argument naming the field.
 struct emitter_options {
@@ -89,6 +97,12 @@ struct emitter_options {
   std::vector<event_type> rank_zero_only;
   /// Stamp events with the CPU's invariant TSC when it has one (cheaper than clock_gettime).
   bool use_tsc = true;
+
+  // The control back-channel (control.hpp).
+  control_endpoint_mode control_endpoint = control_endpoint_mode::automatic;
+  /// Directory of the control endpoint; empty: `control/` next to the first file sink, else next
+  /// to the first Unix socket sink (control_directory_for()).
+  std::string control_directory;
 };
 
 /// Counters of an emitter since it was created.
@@ -116,6 +130,12 @@ struct emitter_stats {
   /// Emit calls the rank policy (`emitter_options::rank_zero_only`) kept from this rank. Not a
   /// loss: they took no seq and are in neither `emitted` nor `dropped()`.
   std::uint64_t dropped_by_policy = 0;
+
+  // Control commands (control.hpp). A command taken is acknowledged with a generated
+  // `command_received`; a duplicate id is not; a refused one gets a `log` warning instead.
+  std::uint64_t commands_received = 0;   ///< new commands taken into the inbox
+  std::uint64_t commands_duplicate = 0;  ///< repeats of an id already taken (acknowledged once only)
+  std::uint64_t commands_refused = 0;    ///< malformed, for another run, inbox full, or a peer of another uid
 
   std::uint64_t dropped() const noexcept {
     return dropped_queue_full + dropped_spill_budget + dropped_sink + dropped_oversize + dropped_closed;

@@ -223,6 +223,27 @@ struct of<event_type::run_complete> {
       bind<k::duration_s, nullable, &input::duration_s>());
 };
 
+template <>
+struct of<event_type::command_received> {
+  using input = command_ack;
+  static constexpr auto arg = [](const input& in) noexcept { return json_text{in.arg_json}; };
+  static constexpr auto fields = std::make_tuple(
+      bind<k::command, required, &input::command>(),
+      bind<k::command_id, required, &input::command_id>(),
+      bind<k::sender, required, &input::sender>(),
+      bind<k::arg, optional>(arg));
+};
+
+template <>
+struct of<event_type::command_done> {
+  using input = command_outcome;
+  static constexpr auto fields = std::make_tuple(
+      bind<k::command_id, required, &input::command_id>(),
+      bind<k::command, required, &input::command>(),
+      bind<k::outcome, required, &input::outcome>(),
+      bind<k::message, optional, &input::message>());
+};
+
 namespace detail {
 
 template <class T>
@@ -350,6 +371,8 @@ constexpr field_list fields_of(event_type type) noexcept {
     case event_type::heartbeat: return {};
     case event_type::dropped: return list_of<event_type::dropped>();
     case event_type::run_complete: return list_of<event_type::run_complete>();
+    case event_type::command_received: return list_of<event_type::command_received>();
+    case event_type::command_done: return list_of<event_type::command_done>();
   }
   return {};
 }

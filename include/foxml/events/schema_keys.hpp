@@ -64,7 +64,12 @@ enum class field_kind : std::uint8_t {
   X(metrics, metrics, metric_map)              \
   X(config, config_json, json_object)          \
   X(tags, tags, string_list)                   \
-  X(gpus, gpus, gpu_list)
+  X(gpus, gpus, gpu_list)                      \
+  X(command, command, string)                  \
+  X(command_id, command_id, string)            \
+  X(sender, sender, string)                    \
+  X(outcome, outcome, string)                  \
+  X(arg, arg_json, json_object)
 
 // X(key, field_kind, nullable): the members of one GPU object in `resources.gpus`, in wire order.
 // `gpu_sample` (emit) and `gpu_info` (decoded) have a member of the same name for each; a nullable

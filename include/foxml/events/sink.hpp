@@ -12,6 +12,8 @@
 
 namespace foxml::events {
 
+struct control_attachment;  // control.hpp
+
 /// A run of complete, `\n`-terminated JSON lines in one contiguous buffer, with the seq of each.
 class line_batch {
  public:
@@ -168,6 +170,12 @@ class sink {
   /// (the child's events are then counted as dropped); throwing counts as nullptr. The default
   /// is nullptr: a sink is not shared with a child unless it says how.
   virtual std::unique_ptr<sink> reopen_after_fork() const { return nullptr; }
+
+  /// For the control back-channel (control.hpp): the emitter calls it once, before its worker
+  /// starts. A sink that reads commands from its destination keeps `attachment.inbox` and offers
+  /// them there (from the worker's poll()); a sink with a local path names the control directory
+  /// next to it; a composite passes it to each child in order. The default does nothing.
+  virtual void attach_control(control_attachment& attachment) noexcept { (void)attachment; }
 
   /// Names the destination for messages and notices (`file:///tmp/x.jsonl`, `unix:///s.sock`).
   virtual std::string describe() const = 0;

@@ -26,9 +26,14 @@ struct sink_uri {
   /// ZeroMQ: bind the PUB socket (zmq+ipc and inproc by default) or connect it (zmq+tcp by
   /// default); `?bind=1` / `?connect=1` choose.
   bool bind = false;
+  /// ZeroMQ: the command endpoint given by `?commands=<endpoint>` (percent-encoded); empty: the
+  /// rule of zmq_command_endpoint() (zmq_topic.hpp).
+  std::string commands;
 
   /// Returns the ZeroMQ endpoint: `tcp://host:port`, `ipc:///path` or `inproc://name`.
   std::string zmq_endpoint() const;
+  /// Returns the ZeroMQ command endpoint: `commands`, else derived from zmq_endpoint().
+  std::string zmq_command_endpoint() const;
 };
 
 /// What a malformed URI throws: the message names the role ("sink", or "source" for the reader's

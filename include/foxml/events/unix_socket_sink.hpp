@@ -12,6 +12,9 @@
 #include "foxml/events/sink.hpp"
 
 namespace foxml::events {
+namespace detail {
+class command_inbox;
+}
 
 /// Settings of a unix_socket_sink.
 struct unix_socket_options {
@@ -73,6 +76,9 @@ class unix_socket_sink final : public sink {
   void poll(std::chrono::steady_clock::time_point now) noexcept override;
   std::unique_ptr<sink> reopen_after_fork() const override;
   std::string describe() const override { return "unix://" + options_.path; }
+  /// Takes command lines the listener writes on the connection into the emitter's inbox, and
+  /// names `control/` next to the socket as the control directory (control.hpp).
+  void attach_control(control_attachment& attachment) noexcept override;
 
  private:
   struct held_line {
@@ -113,6 +119,8 @@ class unix_socket_sink final : public sink {
   std::string reply_;   // bytes of an incomplete line from the listener
   line_batch reclaim_;  // lines lost with a broken connection, waiting for reclaim()
   std::size_t reclaim_untold_ = 0;  // more of those, whose text memory ran out to keep
+
+  detail::command_inbox* inbox_ = nullptr;  // the emitter's, for commands the listener relays
 };
 
 }  // namespace foxml::events

@@ -16,6 +16,9 @@ class socket_t;
 }  // namespace zmq
 
 namespace foxml::events {
+namespace detail {
+class command_inbox;
+}
 
 /// Settings of a zmq_sink.
 struct zmq_sink_options {
@@ -30,6 +33,13 @@ struct zmq_sink_options {
   /// The cppzmq context to use (inproc:// needs the subscriber's own context); it must outlive
   /// the sink. nullptr uses shared_zmq_context().
   zmq::context_t* context = nullptr;
+
+  // The control back-channel (control.hpp): a SUB socket on the command endpoint, bound when the
+  // event socket binds and connected when it connects, subscribed to `<run_id>\x1f`.
+  /// Command endpoint; empty: zmq_command_endpoint(endpoint) (zmq_topic.hpp).
+  std::string command_endpoint;
+  /// Whether to open the command socket at all.
+  bool commands = true;
 };
 
 /// Publishes lines on a PUB socket without ever blocking: sends use ZMQ_DONTWAIT, and
@@ -51,11 +61,23 @@ class zmq_sink final : public sink {
   /// ZeroMQ contexts do not survive fork(): a forked child's events from this sink are dropped.
   std::unique_ptr<sink> reopen_after_fork() const override { return nullptr; }
   std::string describe() const override;
+  /// Subscribes the command socket to this run's commands and keeps the emitter's inbox.
+  void attach_control(control_attachment& attachment) noexcept override;
+  /// Takes the commands waiting on the command socket into the inbox.
+  void poll(std::chrono::steady_clock::time_point now) noexcept override;
+  /// The command endpoint in use (the bound one for a wildcard port); empty when commands are off.
+  const std::string& command_endpoint() const noexcept { return command_endpoint_; }
 
  private:
   zmq_sink_options options_;
   std::unique_ptr<zmq::socket_t> socket_;
   std::string topic_;
+
+  void open_commands(zmq::context_t& context);
+
+  std::unique_ptr<zmq::socket_t> commands_;  // SUB, used by the worker only once attached
+  std::string command_endpoint_;
+  detail::command_inbox* inbox_ = nullptr;
 };
 
 /// Returns the process-wide context of sinks given none (URI-built ones too). Never destroyed:

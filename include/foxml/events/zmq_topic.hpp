@@ -38,4 +38,14 @@ std::vector<std::string> zmq_run_subscriptions(std::string_view run_id);
 /// means all): every type's prefix, or one per type and run, or the empty prefix for everything.
 std::vector<std::string> zmq_subscriptions(const std::set<event_type>& types, const std::set<std::string>& runs);
 
+/// Returns the command endpoint that goes with a ZeroMQ event endpoint (the control back-channel,
+/// docs/protocol.md "Control"): the same transport with the port + 1 (`tcp://h:5556` ->
+/// `tcp://h:5557`), or the ipc path / inproc name + `.commands` (`ipc:///r/ev` ->
+/// `ipc:///r/ev.commands`); a wildcard port (`tcp://h:*`, bind only) stays a wildcard. Throws std::invalid_argument for an endpoint it cannot derive from (no
+/// port, port 65535, another transport).
+std::string zmq_command_endpoint(std::string_view event_endpoint);
+
+/// Returns the topic frame (and subscription prefix) of commands for `run_id`: `<run_id>\x1f`.
+std::string zmq_command_topic(std::string_view run_id);
+
 }  // namespace foxml::events

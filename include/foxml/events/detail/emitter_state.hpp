@@ -9,15 +9,19 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "foxml/events/detail/bounded_queue.hpp"
 #include "foxml/events/detail/clock.hpp"
+#include "foxml/events/detail/command_inbox.hpp"
 #include "foxml/events/detail/record.hpp"
 #include "foxml/events/event.hpp"
 #include "foxml/events/options.hpp"
+#include "foxml/events/schema.hpp"
 #include "foxml/events/sink.hpp"
 
 #define FOXML_EVENTS_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -45,6 +49,8 @@ class refusing_sink final : public sink {
   bool healthy() noexcept override { return false; }
   std::string describe() const override { return "none://"; }
 };
+
+class control_endpoint;  // src/control/endpoint.hpp
 
 class emitter_state : public std::enable_shared_from_this<emitter_state> {
  public:
@@ -118,6 +124,17 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   std::unique_ptr<sink> reopen_sink_after_fork() const;
 
   bool is_closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
+
+  // The control back-channel (control.hpp).
+  command_inbox& inbox() noexcept { return inbox_; }
+  const command_inbox& inbox() const noexcept { return inbox_; }
+  // Path of this state's control endpoint; empty when it has none.
+  std::string control_endpoint_path() const;
+  // Emits `command_done` for `c` (the loop's acknowledgement).
+  bool push_command_done(std::string_view id, std::string_view name, std::string_view outcome,
+                         std::optional<std::string_view> message) noexcept;
+  // In a fork child: lets go of the parent's control endpoint descriptors (see emitter.cpp).
+  void forget_control_after_fork() noexcept;
   std::uint64_t generation() const noexcept { return generation_; }
   std::chrono::steady_clock::time_point created() const noexcept { return created_; }
 
@@ -195,6 +212,20 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   std::unique_ptr<sink> sink_;  // used by the worker only
   std::thread thread_;
   bool started_ = false;
+
+  // Control: the inbox (fed from the control endpoint's thread and the sinks), the endpoint.
+  // Starts the control endpoint the options and the sinks ask for (start()).
+  void start_control();
+  // The JSON object a status query on the control endpoint answers with.
+  std::string control_status() const;
+  // The library's own event (command_received, a refusal's log line): counted as generated.
+  template <event_type Type>
+  void push_generated(const typename schema::of<Type>::input& in) noexcept {
+    generated_.fetch_add(1, std::memory_order_relaxed);
+    push(Type, [&](auto& w) { schema::write_fields<Type>(w, in); });
+  }
+  command_inbox inbox_;
+  std::unique_ptr<control_endpoint> endpoint_;
 
   // The resource sampler: its own thread and clock, woken early only to stop.
   std::mutex sampler_mutex_;
