@@ -45,7 +45,11 @@ struct zmq_sink_options {
 /// Publishes lines on a PUB socket without ever blocking: sends use ZMQ_DONTWAIT, and
 /// ZMQ_XPUB_NODROP makes a subscriber at its high-water mark refuse the send instead of silently
 /// losing it, so the worker counts and reports it in a `dropped` event. As with any PUB socket,
-/// a line published while no subscriber is connected reaches nobody and is not counted.
+/// a line a bound sink publishes while no subscriber is connected reaches nobody and is not counted.
+/// A connecting sink (to an events-proxy, which subscribes to everything) refuses lines until its
+/// peer's first subscription arrived, so a proxy that is down or not yet up costs no line silently:
+/// the worker retries them for sink_retry_timeout, then drops and counts them (a tee with a file
+/// keeps them). Nothing waits on the network: connecting is asynchronous.
 class zmq_sink final : public sink {
  public:
   /// Creates the socket and binds or connects it. Throws std::invalid_argument for bad options
@@ -72,6 +76,7 @@ class zmq_sink final : public sink {
   zmq_sink_options options_;
   std::unique_ptr<zmq::socket_t> socket_;
   std::string topic_;
+  bool subscribed_ = false;  // a connecting sink's peer has subscribed (always true when bound)
 
   void open_commands(zmq::context_t& context);
 
