@@ -105,13 +105,14 @@ class direction {
       if (!steer_.recv(part) || part.size() != sizeof(value)) return nullptr;
       std::memcpy(&value, part.data(), sizeof(value));
     }
-    json out;
-    json& front = out[front_role_];
-    json& back = out[back_role_];
+    json front, back;
     for (int i = 0; i < 4; ++i) {
       front[stat_names[i]] = values[i];
       back[stat_names[i]] = values[4 + i];
     }
+    json out;
+    out[front_role_] = std::move(front);
+    out[back_role_] = std::move(back);
     return out;
   }
 

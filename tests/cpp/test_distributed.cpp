@@ -207,3 +207,101 @@ TEST_CASE("rank policy: lifecycle events, heartbeats and drop reports cannot be 
     CHECK(message.find("rank_zero_only cannot hold " + std::string(fe::to_string(type))) != std::string::npos);
   }
 }
+
+#if __has_include(<zmq.hpp>)
+#include <zmq.hpp>
+
+#include "foxml/events/zmq_sink.hpp"
+
+namespace {
+// A generous bound for "no wait": liveness on a shared, noisy machine, not a speed claim.
+constexpr auto no_wait_bound = std::chrono::seconds(3);
+
+// A free loopback port with nothing bound to it (the kernel's choice, released at once).
+int free_port() {
+  zmq::context_t ctx;
+  zmq::socket_t s(ctx, zmq::socket_type::pair);
+  s.set(zmq::sockopt::linger, 0);
+  s.bind("tcp://127.0.0.1:*");
+  const std::string endpoint = s.get(zmq::sockopt::last_endpoint);
+  return std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
+}
+}  // namespace
+
+TEST_CASE("no wait: a ZeroMQ sink connecting to a proxy that is down costs no rank a wait, and counts") {
+  env_scope env({});
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(free_port());
+  fe::emitter_options o;
+  o.close_timeout = std::chrono::milliseconds(500);
+  o.sink_retry_timeout = std::chrono::milliseconds(100);
+  fe::zmq_sink_options zo;
+  zo.endpoint = endpoint;
+  zo.bind = false;
+  const auto start = std::chrono::steady_clock::now();
+  fe::training_event_emitter emitter("down", std::make_unique<fe::zmq_sink>(zo), o);
+  CHECK(std::chrono::steady_clock::now() - start < no_wait_bound);
+  const auto emitting = std::chrono::steady_clock::now();
+  for (int i = 0; i < 2000; ++i) emitter.emit_metrics(i, {{"loss", 1.0}});
+  CHECK(std::chrono::steady_clock::now() - emitting < no_wait_bound);
+  const auto closing = std::chrono::steady_clock::now();
+  emitter.close();
+  CHECK(std::chrono::steady_clock::now() - closing < o.close_timeout + no_wait_bound);
+  const fe::emitter_stats s = emitter.stats();
+  CHECK(s.written == 0);  // nothing went into a connection that was not there
+  CHECK(s.emitted == 2000);
+  CHECK(s.emitted + s.generated >= s.written + s.dropped());  // the rest is pending at the deadline
+}
+
+TEST_CASE("no wait: a proxy coming up mid-run gets every event from its first one on; a tee's file gets all") {
+  env_scope env({});
+  ft::temp_dir dir;
+  const int port = free_port();
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(port);
+  fe::emitter_options o;
+  o.close_timeout = std::chrono::milliseconds(2000);
+  fe::enable_zmq_sink_uris();
+  auto tee = fe::make_sink("zmq+" + endpoint + "|file://" + dir.file("run.jsonl"));
+  fe::training_event_emitter emitter("late", std::move(tee), o);
+  int step = 0;
+  for (; step < 200; ++step) emitter.emit_metrics(step, {{"loss", 1.0}});
+
+  // The proxy's front as events-proxy has it: an XSUB subscribed to everything.
+  zmq::context_t ctx;
+  zmq::socket_t front(ctx, zmq::socket_type::xsub);
+  front.set(zmq::sockopt::linger, 0);
+  front.bind(endpoint);
+  const unsigned char subscribe_all = 1;
+  front.send(zmq::const_buffer(&subscribe_all, 1), zmq::send_flags::none);
+  front.set(zmq::sockopt::rcvtimeo, 100);
+  std::vector<std::uint64_t> seqs;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  int after_first = -1;
+  while (std::chrono::steady_clock::now() < deadline && (after_first < 0 || step < after_first + 300)) {
+    emitter.emit_metrics(step++, {{"loss", 1.0}});
+    // A training loop's pace: the queue never overflows, so every event has a place to be.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    zmq::message_t topic, body;
+    while (front.recv(topic, zmq::recv_flags::dontwait)) {
+      REQUIRE(front.recv(body));
+      seqs.push_back(json::parse(body.to_string())["seq"].get<std::uint64_t>());
+      if (after_first < 0) after_first = step;
+    }
+  }
+  REQUIRE(emitter.close().ok());
+  zmq::message_t topic, body;
+  while (front.recv(topic)) {
+    REQUIRE(front.recv(body));
+    seqs.push_back(json::parse(body.to_string())["seq"].get<std::uint64_t>());
+  }
+  REQUIRE(after_first >= 0);
+  // From the first event the proxy saw on, none is missing.
+  for (std::size_t i = 1; i < seqs.size(); ++i) REQUIRE(seqs[i] == seqs[i - 1] + 1);
+  const auto s = emitter.stats();
+  CHECK(s.dropped_queue_full == 0);
+  CHECK(seqs.back() + 1 == s.emitted + s.generated);
+  // The file branch of the tee has every application event.
+  std::size_t metrics = 0;
+  for (const auto& line : ft::read_lines(dir.file("run.jsonl"))) metrics += json::parse(line)["event_type"] == "metrics";
+  CHECK(metrics == static_cast<std::size_t>(step));
+}
+#endif
