@@ -85,3 +85,162 @@ def test_rank_policy_refuses_lifecycle_and_unknown_types(clean_env):
         fe.TrainingEventEmitter("r", "memory://", rank_zero_only=["run_complete"])
     with pytest.raises(ValueError, match="unknown event type 'metric'"):
         fe.TrainingEventEmitter("r", "memory://", rank_zero_only=["metric"])
+
+
+# ---- events-proxy: the real program, found where pip installed it (next to the interpreter's
+# scripts) or on PATH.
+
+import collections  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import selectors  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import sysconfig  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from conftest import REPO  # noqa: E402
+from foxml_events import _core  # noqa: E402
+
+
+def _proxy_program():
+    for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+        candidate = os.path.join(folder, "events-proxy")
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("events-proxy")
+
+
+needs_proxy = pytest.mark.skipif(
+    not (_core._zmq_sinks_available() and _core._zmq_reader_available and _proxy_program()),
+    reason="events-proxy and the ZeroMQ sink/reader are not built (no libzmq/cppzmq)")
+
+
+class Proxy:
+    """An events-proxy on four consecutive loopback ports (emitters, +1, subscribers, +1)."""
+
+    def __init__(self, base: int, capture: Optional[Path] = None) -> None:
+        self.base = base
+        self.emitters = f"tcp://127.0.0.1:{base}"
+        self.subscribers = f"tcp://127.0.0.1:{base + 2}"
+        command = [_proxy_program(), "--emitters", self.emitters, "--subscribers", self.subscribers,
+                   "--stats-interval", "0"]
+        if capture is not None:
+            command += ["--capture", str(capture)]
+        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        self.lines: List[str] = []
+        line = self._readline(timeout=20)
+        if "emitters" not in line:
+            self.process.kill()
+            raise OSError(f"events-proxy did not start: {line!r}")
+
+    def _readline(self, timeout: float) -> str:
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.process.stderr, selectors.EVENT_READ)
+            if not sel.select(timeout):
+                return ""
+        line = self.process.stderr.readline()
+        self.lines.append(line)
+        return line
+
+    def statistics(self) -> Dict[str, Any]:
+        self.process.send_signal(signal.SIGUSR1)
+        line = self._readline(timeout=20)
+        assert line.startswith("events-proxy: {"), line
+        return json.loads(line.split(": ", 1)[1])
+
+    def stop(self) -> Tuple[int, str]:
+        self.process.send_signal(signal.SIGTERM)
+        out = self.process.communicate(timeout=20)[1]
+        return self.process.returncode, "".join(self.lines) + out
+
+
+def start_proxy(capture: Optional[Path] = None) -> Proxy:
+    for _ in range(20):
+        try:
+            return Proxy(random.randrange(20000, 60000, 4), capture)
+        except OSError:
+            continue  # a port in use: another base
+    raise RuntimeError("no four free consecutive ports for events-proxy")
+
+
+from typing import Any, Dict, List, Optional, Tuple  # noqa: E402
+
+
+@needs_proxy
+def test_proxy_forwards_counts_captures_and_stops_cleanly(tmp_path):
+    capture = tmp_path / "capture.jsonl"
+    proxy = start_proxy(capture)
+    try:
+        reader = fe.EventReader(proxy.subscribers, idle_timeout=0.5)
+        e = fe.TrainingEventEmitter("via-proxy", "zmq+" + proxy.emitters, rank=1, world_size=2)
+        e.emit_run_start()
+        for step in range(50):
+            e.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+        e.emit_run_complete()
+        assert e.close(10.0).ok
+        got = [ev for ev in reader if ev["run_id"] == "via-proxy"]
+        assert [ev["seq"] for ev in got] == list(range(52))
+        stats = proxy.statistics()
+        assert stats["events"]["emitters"]["msg_in"] == 52
+        assert stats["events"]["subscribers"]["msg_out"] == 52
+        assert stats["captured"] == 52
+    finally:
+        rc, err = proxy.stop()
+    assert rc == 0, err
+    assert oct(capture.stat().st_mode & 0o777) == "0o600"
+    assert [ev["seq"] for ev in json_lines(capture)] == list(range(52))
+
+
+@needs_proxy
+def test_proxy_refuses_a_port_in_use_with_a_clear_error():
+    proxy = start_proxy()
+    try:
+        clash = subprocess.run([_proxy_program(), "--emitters", proxy.emitters, "--subscribers",
+                                f"tcp://127.0.0.1:{proxy.base + 2 + 100}"], capture_output=True, text=True, timeout=20)
+        assert clash.returncode == 1
+        assert f"cannot bind '{proxy.emitters}'" in clash.stderr
+    finally:
+        proxy.stop()
+
+
+@needs_proxy
+def test_proxy_down_for_the_whole_run_costs_no_wait_and_the_tee_file_keeps_everything(tmp_path):
+    base = start_proxy()
+    base.stop()  # its ports are free now: nothing listens there for the whole run
+    path = tmp_path / "run.jsonl"
+    started = time.monotonic()
+    e = fe.TrainingEventEmitter("down", f"{'zmq+' + base.emitters}|file://{path}", close_timeout=1.0)
+    created = time.monotonic() - started
+    e.emit_run_start()
+    for step in range(300):
+        e.log_metrics({"loss": 1.0}, step=step)
+    e.emit_run_complete()
+    emitted = time.monotonic() - started - created
+    closing = time.monotonic()
+    e.close()
+    closed = time.monotonic() - closing
+    # Liveness bounds, generous for a shared machine: no network wait anywhere.
+    assert created < 3.0 and emitted < 3.0 and closed < 1.0 + 3.0
+    kinds = collections.Counter(ev["event_type"] for ev in json_lines(path))
+    assert kinds["metrics"] == 300 and kinds["run_start"] == 1 and kinds["run_complete"] == 1
+    stats = e.stats()
+    assert stats["emitted"] + stats["generated"] >= stats["written"] + stats["dropped"]
+
+
+@needs_proxy
+def test_process_exit_with_the_proxy_down_is_bounded_by_the_close_deadline(tmp_path):
+    base = start_proxy()
+    base.stop()
+    script = (
+        "import foxml_events as fe\n"
+        f"fe.init_training_events('exit-down', 'zmq+{base.emitters}', close_timeout=1.0, signal_hook=False)\n"
+        "for i in range(1000): fe.log_metrics({'x': 1.0}, step=i)\n")
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert time.monotonic() - started < 20.0  # interpreter start included; the emitter's share is ~1 s
