@@ -244,3 +244,75 @@ def test_process_exit_with_the_proxy_down_is_bounded_by_the_close_deadline(tmp_p
     started = time.monotonic()
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     assert time.monotonic() - started < 20.0  # interpreter start included; the emitter's share is ~1 s
+
+
+def _torch_ready() -> bool:
+    try:
+        import sklearn  # noqa: F401
+        import torch.distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@needs_proxy
+@pytest.mark.skipif(not _torch_ready(), reason="torch (with torch.distributed) and scikit-learn are needed")
+def test_ddp_digits_four_gloo_ranks_through_the_proxy_to_two_subscribers(tmp_path):
+    proxy = start_proxy(tmp_path / "capture.jsonl")
+    slow = 2
+    readers = [fe.EventReader(proxy.subscribers, idle_timeout=0.2) for _ in range(2)]
+    seen: List[set] = [set(), set()]
+    slowest: List[int] = []
+    runs: List[str] = []
+    stop = threading.Event()
+
+    def consume(i: int) -> None:
+        while not stop.is_set():
+            for ev in readers[i]:
+                seen[i].add((ev["rank"], ev["seq"]))
+                if i == 0:
+                    runs.append(ev["run_id"])
+                    state = readers[0].tracker.run(ev["run_id"])
+                    steps = {r: st["step"] for r, st in state["ranks"].items()} if state else {}
+                    others = {steps.get(r) for r in range(4) if r != slow}
+                    # Every other rank has reported step k and the slow one has not: it alone lags.
+                    if ev["event_type"] == "progress" and len(others) == 1 and None not in others and \
+                            (steps.get(slow) or 0) < others.pop():
+                        slowest.append(state["slowest_rank"])
+
+    threads = [threading.Thread(target=consume, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
+        env["OMP_NUM_THREADS"] = "1"
+        done = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "4",
+             str(REPO / "examples/python/ddp_digits.py"), "--events", "zmq+" + proxy.emitters, "--max-steps", "6",
+             "--slow-rank", str(slow), "--slow-delay", "0.3", "--stats-dir", str(tmp_path)],
+            env=env, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr[-4000:]
+        stats = {r: json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(4)}
+        expected = {(r, seq) for r, s in stats.items() for seq in range(s["emitted"] + s["generated"])}
+        assert all(s["dropped"] == 0 for s in stats.values())
+        assert {s["run_id"] for s in stats.values()} == {runs[0]}  # torchrun's run id, on every rank
+        assert all(s["dropped_by_policy"] > 0 for r, s in stats.items() if r != 0)  # metrics: rank 0 only
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (seen[0] >= expected and seen[1] >= expected):
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        rc, err = proxy.stop()
+    assert seen[0] == expected and seen[1] == expected
+    assert rc == 0, err
+    captured = json_lines(tmp_path / "capture.jsonl")
+    assert {(ev["rank"], ev["seq"]) for ev in captured} == expected
+    assert all(ev["local_rank"] == ev["rank"] and ev["world_size"] == 4 for ev in captured)  # one host
+    run = readers[0].tracker.run(runs[0])
+    assert run["world_size"] == 4 and sorted(run["ranks"]) == [0, 1, 2, 3]
+    assert run["status"] == "completed"
+    # Whenever the slow rank alone lagged, the tracker named it the straggler.
+    assert len(slowest) >= 3 and set(slowest) == {slow}, slowest
+    assert len(set(runs)) == 1
