@@ -39,6 +39,8 @@ struct child_report {  // written whole to a pipe (well under PIPE_BUF)
   fe::zmq_sink_options zo;
   zo.endpoint = endpoint;
   zo.bind = false;
+  // Room for the last lines to leave a loaded machine before the process exits (default 200 ms).
+  zo.linger = std::chrono::seconds(5);
   child_report report{};
   {
     fe::training_event_emitter emitter("fan-in", std::make_unique<fe::zmq_sink>(zo), options);

@@ -28,7 +28,12 @@ zmq::context_t& shared_zmq_context() {
 zmq_sink::zmq_sink(zmq_sink_options options) : options_(std::move(options)) {
   if (options_.endpoint.empty()) throw std::invalid_argument("foxml::events: ZeroMQ sink endpoint must not be empty");
   if (options_.send_hwm < 0) throw std::invalid_argument("foxml::events: ZeroMQ sink send_hwm must not be negative");
-  zmq::context_t& context = options_.context != nullptr ? *options_.context : shared_zmq_context();
+  if (options_.context == nullptr && !options_.bind && options_.endpoint.rfind("inproc://", 0) != 0) {
+    own_context_ = std::make_unique<zmq::context_t>();
+  }
+  zmq::context_t& context = options_.context != nullptr ? *options_.context
+                            : own_context_              ? *own_context_
+                                                        : shared_zmq_context();
   const char* step = "create a PUB socket for";
   try {
     // Connecting, an XPUB: it sees its peer's subscriptions, so lines are not sent into a
@@ -160,6 +165,10 @@ void zmq_sink::close() noexcept {
   if (socket_) {
     socket_->close();
     socket_.reset();
+  }
+  if (own_context_) {
+    own_context_->close();  // waits up to `linger` for the queued messages to leave
+    own_context_.reset();
   }
 }
 

@@ -28,7 +28,8 @@ struct zmq_sink_options {
   bool bind = true;
   /// Messages queued per subscriber before sends are refused; refused lines count as drops.
   int send_hwm = 10000;
-  /// How long close() lets queued messages leave.
+  /// How long close() lets queued messages leave (a connecting sink waits up to this long in
+  /// close() for them; a bound one leaves it to the shared context, which never ends).
   std::chrono::milliseconds linger{200};
   /// The cppzmq context to use (inproc:// needs the subscriber's own context); it must outlive
   /// the sink. nullptr uses shared_zmq_context().
@@ -74,6 +75,10 @@ class zmq_sink final : public sink {
 
  private:
   zmq_sink_options options_;
+  // A connecting tcp/ipc sink's own context: close() terminates it, which lets what libzmq still
+  // holds leave within `linger` (the shared context is never terminated, so at process exit its
+  // queue would die with the I/O thread: lines counted as written, never sent).
+  std::unique_ptr<zmq::context_t> own_context_;  // declared first: destroyed after the sockets
   std::unique_ptr<zmq::socket_t> socket_;
   std::string topic_;
   bool subscribed_ = false;  // a connecting sink's peer has subscribed (always true when bound)
