@@ -242,7 +242,8 @@ bool emit_log(py::handle self, py::handle level, py::handle message) {
 }
 
 bool emit_run_start(py::handle self, std::optional<std::string> config_json, py::handle name, py::handle tags,
-                    py::handle total_steps, py::handle total_epochs) {
+                    py::handle total_steps, py::handle total_epochs, py::handle process_start_time,
+                    py::handle heartbeat_interval_s, py::handle stale_after_heartbeats) {
   py_emitter& e = self_of(self);
   held_objects held;
   run_start_info info;
@@ -263,6 +264,10 @@ bool emit_run_start(py::handle self, std::optional<std::string> config_json, py:
   }
   check(to_opt_int64(total_steps.ptr(), names::total_steps.data(), info.total_steps));
   check(to_opt_int64(total_epochs.ptr(), names::total_epochs.data(), info.total_epochs));
+  // Liveness fields: None (the wrapper's) lets the library fill them.
+  check(to_opt_double(process_start_time.ptr(), names::process_start_time.data(), info.process_start_time));
+  check(to_opt_double(heartbeat_interval_s.ptr(), names::heartbeat_interval_s.data(), info.heartbeat_interval_s));
+  check(to_opt_int64(stale_after_heartbeats.ptr(), names::stale_after_heartbeats.data(), info.stale_after_heartbeats));
   return e.push([&] { return e.core->emit_run_start(info); });
 }
 
@@ -317,7 +322,8 @@ void bind_emit_calls(py::class_<py_emitter>& cls) {
       "emit_heartbeat", [](py::handle self) { return self_of(self).core->emit_heartbeat(); },
       "Says the run is alive.");
   cls.def("_emit_run_start", &emit_run_start, py::arg("config_json"), py::arg("name"), py::arg("tags"),
-          py::arg("total_steps"), py::arg("total_epochs"));
+          py::arg("total_steps"), py::arg("total_epochs"), py::arg("process_start_time") = py::none(),
+          py::arg("heartbeat_interval_s") = py::none(), py::arg("stale_after_heartbeats") = py::none());
 }
 
 // flush, close, stats and the memory sink's lines.

@@ -80,6 +80,9 @@ class EmitterBase:
         tags: Optional[Sequence[str]],
         total_steps: Optional[int],
         total_epochs: Optional[int],
+        process_start_time: Optional[float] = None,
+        heartbeat_interval_s: Optional[float] = None,
+        stale_after_heartbeats: Optional[int] = None,
     ) -> bool: ...
     def flush(self, timeout: float = 1.0) -> DeliveryReport: ...
     def close(self, timeout: Optional[float] = None) -> DeliveryReport: ...

@@ -89,7 +89,9 @@ void run_tracker::apply(const event& e, std::string_view line) {
   ++run.events;
   run.last_seen_us = std::max(run.last_seen_us, e.unix_us);
   run.world_size = std::max(run.world_size, e.world_size);
+  const std::size_t ranks_before = run.ranks.size();
   rank_state& rank = rank_of(run, e);
+  const run_status rank_status_before = rank.status;
   ++rank.events;
   rank.last_seen_us = std::max(rank.last_seen_us, e.unix_us);
   if (rank.status == run_status::stale) rank.status = run_status::running;
@@ -197,6 +199,8 @@ void run_tracker::apply(const event& e, std::string_view line) {
     case event_type::dropped:
     case event_type::command_received:
     case event_type::command_done:
+      // The bulk of a quiet run: the run-level view changes only when the rank's status did.
+      if (rank.status == rank_status_before && run.ranks.size() == ranks_before) return;
       break;
   }
   summarise(run);
@@ -265,8 +269,8 @@ void run_tracker::check_rank(rank_state& rank, std::int64_t now_us) {
   if (!rank.running()) return;
   const std::int64_t silent_us = now_us - rank.last_seen_us;
   const bool heartbeats = rank.heartbeat_interval_s && *rank.heartbeat_interval_s > 0;
-  const double limit_s = heartbeats ? *rank.heartbeat_interval_s * static_cast<double>(std::max<std::int64_t>(
-                                                                        1, rank.stale_after_heartbeats.value_or(1)))
+  const auto misses = std::max<std::int64_t>(1, rank.stale_after_heartbeats.value_or(defaults::stale_after_heartbeats));
+  const double limit_s = heartbeats ? *rank.heartbeat_interval_s * static_cast<double>(misses)
                                     : std::chrono::duration<double>(options_.stale_after).count();
   if (static_cast<double>(silent_us) > limit_s * 1e6) rank.status = run_status::stale;
 

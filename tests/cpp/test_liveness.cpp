@@ -101,7 +101,7 @@ TEST_CASE("heartbeat_interval zero turns heartbeats off even while the sampler r
   CHECK_FALSE(of_type(store, "run_start").at(0).contains("heartbeat_interval_s"));
 }
 
-TEST_CASE("an explicit interval and miss count travel in run_start; a miss count below 1 is refused") {
+TEST_CASE("an explicit interval and miss count travel in run_start, and a miss count below 1 is refused") {
   fe::emitter_options options;
   options.heartbeat_interval = 250ms;
   options.stale_after_heartbeats = 7;
@@ -342,7 +342,7 @@ TEST_CASE("a trainer killed with SIGKILL is killed in the tracker within 2 heart
   CHECK(json::parse(fr::to_json(snapshot(), last_us))["status"] == "killed");
 }
 
-TEST_CASE("a live trainer two intervals silent is not killed; SIGSTOP makes it stale, SIGCONT running") {
+TEST_CASE("a live trainer two intervals silent is not killed, SIGSTOP makes it stale, SIGCONT running") {
   reader_test::temp_dir dir;
   const std::string path = dir / "events.jsonl";
   trainer_process trainer(path, "sleeper");

@@ -113,10 +113,11 @@ def test_socket_source_two_emitters_with_acks_and_dedup(tmp_path):
     per_emitter = 500
     with fe.EventReader(f"unix://{sock}") as reader:
         reader.start()
-        a = fe.TrainingEventEmitter("run-a", f"unix://{sock}")
-        b = fe.TrainingEventEmitter("run-b", f"unix://{sock}")
+        # Written counts are compared exactly: no heartbeats (on by default with a socket sink).
+        a = fe.TrainingEventEmitter("run-a", f"unix://{sock}", heartbeat_interval=0)
+        b = fe.TrainingEventEmitter("run-b", f"unix://{sock}", heartbeat_interval=0)
         # The same emitter through two connections (a tee): every line arrives twice, once kept.
-        c = fe.TrainingEventEmitter("run-c", f"unix://{sock} | unix://{sock}")
+        c = fe.TrainingEventEmitter("run-c", f"unix://{sock} | unix://{sock}", heartbeat_interval=0)
         # Sockets connect lazily, at a first write they may refuse: warm up until all four are open.
         end = time.monotonic() + DEADLINE
         while reader.stats()["source"]["accepted"] < 4:

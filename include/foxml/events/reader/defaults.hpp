@@ -28,8 +28,10 @@ inline constexpr std::size_t metric_history = 1000;
 inline constexpr std::size_t max_errors = 100;
 /// Raw lines kept for the training status.
 inline constexpr std::size_t recent_lines = 10;
-/// Silence after which a running run is stale.
+/// Silence after which a running run is stale, when its run_start gave no heartbeat interval.
 inline constexpr std::chrono::seconds stale_after{60};
+/// Missed heartbeats after which a rank is stale, when its run_start gave an interval but no count.
+inline constexpr std::int64_t stale_after_heartbeats = 3;
 /// Progress samples this recent set the ETA's rate.
 inline constexpr std::chrono::seconds eta_window{120};
 
