@@ -29,6 +29,7 @@ if [ -n "$quick" ]; then
   build/release/benchmarks/end_to_end_latency 200
   build/release/benchmarks/reader_decode --benchmark_min_time=0.05
   build/release/benchmarks/sampler_cost 2000
+  build/release/benchmarks/proxy_fan_in build/release/cli/events-proxy 8 500 2
   "$venv/bin/python" benchmarks/python/bench_emit.py --calls 2000 --no-peers
   "$venv/bin/python" benchmarks/python/bench_training_overhead.py --epochs-per-variant 2
 else
@@ -39,6 +40,7 @@ else
   echo; build/release/benchmarks/end_to_end_latency
   echo; build/release/benchmarks/reader_decode --benchmark_min_time=1 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
   echo; build/release/benchmarks/sampler_cost
+  echo; build/release/benchmarks/proxy_fan_in build/release/cli/events-proxy 64 1000 10
   echo; "$venv/bin/python" benchmarks/python/bench_emit.py
   echo; "$venv/bin/python" benchmarks/python/bench_training_overhead.py
 fi
