@@ -30,6 +30,7 @@ if [ -n "$quick" ]; then
   build/release/benchmarks/reader_decode --benchmark_min_time=0.05
   build/release/benchmarks/sampler_cost 2000
   build/release/benchmarks/should_stop_cost 1000000
+  build/release/benchmarks/proxy_fan_in build/release/cli/events-proxy 8 500 2
   "$venv/bin/python" benchmarks/python/bench_emit.py --calls 2000 --no-peers
   "$venv/bin/python" benchmarks/python/bench_training_overhead.py --epochs-per-variant 2
 else
@@ -42,6 +43,7 @@ else
   echo; build/release/benchmarks/sampler_cost
   echo; build/release/benchmarks/should_stop_cost
   echo; "$venv/bin/python" benchmarks/python/bench_emit_calls.py
+  echo; build/release/benchmarks/proxy_fan_in build/release/cli/events-proxy 64 1000 10
   echo; "$venv/bin/python" benchmarks/python/bench_emit.py
   echo; "$venv/bin/python" benchmarks/python/bench_training_overhead.py
 fi

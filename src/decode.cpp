@@ -74,7 +74,8 @@ std::string wrong_type_message(const decode_state& st) {
     case field::seq: return "seq is not a non-negative integer";
     case field::pid:
     case field::rank:
-    case field::world_size: return name + " is not an integer";
+    case field::world_size:
+    case field::local_rank: return name + " is not an integer";
     default:
       return "field '" + name + "' has the wrong type (" + detail::type_name(st.wrong_kind[first]) + ")";
   }

@@ -247,7 +247,8 @@ bool read_member(json_cursor& c, Member& member, decode_state& st, scanned_value
 constexpr std::size_t name_count = field_count + 2;
 constexpr std::array<std::string_view, name_count> names = [] {
   std::array<std::string_view, name_count> out{};
-  // header_keys is in wire order: event_type, run_id, timestamp, seq, pid, host, rank, world_size.
+  // header_keys is in wire order: event_type, run_id, timestamp, seq, pid, host, rank, world_size,
+  // local_rank.
   out[static_cast<std::size_t>(field::event_type)] = header_keys[0];
   out[static_cast<std::size_t>(field::run_id)] = header_keys[1];
   for (std::size_t i = 2; i < std::size(header_keys); ++i) out[i - 2] = header_keys[i];
@@ -256,7 +257,7 @@ constexpr std::array<std::string_view, name_count> names = [] {
   for (std::size_t i = 0; i < wire_key_count; ++i) out[first_key + i] = schema::keys[i].name;
   return out;
 }();
-static_assert(static_cast<std::size_t>(field::world_size) + 1 == std::size(header_keys) - 2,
+static_assert(static_cast<std::size_t>(field::local_rank) + 1 == std::size(header_keys) - 2,
               "the header fields of `field` follow header_keys");
 
 // Key lookup without a map: keys grouped by length, each compared as two (possibly overlapping)
@@ -400,11 +401,13 @@ bool read_field(json_cursor& c, field f, event& ev, decode_state& st) {
       break;
     case field::pid:
     case field::rank:
-    case field::world_size: {
+    case field::world_size:
+    case field::local_rank: {
       if (!c.read_value(v, st.scratch, member_depth)) return false;
       const auto n = integer_of(v);
       ok = n.has_value();
-      (f == field::pid ? ev.pid : f == field::rank ? ev.rank : ev.world_size) = n.value_or(0);
+      (f == field::pid ? ev.pid : f == field::rank ? ev.rank : f == field::world_size ? ev.world_size : ev.local_rank) =
+          n.value_or(0);
       break;
     }
     case field::truncated:

@@ -18,7 +18,7 @@ namespace foxml::events::detail {
 // before `field_count` can be wrong-typed and are reported in the order their key first appeared,
 // as the DOM decoder did.
 enum class field : std::uint8_t {
-  timestamp, seq, pid, host, rank, world_size, truncated,
+  timestamp, seq, pid, host, rank, world_size, local_rank, truncated,
 #define FOXML_EVENTS_FIELD_ENUM(key, member, kind) key,
   FOXML_EVENTS_WIRE_KEYS(FOXML_EVENTS_FIELD_ENUM)
 #undef FOXML_EVENTS_FIELD_ENUM

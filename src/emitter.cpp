@@ -2,6 +2,7 @@
 
 #include "foxml/events/detail/live_emitters.hpp"
 #include "foxml/events/detail/text.hpp"
+#include "foxml/events/identity.hpp"
 #include "resources/proc_stats.hpp"
 
 #include <pthread.h>
@@ -28,18 +29,6 @@ void install_fork_handler() {
 }
 
 [[noreturn]] void reject(const std::string& what) { throw std::invalid_argument("foxml::events: " + what); }
-
-std::optional<std::int64_t> integer_from_env(const char* name) {
-  const std::string text = detail::env_value(name);
-  if (text.empty()) return std::nullopt;
-  errno = 0;
-  char* end = nullptr;
-  const long long value = std::strtoll(text.c_str(), &end, 10);
-  if (errno != 0 || end == text.c_str() || *end != '\0') {
-    reject(std::string("$") + name + "='" + text + "' is not an integer");
-  }
-  return value;
-}
 
 std::string local_host_name() {
   char name[HOST_NAME_MAX + 1] = {};
@@ -76,6 +65,13 @@ void validate(const emitter_options& o) {
   require_non_negative(o.resources_interval, "resources_interval");
   require_non_negative(o.close_timeout, "close_timeout");
   require_non_negative(o.sink_retry_timeout, "sink_retry_timeout");
+  for (const event_type type : o.rank_zero_only) {
+    if (static_cast<std::size_t>(type) >= event_type_count || is_lifecycle(type) || type == event_type::heartbeat ||
+        type == event_type::dropped) {
+      reject(std::string("emitter_options.rank_zero_only cannot hold ") + std::string(to_string(type)) +
+             ": every rank's lifecycle events, heartbeats and drop reports are how readers know that rank");
+    }
+  }
   if (o.max_idle_wait.count() <= 0 || o.max_idle_wait > std::chrono::seconds(1)) {
     reject("emitter_options.max_idle_wait must be between 1 us and 1 s");
   }
@@ -88,13 +84,10 @@ detail::stamp make_identity(std::string run_id, const emitter_options& o) {
   id.run_id = std::move(run_id);
   id.host = o.host ? *o.host : local_host_name();
   id.pid = static_cast<std::int64_t>(getpid());
-  id.rank = o.rank ? *o.rank : integer_from_env("RANK").value_or(0);
-  id.world_size = o.world_size ? *o.world_size : integer_from_env("WORLD_SIZE").value_or(1);
-  if (id.world_size < 1) reject("world_size must be at least 1, got " + std::to_string(id.world_size));
-  if (id.rank < 0 || id.rank >= id.world_size) {
-    reject("rank must be in [0, world_size), got rank " + std::to_string(id.rank) + " of " +
-           std::to_string(id.world_size));
-  }
+  const rank_identity ranks = resolve_rank_identity(o.rank, o.local_rank, o.world_size);
+  id.rank = ranks.rank;
+  id.local_rank = ranks.local_rank;
+  id.world_size = ranks.world_size;
   return id;
 }
 

@@ -344,6 +344,17 @@ class emitter_state::worker {
   std::chrono::steady_clock::time_point last_heartbeat_;
 };
 
+namespace {
+std::uint32_t kept_back_by_rank_policy(const stamp& identity, const emitter_options& options) {
+  static_assert(event_type_count <= 32, "the rank policy keeps one bit per event type");
+  std::uint32_t mask = 0;
+  if (identity.rank != 0) {
+    for (const event_type type : options.rank_zero_only) mask |= std::uint32_t{1} << static_cast<unsigned>(type);
+  }
+  return mask;
+}
+}  // namespace
+
 emitter_state::emitter_state(stamp identity, std::unique_ptr<sink> destination, const emitter_options& options)
     : identity_(std::move(identity)),
       options_(with_default_heartbeats(options, destination.get())),
@@ -351,6 +362,7 @@ emitter_state::emitter_state(stamp identity, std::unique_ptr<sink> destination, 
       use_tsc_(options.use_tsc && tsc_usable()),
       generation_(fork_generation.load(std::memory_order_relaxed)),
       created_(std::chrono::steady_clock::now()),
+      kept_back_types_(kept_back_by_rank_policy(identity_, options)),
       queue_(round_up_power_of_two(options.queue_capacity)),
       sink_(std::move(destination)),
       inbox_(identity_.run_id) {
@@ -454,7 +466,7 @@ void emitter_state::run_sampler() noexcept {
     while (!sampler_cv_.wait_until(lock, next, [&] { return sampler_stop_; })) {
       lock.unlock();
       const resource_sample& sample = sampler.sample();
-      if (!is_closed()) {
+      if (!is_closed() && !kept_back(event_type::resources)) {
         // The library's own event, like heartbeats: counted as generated, not as an emit call.
         generated_.fetch_add(1, std::memory_order_relaxed);
         push(event_type::resources, [&](auto& w) { schema::write_fields<event_type::resources>(w, sample); });
@@ -653,6 +665,7 @@ emitter_stats emitter_state::stats() const noexcept {
   s.dropped_closed = dropped_closed_.load(std::memory_order_relaxed);
   s.truncated = truncated_.load(std::memory_order_relaxed);
   s.lifecycle_reserved = lifecycle_reserved_.load(std::memory_order_relaxed);
+  s.dropped_by_policy = dropped_by_policy_.load(std::memory_order_relaxed);
   s.commands_received = inbox_.received();
   s.commands_duplicate = inbox_.duplicates();
   s.commands_refused = inbox_.refused();

@@ -29,6 +29,8 @@ line_encoder::line_encoder(const stamp& identity, std::size_t max_line_bytes) : 
   append_json_integer(process_fields_, identity.rank);
   process_fields_.append(",\"world_size\":");
   append_json_integer(process_fields_, identity.world_size);
+  process_fields_.append(",\"local_rank\":");
+  append_json_integer(process_fields_, identity.local_rank);
 }
 
 encode_outcome line_encoder::encode(const record& r, std::int64_t unix_ns, line_batch& batch) {

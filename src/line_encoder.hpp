@@ -32,7 +32,7 @@ class line_encoder {
   void write_config(json_out& out, std::string_view text, std::size_t string_limit);
 
   std::string type_prefix_[event_type_count];  // {"event_type":"...","run_id":"...","timestamp":"
-  std::string process_fields_;                 // ,"pid":..,"host":"..","rank":..,"world_size":..
+  std::string process_fields_;                 // ,"pid":..,"host":"..","rank":..,"world_size":..,"local_rank":..
   std::size_t max_line_bytes_;
   timestamp_formatter timestamps_;
   bool cut_ = false;  // a string of the line being written was shortened

@@ -58,7 +58,9 @@ std::unique_ptr<py_emitter> make_emitter(const py::object& run_id_obj, const py:
                                          std::optional<std::int64_t> rank, std::optional<std::int64_t> world_size,
                                          std::optional<std::string> host, const std::string& after_fork,
                                          const std::string& control_endpoint,
-                                         std::optional<std::string> control_directory) {
+                                         std::optional<std::string> control_directory,
+                                         std::optional<std::int64_t> local_rank,
+                                         const std::vector<std::string>& rank_zero_only) {
   held_objects held;
   std::string_view run_id_view;
   check(to_string(run_id_obj.ptr(), "run_id", run_id_view, held));
@@ -80,6 +82,12 @@ std::unique_ptr<py_emitter> make_emitter(const py::object& run_id_obj, const py:
   options.rank = rank;
   options.world_size = world_size;
   options.host = std::move(host);
+  options.local_rank = local_rank;
+  for (const std::string& name : rank_zero_only) {
+    const auto type = parse_event_type(name);
+    if (!type) throw py::value_error("foxml_events: rank_zero_only: unknown event type '" + name + "'");
+    options.rank_zero_only.push_back(*type);
+  }
   if (after_fork == "restart") {
     options.after_fork = fork_policy::restart;
   } else if (after_fork == "disable") {
@@ -130,6 +138,7 @@ py::dict stats_dict(const emitter_stats& s) {
   d["commands_received"] = s.commands_received;
   d["commands_duplicate"] = s.commands_duplicate;
   d["commands_refused"] = s.commands_refused;
+  d["dropped_by_policy"] = s.dropped_by_policy;
   return d;
 }
 
@@ -299,7 +308,8 @@ void bind_construction(py::class_<py_emitter>& cls) {
           py::arg("max_line_bytes") = 1u << 20,
           py::arg("rank") = py::none(), py::arg("world_size") = py::none(), py::arg("host") = py::none(),
           py::arg("after_fork") = "restart", py::arg("control_endpoint") = "auto",
-          py::arg("control_directory") = py::none());
+          py::arg("control_directory") = py::none(), py::arg("local_rank") = py::none(),
+          py::arg("rank_zero_only") = std::vector<std::string>{});
 
   cls.def_property_readonly("run_id", [](py::handle self) { return self_of(self).core->run_id(); });
   cls.def_property_readonly("sink", [](py::handle self) { return self_of(self).sink_description; },

@@ -6,6 +6,7 @@
 
 #include "foxml/events/codec.hpp"
 #include "foxml/events/defaults.hpp"
+#include "foxml/events/identity.hpp"
 #include "foxml/events/signals.hpp"
 #include "foxml/events/sink_uri.hpp"
 #include "sink_choice.hpp"
@@ -39,6 +40,9 @@ PYBIND11_MODULE(_core, m) {
         "The socket the default sink tries first: $FOXML_TRAINING_EVENT_SOCKET, else <per-user dir>/events.sock.");
   m.def("default_sink_list", &foxml::events::default_sink_list,
         "The sink list used for sink=None: $FOXML_EVENTS_SINKS, else unix://<socket>,file://<file>.");
+  m.def("default_run_id", &foxml::events::default_run_id,
+        "The run id all ranks share when none is given: $TORCHELASTIC_RUN_ID (not its placeholder 'none'), "
+        "else $SLURM_JOB_ID (-$SLURM_STEP_ID), else ''.");
   m.def("_zmq_sinks_available", &foxml::events::python::zmq_sinks_available);
   m.def("default_event_directory", &foxml::events::default_event_directory,
         "The per-user directory for event files and sockets ($XDG_RUNTIME_DIR/foxml or ~/.cache/foxml).");

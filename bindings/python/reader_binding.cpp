@@ -69,6 +69,7 @@ py::dict to_dict(const event& e) {
   d["host"] = e.host;
   d["rank"] = e.rank;
   d["world_size"] = e.world_size;
+  d["local_rank"] = e.local_rank;
   if (e.truncated) d["truncated"] = true;
   // Fields of the event's type that the line had as null come back as None (stage_change's
   // previous_stage, progress's current_target, ...): the schema says they are always present.

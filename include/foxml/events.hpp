@@ -11,6 +11,7 @@
 #include "foxml/events/emitter.hpp"
 #include "foxml/events/event.hpp"
 #include "foxml/events/fallback_sink.hpp"
+#include "foxml/events/identity.hpp"
 #include "foxml/events/file_sink.hpp"
 #include "foxml/events/memory_sink.hpp"
 #include "foxml/events/options.hpp"

@@ -48,6 +48,7 @@ from ._core import (
     default_event_file,
     default_event_socket,
     default_sink_list,
+    default_run_id,
 )
 from ._commands import CommandError, list_control_endpoints, send_command
 from ._emitter import Command, StageScope, TrainingEventEmitter
@@ -100,6 +101,7 @@ __all__ = [
     "default_event_directory",
     "default_event_file",
     "default_event_socket",
+    "default_run_id",
     "default_sink_list",
     "emit_error",
     "emit_progress",

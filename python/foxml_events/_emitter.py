@@ -48,9 +48,12 @@ class TrainingEventEmitter(_core.EmitterBase):
     (seconds; None, the default: on while the sampler runs, at its interval, or every 5 s when a
     Unix socket sink is in the chain, as with the default sink, else off; 0: off), ``resources_interval``
     (seconds between ``resources`` events from a sampler thread: process CPU and RSS, machine memory,
-    GPUs; 0, the default here, takes none), ``max_line_bytes``, ``rank``, ``world_size``, ``host``, ``after_fork`` ('restart'
-    or 'disable'), ``control_endpoint`` ('auto': a per-run control socket next to a file or Unix socket
-    sink; 'on'; 'off'; $FOXML_EVENTS_CONTROL=0 turns 'auto' off) and ``control_directory``.
+    GPUs; 0, the default here, takes none), ``max_line_bytes``, ``rank``, ``local_rank``, ``world_size``
+    (each unset one from torchrun's $RANK/$LOCAL_RANK/$WORLD_SIZE, else Slurm's, else 0/0/1), ``host``,
+    ``after_fork`` ('restart' or 'disable'), ``rank_zero_only`` (event type names only rank 0 emits,
+    e.g. ``["metrics"]``; other ranks' calls return False, counted in ``stats()["dropped_by_policy"]``,
+    with no seq gap), ``control_endpoint`` ('auto': a per-run control socket next to a file or Unix
+    socket sink; 'on'; 'off'; $FOXML_EVENTS_CONTROL=0 turns 'auto' off) and ``control_directory``.
 
     Control commands (cancel, pause, resume, checkpoint, your own) reach the loop through
     ``should_stop()``, ``poll_command()``, ``on_command(fn)``, ``paused()`` and

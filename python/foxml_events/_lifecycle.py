@@ -24,7 +24,7 @@ _default_resources_interval = 10.0
 
 
 def init_training_events(
-    run_id: str, sink: Any = None, *, path: Any = None, signal_hook: bool = True, **options: Any
+    run_id: Optional[str] = None, sink: Any = None, *, path: Any = None, signal_hook: bool = True, **options: Any
 ) -> TrainingEventEmitter:
     """Creates the process-wide emitter the module-level functions use, and returns it.
 
@@ -36,7 +36,17 @@ def init_training_events(
     (default 10; 0 turns it off), and heartbeats with it. So is the per-run control endpoint
     (``control_endpoint='on'``: ``events-ctl cancel RUN`` reaches this run even with no listener;
     $FOXML_EVENTS_CONTROL=0 or ``control_endpoint='off'`` turns it off).
+
+    Without ``run_id``, every rank of a job takes the same one: $TORCHELASTIC_RUN_ID (torchrun),
+    else $SLURM_JOB_ID (see default_run_id()); when neither is set, ValueError, as for an empty
+    run id: a job without a launcher names its run.
     """
+    if run_id is None:
+        run_id = _core.default_run_id()
+        if not run_id:
+            raise ValueError(
+                "foxml_events: no run_id given and none from the launcher ($TORCHELASTIC_RUN_ID, $SLURM_JOB_ID)"
+            )
     options.setdefault("resources_interval", _default_resources_interval)
     if os.environ.get("FOXML_EVENTS_CONTROL", "") != "0":
         options.setdefault("control_endpoint", "on")

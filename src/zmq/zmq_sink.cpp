@@ -28,10 +28,18 @@ zmq::context_t& shared_zmq_context() {
 zmq_sink::zmq_sink(zmq_sink_options options) : options_(std::move(options)) {
   if (options_.endpoint.empty()) throw std::invalid_argument("foxml::events: ZeroMQ sink endpoint must not be empty");
   if (options_.send_hwm < 0) throw std::invalid_argument("foxml::events: ZeroMQ sink send_hwm must not be negative");
-  zmq::context_t& context = options_.context != nullptr ? *options_.context : shared_zmq_context();
+  if (options_.context == nullptr && !options_.bind && options_.endpoint.rfind("inproc://", 0) != 0) {
+    own_context_ = std::make_unique<zmq::context_t>();
+  }
+  zmq::context_t& context = options_.context != nullptr ? *options_.context
+                            : own_context_              ? *own_context_
+                                                        : shared_zmq_context();
   const char* step = "create a PUB socket for";
   try {
-    socket_ = std::make_unique<zmq::socket_t>(context, zmq::socket_type::pub);
+    // Connecting, an XPUB: it sees its peer's subscriptions, so lines are not sent into a
+    // connection that is not there yet (write() below).
+    socket_ = std::make_unique<zmq::socket_t>(context, options_.bind ? zmq::socket_type::pub : zmq::socket_type::xpub);
+    subscribed_ = options_.bind;
     step = "configure";
     socket_->set(zmq::sockopt::sndhwm, options_.send_hwm);
     socket_->set(zmq::sockopt::xpub_nodrop, true);
@@ -113,6 +121,16 @@ zmq_sink::~zmq_sink() { close(); }
 
 std::size_t zmq_sink::write(const line_batch& batch) noexcept {
   if (!socket_) return 0;
+  if (!subscribed_) {
+    try {
+      zmq::message_t subscription;
+      while (socket_->recv(subscription, zmq::recv_flags::dontwait)) {
+        if (subscription.size() > 0 && subscription.data<unsigned char>()[0] == 1) subscribed_ = true;
+      }
+    } catch (...) {
+    }
+    if (!subscribed_) return 0;
+  }
   for (std::size_t i = 0; i < batch.size(); ++i) {
     std::string_view line = batch.line(i);
     if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
@@ -147,6 +165,10 @@ void zmq_sink::close() noexcept {
   if (socket_) {
     socket_->close();
     socket_.reset();
+  }
+  if (own_context_) {
+    own_context_->close();  // waits up to `linger` for the queued messages to leave
+    own_context_.reset();
   }
 }
 

@@ -29,7 +29,7 @@ std::string difference(const fe::event& a, const fe::event& b) {
 #define FOXML_SAME_NUMBER(member) \
   if (!same_number(a.member, b.member)) return #member
   FOXML_SAME(type); FOXML_SAME(run_id); FOXML_SAME(timestamp); FOXML_SAME(unix_us); FOXML_SAME(seq);
-  FOXML_SAME(pid); FOXML_SAME(host); FOXML_SAME(rank); FOXML_SAME(world_size); FOXML_SAME(truncated);
+  FOXML_SAME(pid); FOXML_SAME(host); FOXML_SAME(rank); FOXML_SAME(world_size); FOXML_SAME(local_rank); FOXML_SAME(truncated);
   FOXML_SAME(name); FOXML_SAME(stage); FOXML_SAME(current_target); FOXML_SAME(previous_stage);
   FOXML_SAME(new_stage); FOXML_SAME(target); FOXML_SAME(status); FOXML_SAME(level); FOXML_SAME(message);
   FOXML_SAME(error_message); FOXML_SAME(error_type);
@@ -132,7 +132,7 @@ std::vector<std::string> emitter_seed_lines() {
       R"({"event_type":"run_complete","run_id":"r","status":"ok","duration_s":null,"seq":18446744073709551615})",
       R"({"event_type":"error","run_id":"r","error_message":"\u00e9\ud83d\ude00\/","error_type":"E","recoverable":null})",
       R"({"event_type":"resources","run_id":"r","cpu_pct":"NaN","gpus":[{"index":2.0,"name":"A","name":3,"util_pct":1e2}]})",
-      R"({"event_type":"heartbeat","run_id":"r","truncated":true,"pid":-5,"rank":1e1,"world_size":-0})",
+      R"({"event_type":"heartbeat","run_id":"r","truncated":true,"pid":-5,"rank":1e1,"world_size":-0,"local_rank":2.0})",
   });
   return lines;
 }

@@ -12,6 +12,7 @@ STRING, NUMBER, INTEGER, BOOLEAN, METRICS, OBJECT, STRINGS, ARRAY = (
 HEADER: Dict[str, str] = {
     "event_type": STRING, "run_id": STRING, "timestamp": STRING, "seq": INTEGER,
     "pid": INTEGER, "host": STRING, "rank": INTEGER, "world_size": INTEGER,
+    "local_rank": INTEGER,
 }
 
 FIELDS: Dict[str, Dict[str, Tuple[str, bool, bool]]] = {

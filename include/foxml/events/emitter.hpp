@@ -28,7 +28,7 @@ struct signal_visit;
 
 /// Emits the events of one training run to one sink (which may be a chain or tee of sinks).
 /// Emit calls are thread-safe and return true when the event was queued, false when it was
-/// counted as dropped.
+/// counted as dropped (or kept back by the rank policy: emitter_options::rank_zero_only).
 class training_event_emitter {
  public:
   /// Starts an emitter for `run_id` writing to `destination`. Throws std::invalid_argument for an
@@ -189,6 +189,10 @@ class training_event_emitter {
     if (FOXML_EVENTS_UNLIKELY(state->inbox().dispatch_due())) dispatch_commands(*state);
     if (FOXML_EVENTS_UNLIKELY(state->is_closed())) {
       state->count_refused();
+      return false;
+    }
+    if (FOXML_EVENTS_UNLIKELY(state->kept_back(type))) {
+      state->count_policy_drop();
       return false;
     }
     return state->push(type, visit);

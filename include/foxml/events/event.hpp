@@ -222,6 +222,7 @@ struct event {
   std::string host;
   std::int64_t rank = 0;
   std::int64_t world_size = 1;
+  std::int64_t local_rank = 0;  ///< 0 in lines from emitters older than the field
   bool truncated = false;     ///< the emitter shortened a string of this event
 
   // One member per wire key (schema_keys.hpp), named as the key except `config_json` (the run config

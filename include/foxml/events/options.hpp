@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "foxml/events/event.hpp"
 
 namespace foxml::events {
 
@@ -76,12 +79,22 @@ struct emitter_options {
   std::chrono::milliseconds resources_interval{0};
   /// Deadline the destructor gives close().
   std::chrono::milliseconds close_timeout{2000};
-  /// Stamped on every event; when unset, from $RANK / $WORLD_SIZE (0 and 1 when those are unset).
+  /// Stamped on every event; each one unset comes from the launcher's variables (torchrun's
+  /// $RANK / $LOCAL_RANK / $WORLD_SIZE, else Slurm's), else 0, 0 and 1: resolve_rank_identity()
+  /// in identity.hpp.
   std::optional<std::int64_t> rank;
   std::optional<std::int64_t> world_size;
+  std::optional<std::int64_t> local_rank;
   /// Stamped on every event; when unset, gethostname().
   std::optional<std::string> host;
   fork_policy after_fork = fork_policy::restart;
+  /// Rank policy: event types that only rank 0 emits (say `metrics` the user already averaged
+  /// over ranks); every rank emits everything else (empty, the default: every rank emits all).
+  /// Another rank's emit call of such a type returns false at once, before it takes a seq, so
+  /// readers see no gap; it is counted in `dropped_by_policy`, never in `dropped()`. Only
+  /// progress, target_complete, metrics, log and resources may be listed: each rank's lifecycle
+  /// events, heartbeats and drop reports are how readers know that rank (std::invalid_argument).
+  std::vector<event_type> rank_zero_only;
   /// Stamp events with the CPU's invariant TSC when it has one (cheaper than clock_gettime).
   bool use_tsc = true;
 
@@ -97,8 +110,9 @@ struct emitter_options {
 /// Every event is either written or in exactly one drop count: once close() returned `ok`,
 /// `emitted + generated == written + dropped()`; before that the difference is still on its way.
 struct emitter_stats {
-  /// Emit calls the application made (each one accepted or dropped, after close() too). The
-  /// library's own events are not in it: they are `generated`.
+  /// Emit calls the application made (each one accepted or dropped, after close() too), except
+  /// those the rank policy kept back (`dropped_by_policy`). The library's own events are not in
+  /// it: they are `generated`.
   std::uint64_t emitted = 0;
   /// Events the library added to the stream itself: `dropped` reports and heartbeats. They take
   /// seqs like every other event, so the last seq is `emitted + generated - 1` at most.
@@ -113,6 +127,9 @@ struct emitter_stats {
   std::uint64_t dropped_closed = 0;    ///< emits after close() or in a disabled fork child
   std::uint64_t truncated = 0;         ///< events whose strings were shortened
   std::uint64_t lifecycle_reserved = 0;  ///< lifecycle events that went through the reserve lane
+  /// Emit calls the rank policy (`emitter_options::rank_zero_only`) kept from this rank. Not a
+  /// loss: they took no seq and are in neither `emitted` nor `dropped()`.
+  std::uint64_t dropped_by_policy = 0;
 
   // Control commands (control.hpp). A command taken is acknowledged with a generated
   // `command_received`; a duplicate id is not; a refused one gets a `log` warning instead.

@@ -344,8 +344,8 @@ inline constexpr field_spec gpu_fields[] = {
 };
 
 /// Header fields that every event carries, in wire order.
-inline constexpr std::string_view header_keys[] = {"event_type", "run_id", "timestamp", "seq",
-                                                   "pid",        "host",   "rank",      "world_size"};
+inline constexpr std::string_view header_keys[] = {"event_type", "run_id", "timestamp",  "seq",       "pid",
+                                                   "host",       "rank",   "world_size", "local_rank"};
 /// The trailing header field an event carries when the emitter shortened one of its strings.
 inline constexpr std::string_view truncated_key = "truncated";
 

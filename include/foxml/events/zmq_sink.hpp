@@ -28,7 +28,8 @@ struct zmq_sink_options {
   bool bind = true;
   /// Messages queued per subscriber before sends are refused; refused lines count as drops.
   int send_hwm = 10000;
-  /// How long close() lets queued messages leave.
+  /// How long close() lets queued messages leave (a connecting sink waits up to this long in
+  /// close() for them; a bound one leaves it to the shared context, which never ends).
   std::chrono::milliseconds linger{200};
   /// The cppzmq context to use (inproc:// needs the subscriber's own context); it must outlive
   /// the sink. nullptr uses shared_zmq_context().
@@ -45,7 +46,11 @@ struct zmq_sink_options {
 /// Publishes lines on a PUB socket without ever blocking: sends use ZMQ_DONTWAIT, and
 /// ZMQ_XPUB_NODROP makes a subscriber at its high-water mark refuse the send instead of silently
 /// losing it, so the worker counts and reports it in a `dropped` event. As with any PUB socket,
-/// a line published while no subscriber is connected reaches nobody and is not counted.
+/// a line a bound sink publishes while no subscriber is connected reaches nobody and is not counted.
+/// A connecting sink (to an events-proxy, which subscribes to everything) refuses lines until its
+/// peer's first subscription arrived, so a proxy that is down or not yet up costs no line silently:
+/// the worker retries them for sink_retry_timeout, then drops and counts them (a tee with a file
+/// keeps them). Nothing waits on the network: connecting is asynchronous.
 class zmq_sink final : public sink {
  public:
   /// Creates the socket and binds or connects it. Throws std::invalid_argument for bad options
@@ -70,8 +75,13 @@ class zmq_sink final : public sink {
 
  private:
   zmq_sink_options options_;
+  // A connecting tcp/ipc sink's own context: close() terminates it, which lets what libzmq still
+  // holds leave within `linger` (the shared context is never terminated, so at process exit its
+  // queue would die with the I/O thread: lines counted as written, never sent).
+  std::unique_ptr<zmq::context_t> own_context_;  // declared first: destroyed after the sockets
   std::unique_ptr<zmq::socket_t> socket_;
   std::string topic_;
+  bool subscribed_ = false;  // a connecting sink's peer has subscribed (always true when bound)
 
   void open_commands(zmq::context_t& context);
 

@@ -220,6 +220,9 @@ inline decode_result decode_line(std::string_view line, const decode_limits& lim
   } catch (const json::exception& e) {
     return failure(std::string("malformed JSON: ") + e.what());
   }
+  // nlohmann reads a NUL byte as the end of the input, so it takes `{...}\0junk`; the strict
+  // scanner refuses the bytes after the value, as the library's decoder does.
+  if (line.find('\0') != std::string_view::npos) return failure("malformed JSON: rejected by the strict scanner");
   if (!doc.is_object()) return failure("not a JSON object");
 
   event ev;
@@ -243,10 +246,10 @@ inline decode_result decode_line(std::string_view line, const decode_limits& lim
     } else if (key == "seq") {
       if (!value.is_number_unsigned()) return failure("seq is not a non-negative integer");
       ev.seq = value.get<std::uint64_t>();
-    } else if (key == "pid" || key == "rank" || key == "world_size") {
+    } else if (key == "pid" || key == "rank" || key == "world_size" || key == "local_rank") {
       const auto n = integer_of(value);
       if (!n) return failure(key + " is not an integer");
-      (key == "pid" ? ev.pid : key == "rank" ? ev.rank : ev.world_size) = *n;
+      (key == "pid" ? ev.pid : key == "rank" ? ev.rank : key == "world_size" ? ev.world_size : ev.local_rank) = *n;
     } else if (key == "host") {
       if (!value.is_string()) return failure("host is not a string");
       ev.host = value.get<std::string>();

@@ -39,6 +39,7 @@ struct stamp {
   std::int64_t pid = 0;
   std::int64_t rank = 0;
   std::int64_t world_size = 1;
+  std::int64_t local_rank = 0;
 };
 
 // Stands in for a destination that cannot be used (a fork child whose sink cannot be reopened).
@@ -109,6 +110,10 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
     dropped_closed_.fetch_add(1, std::memory_order_relaxed);
   }
 
+  // The rank policy: whether this rank keeps `type` back (rank_zero_only on a rank other than 0).
+  bool kept_back(event_type type) const noexcept { return (kept_back_types_ >> static_cast<unsigned>(type)) & 1u; }
+  void count_policy_drop() noexcept { dropped_by_policy_.fetch_add(1, std::memory_order_relaxed); }
+
   delivery_report flush(std::chrono::nanoseconds timeout) noexcept;
   delivery_report close(std::chrono::nanoseconds timeout) noexcept;
   emitter_stats stats() const noexcept;
@@ -161,6 +166,7 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   const bool use_tsc_;
   const std::uint64_t generation_;
   const std::chrono::steady_clock::time_point created_;
+  const std::uint32_t kept_back_types_;  // bit per event_type kept back by the rank policy
 
   // Producer side.
   bounded_queue<record> queue_;
@@ -188,6 +194,7 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   std::atomic<std::uint64_t> lifecycle_reserved_{0};
   std::atomic<std::uint64_t> generated_{0};  // seqs the worker took for its own events
   std::atomic<std::uint64_t> refused_{0};    // emit calls refused before they took a seq
+  std::atomic<std::uint64_t> dropped_by_policy_{0};
 
   // Control between callers of flush/close and the worker.
   std::mutex control_mutex_;
