@@ -124,11 +124,13 @@ needs_proxy = pytest.mark.skipif(
 class Proxy:
     """An events-proxy on four consecutive loopback ports (emitters, +1, subscribers, +1)."""
 
-    def __init__(self, base: int, capture: Optional[Path] = None) -> None:
+    def __init__(self, base: int, capture: Optional[Path] = None, *, bind_host: str = "127.0.0.1",
+                 wrap: Sequence[str] = ()) -> None:
+        # wrap: a prefix that execs the proxy elsewhere (`ip netns exec NS`), keeping its pid.
         self.base = base
-        self.emitters = f"tcp://127.0.0.1:{base}"
-        self.subscribers = f"tcp://127.0.0.1:{base + 2}"
-        command = [_proxy_program(), "--emitters", self.emitters, "--subscribers", self.subscribers,
+        self.emitters = f"tcp://{bind_host}:{base}"
+        self.subscribers = f"tcp://{bind_host}:{base + 2}"
+        command = [*wrap, _proxy_program(), "--emitters", self.emitters, "--subscribers", self.subscribers,
                    "--stats-interval", "0"]
         if capture is not None:
             command += ["--capture", str(capture)]
@@ -169,7 +171,7 @@ def start_proxy(capture: Optional[Path] = None) -> Proxy:
     raise RuntimeError("no four free consecutive ports for events-proxy")
 
 
-from typing import Any, Dict, List, Optional, Tuple  # noqa: E402
+from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
 
 @needs_proxy
