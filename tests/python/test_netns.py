@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import shutil
 import subprocess
 import sys
@@ -119,8 +120,6 @@ def _in(ns: str, *command: str, **kwargs) -> subprocess.Popen:
 
 
 def _readline(process: subprocess.Popen, timeout: float) -> str:
-    import selectors
-
     with selectors.DefaultSelector() as sel:
         sel.register(process.stdout, selectors.EVENT_READ)
         if not sel.select(timeout):
