@@ -29,6 +29,10 @@ struct sink_uri {
   /// ZeroMQ: the command endpoint given by `?commands=<endpoint>` (percent-encoded); empty: the
   /// rule of zmq_command_endpoint() (zmq_topic.hpp).
   std::string commands;
+  /// ZeroMQ CURVE (zmq_curve.hpp), percent-decoded: `?curve_server_key=` the server's public key
+  /// (Z85 or a public-key file) and `?curve_keys=` this side's key file.
+  std::string curve_server_key;
+  std::string curve_keys;
 
   /// Returns the ZeroMQ endpoint: `tcp://host:port`, `ipc:///path` or `inproc://name`.
   std::string zmq_endpoint() const;
