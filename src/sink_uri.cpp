@@ -95,7 +95,7 @@ void apply_query(std::string_view uri, std::string_view query, sink_uri& out) {
       if (eq == std::string_view::npos || decoded.empty()) {
         reject(uri, "'" + std::string(key) + "' takes a value (percent-encoded)");
       }
-      (key == "curve_keys" ? out.curve_keys : out.curve_server_key) = std::move(decoded);
+      (key == "curve_keys" ? out.curve.keys : out.curve.server_key) = std::move(decoded);
       continue;
     }
     if (key != "bind" && key != "connect") {

@@ -212,8 +212,7 @@ std::unique_ptr<sink> make_zmq_sink(const sink_uri& uri) {
   options.endpoint = uri.zmq_endpoint();
   options.bind = uri.bind;
   options.command_endpoint = uri.zmq_command_endpoint();
-  options.curve.server_key = uri.curve_server_key;
-  options.curve.keys = uri.curve_keys;
+  options.curve = uri.curve;
   return std::make_unique<zmq_sink>(std::move(options));
 }
 

@@ -21,6 +21,8 @@
 
 #include "foxml/events.hpp"
 #include "foxml/events/reader/commands.hpp"
+#include "foxml/events/reader/make_source.hpp"
+#include "foxml/events/reader/zmq_source.hpp"
 #include "foxml/events/zmq_curve.hpp"
 #include "foxml/events/zmq_sink.hpp"
 #include "foxml/events/zmq_topic.hpp"
@@ -178,10 +180,10 @@ class proxy_process {
 struct subscriber {
   zmq::context_t ctx;
   zmq::socket_t socket{ctx, zmq::socket_type::sub};
-  subscriber(const std::string& endpoint, const fe::curve_settings& curve) {
+  subscriber(const std::string& endpoint, const fe::curve_settings& curve, const std::string& prefix = "") {
     socket.set(zmq::sockopt::linger, 0);
     fe::apply_curve_client(socket, curve);
-    socket.set(zmq::sockopt::subscribe, "");
+    socket.set(zmq::sockopt::subscribe, prefix);
     socket.connect(endpoint);
   }
   // The metrics lines received within `wait`.
@@ -237,6 +239,19 @@ std::uint64_t emit_through(const std::string& uri, int count) {
 
 }  // namespace
 
+TEST_CASE("source URIs: CURVE is the one query a ZeroMQ source takes, both halves or neither") {
+  ft::temp_dir dir;
+  const std::string keys = new_key_file(dir, "reader.key");
+  fe::reader::enable_zmq_source_uris();
+  const auto opened = [&](const std::string& uri) {
+    return error_of([&] { fe::reader::make_source(fe::reader::parse_source_uri(uri)); });
+  };
+  CHECK(opened("tcp://127.0.0.1:1?curve_server_key=" + keys + "&curve_keys=" + keys) == "");
+  CHECK(opened("tcp://127.0.0.1:1?curve_keys=" + keys).find("or neither") != std::string::npos);
+  CHECK(opened("tcp://127.0.0.1:1?bind=1").find("its only query is curve") != std::string::npos);
+  CHECK(opened("zmq+ipc:///tmp/x?connect=1").find("its only query is curve") != std::string::npos);
+}
+
 TEST_CASE("events-proxy refuses CURVE that would admit anyone, and a bad key file, at start") {
   curve_setup s;
   proxy_process open_door(s.dir, {"--curve-keys", s.proxy_keys});
@@ -253,12 +268,25 @@ TEST_CASE("through a CURVE events-proxy: authorised keys get every event through
   curve_setup s;
   proxy_process proxy(s.dir, {"--curve-keys", s.proxy_keys, "--curve-authorized", s.authorized});
   REQUIRE(proxy.running());
-  subscriber reader(proxy.endpoint(2), s.as(s.reader_keys));
+  // Its own prefix: an XPUB passes a repeated subscription on once, and the count below needs two.
+  subscriber reader(proxy.endpoint(2), s.as(s.reader_keys), fe::zmq_type_subscription(fe::event_type::metrics));
   subscriber stranger(proxy.endpoint(2), s.as(s.stranger_keys));
   subscriber plain(proxy.endpoint(2), {});
+  // The reader library's own subscriber, CURVE from its URI.
+  fe::reader::enable_zmq_source_uris();
+  auto source = fe::reader::make_source(fe::reader::parse_source_uri(
+      proxy.endpoint(2) + "?curve_server_key=" + s.proxy_public + "&curve_keys=" + s.reader_keys));
 
+  // Both authorised subscriptions have crossed the proxy (libzmq counts them as messages in on
+  // its subscriber side) before anything is published: PUB/SUB sends nothing to a late joiner.
+  REQUIRE(ft::eventually([&] { return proxy.statistics()["events"]["subscribers"]["msg_in"].get<int>() >= 2; }));
   CHECK(emit_through(s.sink_uri(proxy, s.emitter_keys), 500) >= 500);
   CHECK(reader.metrics(1000ms) == 500);
+  int via_source = 0;
+  CHECK(ft::eventually([&] {
+    source->poll(50ms, [&](const fe::reader::raw_line& line) { via_source += line.text.find("\"metrics\"") != std::string_view::npos; });
+    return via_source == 500;
+  }, 5000ms));
   CHECK(stranger.metrics(100ms) == 0);
   CHECK(plain.metrics(100ms) == 0);
 

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "foxml/events/sink_uri.hpp"  // curve_settings
+
 namespace zmq {
 class context_t;
 class socket_t;
@@ -46,14 +48,6 @@ std::string read_curve_public_key(const std::string& z85_or_path);
 /// and `#` comments skipped) or in the `*.pub` files of a directory. Throws std::runtime_error
 /// for a line that is not a key, or when there is no key at all.
 std::vector<std::string> read_curve_authorized(const std::string& file_or_directory);
-
-/// This side's CURVE settings as a URI or command line gives them: `server_key` (the server's
-/// public key, Z85 or a public-key file) and `keys` (the path of this side's key file).
-struct curve_settings {
-  std::string server_key;
-  std::string keys;
-  bool enabled() const noexcept { return !server_key.empty() || !keys.empty(); }
-};
 
 /// Puts CURVE options on a socket that connects: the server's key plus this side's keypair.
 /// Nothing when `settings` is empty; std::invalid_argument when only one of the two is given;
