@@ -75,6 +75,9 @@ TEST_CASE("key files: written 0600 and read back; a readable or malformed one is
   CHECK(back.secret_key == keys.secret_key);
   CHECK(fe::read_curve_public_key(keys.public_key) == keys.public_key);
   CHECK(fe::read_curve_public_key(path) == keys.public_key);  // a key file gives its public half
+  const std::string printed = dir.file("printed.pub");  // what `events-proxy keygen F > printed.pub` leaves
+  std::ofstream(printed) << keys.public_key << "\n";
+  CHECK(fe::read_curve_public_key(printed) == keys.public_key);
   CHECK(error_of([&] { fe::write_curve_key_file(path, keys); }).find("cannot create") != std::string::npos);
 
   ::chmod(path.c_str(), 0644);
