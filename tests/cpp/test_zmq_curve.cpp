@@ -311,30 +311,20 @@ TEST_CASE("through a CURVE events-proxy: a command with an authorised key reache
   fe::emitter_options o;
   o.close_timeout = 2000ms;
   fe::training_event_emitter emitter("curve-run", fe::make_sink(s.sink_uri(proxy, s.emitter_keys)), o);
-  const auto send_until = [&](const std::string& keys, std::chrono::milliseconds limit) {
-    zmq::context_t ctx;
-    zmq::socket_t pub(ctx, zmq::socket_type::pub);
-    pub.set(zmq::sockopt::linger, 0);
-    fe::apply_curve_client(pub, s.as(keys));
-    pub.connect(proxy.endpoint(3));
-    fe::reader::command_request request;
-    request.run_id = "curve-run";
-    request.name = "checkpoint";
-    const std::string line = fe::reader::encode_command(request);
-    const std::string topic = fe::zmq_command_topic("curve-run");
-    // Resent: a PUB drops what it sends before the subscription has crossed the proxy.
-    return ft::eventually(
-        [&] {
-          std::array<zmq::const_buffer, 2> parts = {zmq::buffer(topic), zmq::buffer(line)};
-          zmq::send_multipart(pub, parts, zmq::send_flags::dontwait);
-          emitter.emit_metrics(0, {{"loss", 1.0}});  // the worker takes commands as it runs
-          std::this_thread::sleep_for(100ms);
-          return emitter.poll_command().has_value();
-        },
-        limit);
+  fe::reader::enable_zmq_commands();
+  // What events-ctl --zmq ... --curve-server-key --curve-keys does.
+  const auto send = [&](const std::string& keys, std::chrono::milliseconds timeout) {
+    fe::reader::command_request request{"curve-run", "checkpoint", "", "", ""};
+    return fe::reader::send_command_zmq(proxy.endpoint(2), "", request, timeout, s.as(keys));
   };
-  CHECK_FALSE(send_until(s.stranger_keys, 1500ms));
-  CHECK(send_until(s.sender_keys, 20000ms));
+  const fe::reader::command_result refused = send(s.stranger_keys, 1500ms);
+  CHECK_FALSE(refused.ok);
+  CHECK_MESSAGE(refused.error.find("CURVE server refuses") != std::string::npos, refused.error);
+  CHECK_FALSE(emitter.poll_command());
+  const fe::reader::command_result sent = send(s.sender_keys, 20000ms);
+  CHECK_MESSAGE(sent.acknowledged, sent.error);  // command_received came back through the proxy
+  CHECK(emitter.poll_command().has_value());
+  CHECK(send("", 1000ms).error.find("or neither") != std::string::npos);
   CHECK(proxy.statistics()["curve_refused"].get<int>() > 0);
   emitter.close();
 }
