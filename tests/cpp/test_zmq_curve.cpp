@@ -61,7 +61,7 @@ std::string slurp(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("key files: written 0600 and read back; a readable or malformed one is a clear error") {
+TEST_CASE("key files: written 0600 and read back - a readable or malformed one is a clear error") {
   ft::temp_dir dir;
   const fe::curve_keypair keys = fe::curve_generate_keypair();
   CHECK(keys.public_key.size() == 40);
@@ -101,7 +101,7 @@ TEST_CASE("key files: written 0600 and read back; a readable or malformed one is
   CHECK(error_of([&] { fe::read_curve_authorized(list); }).find("line 2") != std::string::npos);
 }
 
-TEST_CASE("sink set-up: CURVE needs both halves when connecting, a private key file, and is refused half-given") {
+TEST_CASE("sink set-up: CURVE needs both halves when connecting a private key file and is refused half-given") {
   ft::temp_dir dir;
   const std::string keys = new_key_file(dir, "emitter.key");
   fe::enable_zmq_sink_uris();
@@ -242,7 +242,7 @@ std::uint64_t emit_through(const std::string& uri, int count) {
 
 }  // namespace
 
-TEST_CASE("source URIs: CURVE is the one query a ZeroMQ source takes, both halves or neither") {
+TEST_CASE("source URIs: CURVE is the one query a ZeroMQ source takes both halves or neither") {
   ft::temp_dir dir;
   const std::string keys = new_key_file(dir, "reader.key");
   fe::reader::enable_zmq_source_uris();
@@ -255,7 +255,7 @@ TEST_CASE("source URIs: CURVE is the one query a ZeroMQ source takes, both halve
   CHECK(opened("zmq+ipc:///tmp/x?connect=1").find("its only query is curve") != std::string::npos);
 }
 
-TEST_CASE("events-proxy refuses CURVE that would admit anyone, and a bad key file, at start") {
+TEST_CASE("events-proxy refuses CURVE that would admit anyone and a bad key file at start") {
   curve_setup s;
   proxy_process open_door(s.dir, {"--curve-keys", s.proxy_keys});
   CHECK_FALSE(open_door.running());
@@ -266,7 +266,7 @@ TEST_CASE("events-proxy refuses CURVE that would admit anyone, and a bad key fil
   CHECK(readable.log().find("chmod 600") != std::string::npos);
 }
 
-TEST_CASE("through a CURVE events-proxy: authorised keys get every event through; others and plain peers none") {
+TEST_CASE("through a CURVE events-proxy: authorised keys get every event through - others and plain peers none") {
   fe::enable_zmq_sink_uris();
   curve_setup s;
   proxy_process proxy(s.dir, {"--curve-keys", s.proxy_keys, "--curve-authorized", s.authorized});
@@ -303,7 +303,7 @@ TEST_CASE("through a CURVE events-proxy: authorised keys get every event through
   CHECK(stats["events"]["emitters"]["msg_in"].get<int>() >= 500);
 }
 
-TEST_CASE("through a CURVE events-proxy: a command with an authorised key reaches the emitter; a stranger's not") {
+TEST_CASE("through a CURVE events-proxy: a command with an authorised key reaches the emitter - a stranger's not") {
   fe::enable_zmq_sink_uris();
   curve_setup s;
   proxy_process proxy(s.dir, {"--curve-keys", s.proxy_keys, "--curve-authorized", s.authorized});
