@@ -134,6 +134,8 @@ class proxy_process {
       argv.push_back(nullptr);
       posix_spawn_file_actions_t actions;
       posix_spawn_file_actions_init(&actions);
+      // stdout to /dev/null: a proxy left behind by a crashed test must not hold the runner's pipe.
+      posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
       posix_spawn_file_actions_addopen(&actions, 2, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       REQUIRE(posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) == 0);
       posix_spawn_file_actions_destroy(&actions);
@@ -325,6 +327,29 @@ TEST_CASE("through a CURVE events-proxy: a command with an authorised key reache
   CHECK_MESSAGE(sent.acknowledged, sent.error);  // command_received came back through the proxy
   CHECK(emitter.poll_command().has_value());
   CHECK(send("", 1000ms).error.find("or neither") != std::string::npos);
+#ifdef FOXML_EVENTS_CTL
+  // The same from the command line: events-ctl --curve-server-key --curve-keys.
+  const auto ctl = [&](const std::string& keys, const std::string& timeout) {
+    std::vector<std::string> args = {FOXML_EVENTS_CTL, "--zmq", proxy.endpoint(2), "--curve-server-key",
+                                     s.proxy_public, "--curve-keys", keys, "--timeout", timeout, "pause", "curve-run"};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid = -1;
+    REQUIRE(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
+    posix_spawn_file_actions_destroy(&actions);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  CHECK(ctl(s.stranger_keys, "1.5") == 2);
+  CHECK(ctl(s.sender_keys, "20") == 0);
+  CHECK(ft::eventually([&] { return emitter.paused(); }));
+#endif
   CHECK(proxy.statistics()["curve_refused"].get<int>() > 0);
   emitter.close();
 }
