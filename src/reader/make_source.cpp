@@ -16,10 +16,6 @@ constexpr const char* kinds = "give a path, file:///path, unix:///path.sock, zmq
 
 [[noreturn]] void reject(std::string_view uri, std::string rule) { throw uri_error("source", uri, std::move(rule)); }
 
-}  // namespace
-
-namespace {
-
 // Whether the query of `text` names `key` (spelled as the sink grammar takes it).
 bool has_query_key(std::string_view text, std::string_view key) {
   const std::size_t q = text.find('?');

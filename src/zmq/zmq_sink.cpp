@@ -38,11 +38,6 @@ zmq_sink::zmq_sink(zmq_sink_options options) : options_(std::move(options)) {
     throw std::invalid_argument(
         "foxml::events: a binding ZeroMQ sink is the CURVE server: give curve_keys alone, not curve_server_key");
   }
-  if (!options_.bind && options_.curve.enabled() &&
-      (options_.curve.server_key.empty() || options_.curve.keys.empty())) {
-    throw std::invalid_argument(
-        "foxml::events: a connecting ZeroMQ sink needs both curve_server_key and curve_keys for CURVE, or neither");
-  }
   // Read once: a bad key file is a set-up error here, before any socket exists.
   if (options_.bind && options_.curve.enabled()) curve_keys_ = read_curve_key_file(options_.curve.keys);
   const char* step = "create a PUB socket for";

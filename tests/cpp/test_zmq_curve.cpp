@@ -106,9 +106,8 @@ TEST_CASE("sink set-up: CURVE needs both halves when connecting a private key fi
   const std::string keys = new_key_file(dir, "emitter.key");
   fe::enable_zmq_sink_uris();
   const auto made = [&](const std::string& uri) { return error_of([&] { fe::make_sink(uri); }); };
-  CHECK(made("zmq+tcp://127.0.0.1:1?curve_keys=" + keys).find("both curve_server_key and curve_keys") !=
-        std::string::npos);
-  CHECK(made("zmq+tcp://127.0.0.1:1?curve_server_key=" + keys).find("both") != std::string::npos);
+  CHECK(made("zmq+tcp://127.0.0.1:1?curve_keys=" + keys).find("or neither") != std::string::npos);
+  CHECK(made("zmq+tcp://127.0.0.1:1?curve_server_key=" + keys).find("or neither") != std::string::npos);
   const std::string both_bound = made("zmq+tcp://127.0.0.1:1?bind=1&curve_server_key=" + keys + "&curve_keys=" + keys);
   CHECK_MESSAGE(both_bound.find("give curve_keys alone") != std::string::npos, both_bound);
   ::chmod(keys.c_str(), 0640);
