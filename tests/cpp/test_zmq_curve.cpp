@@ -119,6 +119,22 @@ TEST_CASE("sink set-up: CURVE needs both halves when connecting a private key fi
 #ifdef FOXML_EVENTS_PROXY
 namespace {
 
+// Starts a program, stderr to `stderr_path` and stdout to /dev/null (a proxy left behind by a
+// crashed test must not hold the test runner's pipe).
+pid_t spawn(std::vector<std::string> args, const std::string& stderr_path) {
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  pid_t pid = -1;
+  REQUIRE(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
 // A real events-proxy on four consecutive loopback ports, its stderr in a file.
 class proxy_process {
  public:
@@ -128,16 +144,7 @@ class proxy_process {
       std::vector<std::string> args = {FOXML_EVENTS_PROXY, "--emitters", endpoint(0), "--subscribers", endpoint(2),
                                        "--stats-interval", "0"};
       args.insert(args.end(), extra.begin(), extra.end());
-      std::vector<char*> argv;
-      for (std::string& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      posix_spawn_file_actions_t actions;
-      posix_spawn_file_actions_init(&actions);
-      // stdout to /dev/null: a proxy left behind by a crashed test must not hold the runner's pipe.
-      posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-      posix_spawn_file_actions_addopen(&actions, 2, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      REQUIRE(posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) == 0);
-      posix_spawn_file_actions_destroy(&actions);
+      pid_ = spawn(std::move(args), log_);
       int status = 0;
       const bool up = ft::eventually([&] {
         if (::waitpid(pid_, &status, WNOHANG) == pid_) return true;
@@ -331,16 +338,7 @@ TEST_CASE("through a CURVE events-proxy: a command with an authorised key reache
   const auto ctl = [&](const std::string& keys, const std::string& timeout) {
     std::vector<std::string> args = {FOXML_EVENTS_CTL, "--zmq", proxy.endpoint(2), "--curve-server-key",
                                      s.proxy_public, "--curve-keys", keys, "--timeout", timeout, "pause", "curve-run"};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-    pid_t pid = -1;
-    REQUIRE(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&actions);
+    const pid_t pid = spawn(std::move(args), "/dev/null");
     int status = 0;
     ::waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
