@@ -86,6 +86,13 @@ int main(int argc, char** argv) {
   socket_opt->excludes(zmq_opt, dir_opt);
   zmq_opt->excludes(dir_opt);
   commands_opt->needs(zmq_opt);
+  foxml::events::curve_settings curve;
+  auto* curve_server_opt = app.add_option("--curve-server-key", curve.server_key,
+                                          "CURVE: the server's (events-proxy's) public key, Z85 or a public-key file");
+  auto* curve_keys_opt =
+      app.add_option("--curve-keys", curve.keys, "CURVE: this sender's key file (0600), with --curve-server-key");
+  curve_server_opt->needs(zmq_opt, curve_keys_opt);
+  curve_keys_opt->needs(zmq_opt, curve_server_opt);
   app.add_option("--timeout", timeout_s, "seconds to wait for the acknowledgement")
       ->check(CLI::Range(0.001, 86400.0))
       ->capture_default_str();
@@ -136,7 +143,7 @@ int main(int argc, char** argv) {
     if (!socket_path.empty()) {
       result = fr::send_command_relay(socket_path, request, timeout);
     } else if (!zmq_endpoint.empty()) {
-      result = fr::send_command_zmq(zmq_endpoint, commands_endpoint, request, timeout);
+      result = fr::send_command_zmq(zmq_endpoint, commands_endpoint, request, timeout, curve);
     } else {
       result = fr::send_command_control(control_dir, request, timeout);
     }

@@ -18,11 +18,13 @@
 #include <cstring>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
 
+#include "foxml/events/zmq_curve.hpp"
 #include "foxml/events/zmq_topic.hpp"
 
 namespace {
@@ -51,7 +53,7 @@ class fd_guard {
 class direction {
  public:
   direction(zmq::context_t& ctx, std::string name, const std::string& front, const std::string& back, int hwm,
-            bool lossless, zmq::socket_t* capture)
+            bool lossless, zmq::socket_t* capture, const foxml::events::curve_keypair* curve)
       : name_(std::move(name)),
         front_(ctx, zmq::socket_type::xsub),
         back_(ctx, zmq::socket_type::xpub),
@@ -65,6 +67,10 @@ class direction {
     // A subscriber at its high-water mark makes the proxy wait rather than lose the message
     // unseen: the wait reaches the emitters, whose refused sends are counted drops.
     if (lossless) back_.set(zmq::sockopt::xpub_nodrop, true);
+    if (curve != nullptr) {
+      foxml::events::apply_curve_server(front_, *curve);
+      foxml::events::apply_curve_server(back_, *curve);
+    }
     control_.bind(control_endpoint);
     steer_.connect(control_endpoint);
     steer_.set(zmq::sockopt::rcvtimeo, 1000);
@@ -238,10 +244,15 @@ class capture_writer {
   std::atomic<std::uint64_t> write_errors_{0};
 };
 
-void print_statistics(direction& events, direction& commands, const capture_writer* capture) {
+void print_statistics(direction& events, direction& commands, const capture_writer* capture,
+                      const foxml::events::curve_authorizer* curve) {
   json line;
   line["events"] = events.statistics();
   line["commands"] = commands.statistics();
+  if (curve != nullptr) {
+    line["curve_admitted"] = curve->admitted();
+    line["curve_refused"] = curve->refused();
+  }
   if (capture != nullptr) {
     line["captured"] = capture->lines();
     line["capture_write_errors"] = capture->write_errors();
@@ -281,10 +292,48 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000000));
   app.add_flag("--lossy-subscribers", lossy,
                "Let a subscriber at its high-water mark lose messages (uncounted) instead of making the proxy wait");
+  std::string curve_keys, curve_authorized, keygen_path;
+  bool curve_any_client = false;
+  app.add_option("--curve-keys", curve_keys,
+                 "This proxy's CURVE key file (0600; `events-proxy keygen FILE` writes one): all four sockets become "
+                 "CURVE servers");
+  app.add_option("--curve-authorized", curve_authorized,
+                 "File of client public keys (one per line) or a directory of *.pub files: only these get in");
+  app.add_flag("--curve-any-client", curve_any_client,
+               "With --curve-keys and no --curve-authorized: admit any client key (encryption only, no access control)");
+  CLI::App* keygen = app.add_subcommand("keygen", "Write a new CURVE keypair to FILE (created 0600) and print its "
+                                                  "public key");
+  keygen->add_option("FILE", keygen_path, "The key file to create")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 1;
+  }
+  if (keygen->parsed()) {
+    try {
+      const foxml::events::curve_keypair keys = foxml::events::curve_generate_keypair();
+      foxml::events::write_curve_key_file(keygen_path, keys);
+      std::printf("%s\n", keys.public_key.c_str());
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "events-proxy: %s\n", e.what());
+      return 1;
+    }
+  }
+  if (curve_keys.empty() && (!curve_authorized.empty() || curve_any_client)) {
+    std::fprintf(stderr, "events-proxy: --curve-authorized and --curve-any-client need --curve-keys\n");
+    return 1;
+  }
+  if (!curve_keys.empty() && curve_authorized.empty() && !curve_any_client) {
+    std::fprintf(stderr,
+                 "events-proxy: --curve-keys needs --curve-authorized FILE_OR_DIR: a CURVE server that admits any "
+                 "key only encrypts, anyone may still publish, subscribe and send commands; give "
+                 "--curve-any-client to want exactly that\n");
+    return 1;
+  }
+  if (!curve_authorized.empty() && curve_any_client) {
+    std::fprintf(stderr, "events-proxy: give --curve-authorized or --curve-any-client, not both\n");
+    return 1;
   }
 
   // Every thread started below inherits this mask; the main thread takes the signals with
@@ -297,15 +346,26 @@ int main(int argc, char** argv) {
   zmq::context_t ctx;
   std::unique_ptr<capture_writer> capture;
   std::unique_ptr<direction> events, commands;
+  // The ZAP handler answers the handshakes of the directions' sockets: reset after them.
+  std::optional<foxml::events::curve_keypair> curve;
+  std::unique_ptr<foxml::events::curve_authorizer> authorizer;
   try {
+    if (!curve_keys.empty()) {
+      curve = foxml::events::read_curve_key_file(curve_keys);
+      std::vector<std::string> authorized;
+      if (!curve_authorized.empty()) authorized = foxml::events::read_curve_authorized(curve_authorized);
+      // Before any CURVE socket binds: a context without a ZAP handler admits every client.
+      authorizer = std::make_unique<foxml::events::curve_authorizer>(ctx, std::move(authorized), curve_any_client);
+    }
     if (emitter_commands.empty()) emitter_commands = foxml::events::zmq_command_endpoint(emitters);
     if (sender_commands.empty()) sender_commands = foxml::events::zmq_command_endpoint(subscribers);
     if (!capture_path.empty()) capture = std::make_unique<capture_writer>(ctx, capture_path);
     events = std::make_unique<direction>(ctx, "events", emitters, subscribers, hwm, !lossy,
-                                         capture ? &capture->proxy_side() : nullptr);
+                                         capture ? &capture->proxy_side() : nullptr, curve ? &*curve : nullptr);
     events->set_roles("emitters", "subscribers");
     events->subscribe_to_everything();
-    commands = std::make_unique<direction>(ctx, "commands", sender_commands, emitter_commands, hwm, false, nullptr);
+    commands = std::make_unique<direction>(ctx, "commands", sender_commands, emitter_commands, hwm, false, nullptr,
+                                           curve ? &*curve : nullptr);
     commands->set_roles("senders", "emitters");
     commands->subscribe_to_everything();
   } catch (const std::exception& e) {
@@ -315,9 +375,10 @@ int main(int argc, char** argv) {
   if (capture) capture->start();
   events->start();
   commands->start();
-  std::fprintf(stderr, "events-proxy: emitters %s (commands to them %s), subscribers %s (commands from %s)%s%s\n",
+  std::fprintf(stderr, "events-proxy: emitters %s (commands to them %s), subscribers %s (commands from %s)%s%s%s%s\n",
                emitters.c_str(), emitter_commands.c_str(), subscribers.c_str(), sender_commands.c_str(),
-               capture ? ", capture " : "", capture_path.c_str());
+               capture ? ", capture " : "", capture_path.c_str(), curve ? ", CURVE server key " : "",
+               curve ? curve->public_key.c_str() : "");
   std::fflush(stderr);
 
   using clock = std::chrono::steady_clock;
@@ -332,16 +393,16 @@ int main(int argc, char** argv) {
     timespec timeout{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
     const int sig = sigtimedwait(&handled, nullptr, &timeout);
     if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) break;
-    if (sig == SIGUSR1) print_statistics(*events, *commands, capture.get());
+    if (sig == SIGUSR1) print_statistics(*events, *commands, capture.get(), authorizer.get());
     if (events->done() || commands->done()) break;
     if (stats_interval > 0 && clock::now() >= next_stats) {
-      print_statistics(*events, *commands, capture.get());
+      print_statistics(*events, *commands, capture.get(), authorizer.get());
       next_stats += interval;
       if (next_stats < clock::now()) next_stats = clock::now() + interval;
     }
   }
 
-  print_statistics(*events, *commands, capture.get());
+  print_statistics(*events, *commands, capture.get(), authorizer.get());
   events->terminate();
   commands->terminate();
   // A proxy blocked on a subscriber at its high-water mark reads no control message: after a
@@ -361,5 +422,6 @@ int main(int argc, char** argv) {
   events.reset();
   commands.reset();
   capture.reset();
+  authorizer.reset();
   return 0;
 }

@@ -88,8 +88,19 @@ void apply_query(std::string_view uri, std::string_view query, sink_uri& out) {
       }
       continue;
     }
+    if (key == "curve_server_key" || key == "curve_keys") {
+      // CURVE (zmq_curve.hpp): the server's public key (Z85 or a file) and this side's key file,
+      // percent-encoded; whether the pair is complete is checked where the socket is made.
+      std::string decoded = percent_decode(uri, value);
+      if (eq == std::string_view::npos || decoded.empty()) {
+        reject(uri, "'" + std::string(key) + "' takes a value (percent-encoded)");
+      }
+      (key == "curve_keys" ? out.curve.keys : out.curve.server_key) = std::move(decoded);
+      continue;
+    }
     if (key != "bind" && key != "connect") {
-      reject(uri, "unknown query parameter '" + std::string(key) + "' (known: bind, connect, commands)");
+      reject(uri, "unknown query parameter '" + std::string(key) +
+                      "' (known: bind, connect, commands, curve_server_key, curve_keys)");
     }
     bool on;
     if (value == "1" || value == "true") {

@@ -260,9 +260,10 @@ command_result send_command_relay(const std::string& socket_path, command_reques
 }
 
 command_result send_command_zmq(const std::string& event_endpoint, const std::string& command_endpoint,
-                                command_request request, std::chrono::milliseconds timeout) {
+                                command_request request, std::chrono::milliseconds timeout,
+                                const curve_settings& curve) {
   if (const zmq_command_sender sender = zmq_sender.load()) {
-    return sender(event_endpoint, command_endpoint, std::move(request), timeout);
+    return sender(event_endpoint, command_endpoint, std::move(request), timeout, curve);
   }
   command_result result;
   result.via = "zmq";

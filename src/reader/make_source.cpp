@@ -16,6 +16,20 @@ constexpr const char* kinds = "give a path, file:///path, unix:///path.sock, zmq
 
 [[noreturn]] void reject(std::string_view uri, std::string rule) { throw uri_error("source", uri, std::move(rule)); }
 
+// Whether the query of `text` names `key` (spelled as the sink grammar takes it).
+bool has_query_key(std::string_view text, std::string_view key) {
+  const std::size_t q = text.find('?');
+  if (q == std::string_view::npos) return false;
+  std::string_view query = text.substr(q + 1);
+  while (!query.empty()) {
+    const std::size_t amp = query.find('&');
+    const std::string_view item = query.substr(0, amp);
+    if (item.substr(0, item.find('=')) == key) return true;
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+  }
+  return false;
+}
+
 }  // namespace
 
 source_uri parse_source_uri(std::string_view text) {
@@ -54,9 +68,13 @@ source_uri parse_source_uri(std::string_view text) {
       break;
     case sink_scheme::zmq_tcp:
     case sink_scheme::zmq_ipc:
-      if (text.find('?') != std::string_view::npos) {
-        reject(text, "a ZeroMQ source always connects its SUB socket to the publisher; it takes no query");
+      // The sink grammar parsed the query; a source keeps only CURVE from it.
+      if (has_query_key(text, "bind") || has_query_key(text, "connect") || has_query_key(text, "commands")) {
+        reject(text,
+               "a ZeroMQ source always connects its SUB socket to the publisher; its only query is "
+               "curve_server_key=...&curve_keys=...");
       }
+      out.curve = parsed.curve;
       out.kind = source_kind::zmq;
       out.endpoint = parsed.zmq_endpoint();
       break;

@@ -10,6 +10,7 @@
 
 #include "foxml/events/reader/commands.hpp"
 #include "foxml/events/schema_keys.hpp"
+#include "foxml/events/zmq_curve.hpp"
 #include "foxml/events/zmq_topic.hpp"
 
 namespace foxml::events::reader {
@@ -24,7 +25,8 @@ using namespace std::chrono_literals;
 constexpr auto resend_every = 100ms;
 
 command_result send_over_zmq(const std::string& event_endpoint, const std::string& command_endpoint,
-                             command_request request, std::chrono::milliseconds timeout) {
+                             command_request request, std::chrono::milliseconds timeout,
+                             const curve_settings& curve) {
   const std::string line = encode_command(request);
   command_result result;
   result.id = request.id;
@@ -44,6 +46,8 @@ command_result send_over_zmq(const std::string& event_endpoint, const std::strin
     zmq::socket_t sub(context, zmq::socket_type::sub);
     pub.set(zmq::sockopt::linger, 0);
     sub.set(zmq::sockopt::linger, 0);
+    apply_curve_client(pub, curve);
+    apply_curve_client(sub, curve);
     sub.set(zmq::sockopt::subscribe, zmq_topic(event_type::command_received, request.run_id));
     // The emitter acknowledges an id once: our subscription must be in place before the command
     // can arrive, or the one command_received is published to nobody. Its handshake is watched;
@@ -60,7 +64,8 @@ command_result send_over_zmq(const std::string& event_endpoint, const std::strin
     zmq::pollitem_t watch{monitor.handle(), 0, ZMQ_POLLIN, 0};
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
     if (zmq::poll(&watch, 1, std::max(0ms, left)) == 0) {
-      result.error = "could not reach the event endpoint " + event_endpoint + " in time (no ZeroMQ handshake)";
+      result.error = "could not reach the event endpoint " + event_endpoint + " in time (no ZeroMQ handshake" +
+                     std::string(curve.enabled() ? "; a CURVE server refuses a key it does not list)" : ")");
       return result;
     }
     pub.connect(commands);
@@ -94,6 +99,10 @@ command_result send_over_zmq(const std::string& event_endpoint, const std::strin
     }
     result.error = "no command_received from run " + request.run_id + " on " + event_endpoint + " in time (sent on " +
                    commands + " every 100 ms)";
+  } catch (const std::runtime_error& e) {  // a bad key file
+    result.error = e.what();
+  } catch (const std::invalid_argument& e) {  // CURVE half-given
+    result.error = e.what();
   } catch (const zmq::error_t& e) {
     result.error = std::string("ZeroMQ: ") + e.what() + " (event endpoint " + event_endpoint + ", command endpoint " +
                    commands + ")";

@@ -11,6 +11,7 @@
 #include "foxml/events/reader/commands.hpp"
 #include "foxml/events/reader/make_source.hpp"
 #include "foxml/events/sink_uri.hpp"
+#include "foxml/events/zmq_curve.hpp"
 #include "foxml/events/zmq_topic.hpp"
 #include "stats_json.hpp"
 
@@ -66,6 +67,7 @@ zmq_source::zmq_source(const std::string& endpoint, zmq_source_options options, 
   if (own) impl_->own_context = std::move(own);  // the socket only holds the raw context handle
   auto& s = *impl_;
   s.socket.set(zmq::sockopt::rcvhwm, s.options.receive_hwm);
+  apply_curve_client(s.socket, s.options.curve);
   // Prefixes come from the topic helper the publisher uses, so a run id the encoder escapes
   // (quotes, backslashes, control characters) matches byte for byte.
   for (const std::string& prefix : zmq_subscriptions(s.options.types, s.options.runs)) {
@@ -107,9 +109,12 @@ void enable_zmq_source_uris() {
     o.types = options.types;
     o.runs = options.runs;
     o.max_line_bytes = options.max_line_bytes;
+    o.curve = uri.curve;
     try {
       return std::make_unique<zmq_source>(uri.endpoint, std::move(o));
     } catch (const zmq::error_t& e) {  // an endpoint ZeroMQ refuses: a set-up error about the URI
+      throw uri_error("source", uri.text, e.what());
+    } catch (const std::exception& e) {  // CURVE half-given, or a bad key file
       throw uri_error("source", uri.text, e.what());
     }
   });

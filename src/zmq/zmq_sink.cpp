@@ -34,6 +34,12 @@ zmq_sink::zmq_sink(zmq_sink_options options) : options_(std::move(options)) {
   zmq::context_t& context = options_.context != nullptr ? *options_.context
                             : own_context_              ? *own_context_
                                                         : shared_zmq_context();
+  if (options_.bind && !options_.curve.server_key.empty()) {
+    throw std::invalid_argument(
+        "foxml::events: a binding ZeroMQ sink is the CURVE server: give curve_keys alone, not curve_server_key");
+  }
+  // Read once: a bad key file is a set-up error here, before any socket exists.
+  if (options_.bind && options_.curve.enabled()) curve_keys_ = read_curve_key_file(options_.curve.keys);
   const char* step = "create a PUB socket for";
   try {
     // Connecting, an XPUB: it sees its peer's subscriptions, so lines are not sent into a
@@ -44,6 +50,7 @@ zmq_sink::zmq_sink(zmq_sink_options options) : options_(std::move(options)) {
     socket_->set(zmq::sockopt::sndhwm, options_.send_hwm);
     socket_->set(zmq::sockopt::xpub_nodrop, true);
     socket_->set(zmq::sockopt::linger, static_cast<int>(options_.linger.count()));
+    apply_curve(*socket_);
     step = options_.bind ? "bind" : "connect to";
     if (options_.bind) {
       socket_->bind(options_.endpoint);
@@ -53,8 +60,20 @@ zmq_sink::zmq_sink(zmq_sink_options options) : options_(std::move(options)) {
   } catch (const zmq::error_t& e) {
     socket_.reset();
     throw zmq_failure(e, step, options_.endpoint);
+  } catch (...) {
+    socket_.reset();  // a bad key file (apply_curve): before the context goes
+    throw;
   }
   open_commands(context);
+}
+
+void zmq_sink::apply_curve(zmq::socket_t& socket) {
+  if (!options_.curve.enabled()) return;
+  if (options_.bind) {
+    apply_curve_server(socket, curve_keys_);
+  } else {
+    apply_curve_client(socket, options_.curve);
+  }
 }
 
 void zmq_sink::open_commands(zmq::context_t& context) {
@@ -69,6 +88,7 @@ void zmq_sink::open_commands(zmq::context_t& context) {
     commands_->set(zmq::sockopt::rcvhwm, static_cast<int>(command_inbox_capacity * 4));
     // A command is one line of at most max_command_bytes; a larger frame is not read at all.
     commands_->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(max_command_bytes + 1024));
+    apply_curve(*commands_);
     step = options_.bind ? "bind the command socket to" : "connect the command socket to";
     if (options_.bind) {
       commands_->bind(command_endpoint_);
@@ -81,6 +101,10 @@ void zmq_sink::open_commands(zmq::context_t& context) {
     commands_.reset();
     socket_.reset();
     throw zmq_failure(e, step, command_endpoint_);
+  } catch (...) {
+    commands_.reset();
+    socket_.reset();
+    throw;
   }
 }
 
@@ -183,6 +207,7 @@ std::unique_ptr<sink> make_zmq_sink(const sink_uri& uri) {
   options.endpoint = uri.zmq_endpoint();
   options.bind = uri.bind;
   options.command_endpoint = uri.zmq_command_endpoint();
+  options.curve = uri.curve;
   return std::make_unique<zmq_sink>(std::move(options));
 }
 

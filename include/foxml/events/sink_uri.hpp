@@ -14,6 +14,15 @@
 
 namespace foxml::events {
 
+/// ZeroMQ CURVE settings as a URI or command line gives them (applied by zmq_curve.hpp):
+/// `server_key`, the server's public key (Z85 or a public-key file), and `keys`, the path of this
+/// side's key file. Both or neither on a connecting socket.
+struct curve_settings {
+  std::string server_key;
+  std::string keys;
+  bool enabled() const noexcept { return !server_key.empty() || !keys.empty(); }
+};
+
 enum class sink_scheme : std::uint8_t { file, unix_socket, zmq_tcp, zmq_ipc, zmq_inproc };
 
 /// One parsed sink URI.
@@ -29,6 +38,8 @@ struct sink_uri {
   /// ZeroMQ: the command endpoint given by `?commands=<endpoint>` (percent-encoded); empty: the
   /// rule of zmq_command_endpoint() (zmq_topic.hpp).
   std::string commands;
+  /// ZeroMQ CURVE (zmq_curve.hpp), percent-decoded: `?curve_server_key=` and `?curve_keys=`.
+  curve_settings curve;
 
   /// Returns the ZeroMQ endpoint: `tcp://host:port`, `ipc:///path` or `inproc://name`.
   std::string zmq_endpoint() const;

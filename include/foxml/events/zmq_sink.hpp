@@ -9,6 +9,7 @@
 
 #include "foxml/events/sink.hpp"
 #include "foxml/events/sink_uri.hpp"
+#include "foxml/events/zmq_curve.hpp"
 
 namespace zmq {
 class context_t;
@@ -41,6 +42,12 @@ struct zmq_sink_options {
   std::string command_endpoint;
   /// Whether to open the command socket at all.
   bool commands = true;
+
+  /// CURVE on both sockets (zmq_curve.hpp). Connecting: a CURVE client, needing `server_key` and
+  /// `keys` both. Binding: a CURVE server with `keys` alone (`server_key` is refused); the library
+  /// runs no ZAP handler, so any client that knows this sink's public key may subscribe and send
+  /// commands: the traffic is encrypted, not restricted (an events-proxy restricts clients).
+  curve_settings curve;
 };
 
 /// Publishes lines on a PUB socket without ever blocking: sends use ZMQ_DONTWAIT, and
@@ -84,6 +91,8 @@ class zmq_sink final : public sink {
   bool subscribed_ = false;  // a connecting sink's peer has subscribed (always true when bound)
 
   void open_commands(zmq::context_t& context);
+  void apply_curve(zmq::socket_t& socket);
+  curve_keypair curve_keys_;  // a binding CURVE sink's keypair
 
   std::unique_ptr<zmq::socket_t> commands_;  // SUB, used by the worker only once attached
   std::string command_endpoint_;

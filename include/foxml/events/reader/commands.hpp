@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "foxml/events/control.hpp"
+#include "foxml/events/sink_uri.hpp"  // curve_settings
 
 namespace foxml::events::reader {
 
@@ -95,13 +96,16 @@ command_result send_command_relay(const std::string& socket_path, command_reques
 
 /// Publishes on `command_endpoint` (empty: zmq_command_endpoint(event_endpoint)) and subscribes
 /// to the run's `command_received` on `event_endpoint`. Both are connected (the emitter or a
-/// proxy binds). Without the component, returns an error saying so.
+/// proxy binds). `curve`: both sockets are CURVE clients (zmq_curve.hpp; a CURVE events-proxy).
+/// Without the component, returns an error saying so.
 command_result send_command_zmq(const std::string& event_endpoint, const std::string& command_endpoint,
                                 command_request request,
-                                std::chrono::milliseconds timeout = default_command_timeout);
+                                std::chrono::milliseconds timeout = default_command_timeout,
+                                const curve_settings& curve = {});
 
 using zmq_command_sender = command_result (*)(const std::string& event_endpoint, const std::string& command_endpoint,
-                                              command_request request, std::chrono::milliseconds timeout);
+                                              command_request request, std::chrono::milliseconds timeout,
+                                              const curve_settings& curve);
 /// Lets foxml::events_reader_zmq supply send_command_zmq() (nullptr removes it).
 void register_zmq_command_sender(zmq_command_sender sender) noexcept;
 /// Registers the ZeroMQ sender (defined in foxml::events_reader_zmq; enable_zmq_source_uris()

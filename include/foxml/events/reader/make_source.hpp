@@ -22,6 +22,7 @@
 #include "foxml/events/event.hpp"
 #include "foxml/events/reader/defaults.hpp"
 #include "foxml/events/reader/source.hpp"
+#include "foxml/events/sink_uri.hpp"  // curve_settings
 
 namespace foxml::events::reader {
 
@@ -34,6 +35,8 @@ struct source_uri {
   source_kind kind = source_kind::file;
   std::string path;      ///< file, unix: the path (percent-decoded in a URI; a bare path as given)
   std::string endpoint;  ///< zmq: the endpoint to connect to (`tcp://host:port`, `ipc:///path`)
+  /// zmq: `?curve_server_key=...&curve_keys=...` (the one query a ZeroMQ source takes)
+  curve_settings curve;
 };
 
 /// Settings of make_source(); each applies to the kinds that have it.
@@ -47,7 +50,8 @@ struct source_options {
 };
 
 /// Parses `text`. Throws uri_error for a malformed URI or one no source reads (inproc://, a query
-/// on a ZeroMQ URI: a subscriber always connects).
+/// on a ZeroMQ URI other than CURVE's `curve_server_key` and `curve_keys`: a subscriber always
+/// connects).
 source_uri parse_source_uri(std::string_view text);
 
 /// Opens the source `uri` names. Throws uri_error for a malformed URI (or a ZeroMQ one without

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <memory>
 #include <set>
+
+#include "foxml/events/sink_uri.hpp"  // curve_settings
 #include <string>
 
 #include "foxml/events/event.hpp"
@@ -26,6 +28,9 @@ struct zmq_source_options {
   std::set<std::string> runs;  ///< empty: every run
   std::size_t max_line_bytes = defaults::max_line_bytes;
   int receive_hwm = 100000;    ///< messages queued in libzmq before it drops (SUB sockets drop)
+  /// CURVE client settings (zmq_curve.hpp): the publisher's public key and this side's key file,
+  /// both or neither.
+  curve_settings curve;
 };
 
 /// Counters of a zmq_source.
