@@ -183,7 +183,7 @@ TEST_CASE("an argument travels into command_received as a JSON object") {
   CHECK(received[1].arg_json == "{\"value\":\"text\"}");
 }
 
-TEST_CASE("the inbox holds 256 commands; more are refused and counted, not acknowledged") {
+TEST_CASE("the inbox holds 256 commands - more are refused and counted, not acknowledged") {
   temp_dir dir;
   const std::string file = dir.file("events.jsonl");
   fe::emitter_options o = quick();

@@ -93,7 +93,7 @@ TEST_CASE("identity: Slurm's variables when torchrun's are absent, never mixed w
   CHECK(id.world_size == 4);
 }
 
-TEST_CASE("identity: explicit options win per field; nothing set gives 0/0/1") {
+TEST_CASE("identity: explicit options win per field - nothing set gives 0/0/1") {
   {
     env_scope env({});
     const json line = first_line();
@@ -252,7 +252,7 @@ TEST_CASE("no wait: a ZeroMQ sink connecting to a proxy that is down costs no ra
   CHECK(s.emitted + s.generated >= s.written + s.dropped());  // the rest is pending at the deadline
 }
 
-TEST_CASE("no wait: a proxy coming up mid-run gets every event from its first one on; a tee's file gets all") {
+TEST_CASE("no wait: a proxy coming up mid-run gets every event from its first one on - a tee's file gets all") {
   env_scope env({});
   ft::temp_dir dir;
   const int port = free_port();

@@ -502,7 +502,7 @@ TEST_CASE("block policy waits for the spill budget too, and drops past the timeo
   }
 }
 
-TEST_CASE("emitted counts the application's calls; the library's own reports are generated") {
+TEST_CASE("emitted counts the application's calls - the library's own reports are generated") {
   fe::emitter_options options;
   options.queue_capacity = 64;
   options.heartbeat_interval = std::chrono::milliseconds(1);

@@ -153,7 +153,7 @@ TEST_CASE("relay: unknown run and non-command lines are answered with an error, 
   ::close(client);
 }
 
-TEST_CASE("relay: an emitter that does not read never blocks the listener; commands past the bound are dropped") {
+TEST_CASE("relay: an emitter that does not read never blocks the listener - commands past the bound are dropped") {
   reader_test::temp_dir dir;
   const std::string path = dir / "s.sock";
   socket_source_options options;

@@ -103,7 +103,7 @@ TEST_CASE("a line split across writes and a malformed line on one connection") {
   ::close(fd);
 }
 
-TEST_CASE("a stale socket file is replaced; a live listener is not; a regular file is left alone") {
+TEST_CASE("a stale socket file is replaced - a live listener is not - a regular file is left alone") {
   reader_test::temp_dir dir;
   const auto path = dir / "stale.sock";
   {

@@ -139,7 +139,7 @@ TEST_CASE("slightly out-of-order seqs are neither gaps nor duplicates") {
   CHECK(stream.stats().duplicates == 2);
 }
 
-TEST_CASE("an unexplained gap is reported; one covered by a dropped event is a reported drop") {
+TEST_CASE("an unexplained gap is reported - one covered by a dropped event is a reported drop") {
   event_stream_options options;
   options.reorder_window = 4;
   event_stream stream(options);
@@ -345,7 +345,7 @@ TEST_CASE("emitter state is bounded: past max_emitters the least recent is evict
   CHECK(feed(lru, line(0, "d")));  // forgotten, so it starts afresh
 }
 
-TEST_CASE("a seq explained by a report that arrives late gives the explanation back; no counter wraps") {
+TEST_CASE("a seq explained by a report that arrives late gives the explanation back - no counter wraps") {
   event_stream_options options;
   options.reorder_window = 2;
   event_stream stream(options);
