@@ -265,22 +265,35 @@ def test_another_user_cannot_send(short_dir):
     control = short_dir / "control"
     uid = nobody_uid()
     trainer = Trainer(short_dir, "ctl-perm", str(file))
+    # The installed events-ctl may lie where nobody cannot exec it (CI installs into /root's pyenv):
+    # nobody runs a copy from a directory it can read.
+    bin_dir = Path(tempfile.mkdtemp(prefix="fe-ctl-bin-"))
     try:
-        as_nobody = {"preexec_fn": lambda: os.setuid(uid)}
+        os.chmod(bin_dir, 0o755)
+        nobody_ctl = bin_dir / "events-ctl"
+        shutil.copy2(events_ctl(), nobody_ctl)
+        os.chmod(nobody_ctl, 0o755)
+
+        def ctl_as_nobody(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([str(nobody_ctl), *args, "--timeout", "2"], capture_output=True, text=True,
+                                  preexec_fn=lambda: os.setuid(uid))
+
         # The directory is 0700 and the socket 0600: nobody cannot even reach the endpoint.
         os.chmod(short_dir, 0o755)
-        refused = ctl("cancel", "ctl-perm", "--control-dir", str(control), timeout=2, **as_nobody)
-        assert refused.returncode != 0
+        refused = ctl_as_nobody("cancel", "ctl-perm", "--control-dir", str(control))
+        assert refused.returncode != 0, refused.stdout
+        assert refused.stderr.startswith("events-ctl:"), refused.stderr  # it ran, and refused
         # With the file modes opened up, the emitter's SO_PEERCRED check still refuses the peer.
         os.chmod(control, 0o755)
         for sock in control.glob("*.sock"):
             os.chmod(sock, 0o777)
-        refused = ctl("cancel", "ctl-perm", "--control-dir", str(control), timeout=2, **as_nobody)
+        refused = ctl_as_nobody("cancel", "ctl-perm", "--control-dir", str(control))
         assert refused.returncode == 2, refused.stderr
         # The trainer's own user still gets through.
         assert ctl("cancel", "ctl-perm", "--control-dir", str(control)).returncode == 0
         assert trainer.finish().startswith("done")
     finally:
         trainer.kill()
+        shutil.rmtree(bin_dir, ignore_errors=True)
     received = [e for e in fe.read_events(file) if e["event_type"] == "command_received"]
     assert len(received) == 1  # only the owner's cancel
