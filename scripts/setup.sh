@@ -5,9 +5,14 @@ set -euo pipefail
 
 APT_PACKAGES=(build-essential pkg-config nlohmann-json3-dev libzmq3-dev cppzmq-dev libfmt-dev doctest-dev
   libcli11-dev libspdlog-dev libbenchmark-dev tmux
+  libboost-dev      # Boost.Beast (header-only): events-bridge's HTTP and WebSocket server
+  libjs-chart.js    # Chart.js, built into events-bridge's dashboard (no CDN: it works offline)
+  chromium chromium-driver  # the dashboard's browser test (headless, through Selenium)
   clang libclang-rt-14-dev)  # clang + its runtime: the libFuzzer harnesses (FOXML_EVENTS_BUILD_FUZZERS)
 # torch is pinned: the CPU build of 2.13.0 is what this machine kind serves without GBs of CUDA.
-PIP_PACKAGES=("torch==2.13.0" scikit-learn pytest pyzmq numpy scikit-build-core pybind11 cmake ninja)
+PIP_PACKAGES=("torch==2.13.0" scikit-learn pytest pyzmq numpy scikit-build-core pybind11 cmake ninja
+  websockets selenium                 # the bridge's tests: a real WebSocket client, a real browser
+  lightning transformers accelerate)  # the framework adapters' tests (the package never needs them)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
