@@ -264,8 +264,15 @@ void run_tracker::summarise(run_state& run) {
 void run_tracker::update_eta(run_state& run, std::int64_t now_us) {
   auto& samples = samples_[run.run_id];
   if (!samples.empty() && run.progress_pct < samples.back().pct) samples.clear();  // went back: new phase
-  samples.push_back(progress_sample{now_us, run.progress_pct});
   const std::int64_t window_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.eta_window).count();
+  // Kept samples stand at least window/rate_samples apart (the newest replaces a sample closer
+  // than that), so a flood of progress events holds a bounded number however fast it comes.
+  const std::int64_t spacing_us = window_us / static_cast<std::int64_t>(defaults::rate_samples);
+  if (samples.size() >= 2 && now_us - samples[samples.size() - 2].unix_us < spacing_us) {
+    samples.back() = progress_sample{now_us, run.progress_pct};
+  } else {
+    samples.push_back(progress_sample{now_us, run.progress_pct});
+  }
   while (samples.size() > 2 && samples.front().unix_us < now_us - window_us) samples.pop_front();
   const auto& first = samples.front();
   const double elapsed_s = static_cast<double>(now_us - first.unix_us) / 1e6;

@@ -2,6 +2,7 @@
 // the Rust view's handle_event, both ported here line for line and fed the raw JSON of a stream
 // that the real emitter wrote (the seed trainer's sequence, fixtures/seed_run.hpp).
 #include <doctest/doctest.h>
+#include <malloc.h>
 
 #include <nlohmann/json.hpp>
 
@@ -293,6 +294,25 @@ TEST_CASE("run_start's tags, config and time, the lowest rank's host, and elapse
   CHECK(j.at("config").is_null());
   CHECK(j.at("tags") == json::array());
   CHECK(j.at("elapsed_s") == doctest::Approx(3.0));
+}
+
+TEST_CASE("ETA: a flood of progress events keeps a bounded number of samples, and the rate") {
+  // 400k progress events within one ETA window: each kept sample would hold 16 bytes and more
+  // (6+ MB in all); the heap must not grow with the count.
+  run_tracker tracker;
+  fe::event e = make_event(fe::event_type::progress, "flood", 0);
+  e.stage = "training";
+  const auto heap_before = mallinfo2().uordblks;
+  for (int i = 0; i < 400'000; ++i) {
+    e.unix_us = i * 100;  // 40 s at 10k events/s, inside the 120 s window
+    e.progress_pct = i * 0.0002;  // 2 %/s
+    tracker.apply(e);
+  }
+  const auto heap_after = mallinfo2().uordblks;
+  CHECK(heap_after - heap_before < 1'000'000);
+  REQUIRE(tracker.find("flood")->eta_s);
+  const double pct = 399'999 * 0.0002;
+  CHECK(*tracker.find("flood")->eta_s == doctest::Approx((100.0 - pct) / 2.0).epsilon(0.01));
 }
 
 TEST_CASE("steps_per_s from the steps of progress and metrics events over the ETA window") {
