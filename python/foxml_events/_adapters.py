@@ -274,6 +274,45 @@ class Control:
             self.cancel = None
 
 
+class StopVote:
+    """Whether any rank of a distributed job wants to stop, asked once per step on every rank.
+
+    The vote is one all-reduce of a CPU tensor, over a gloo group of its own when the job's backend
+    is another (NCCL): reading a CUDA result would make every step wait for the device. Make it on
+    every rank at the same point (set-up is a collective); without torch.distributed initialised,
+    or alone, it is each rank's own answer.
+    """
+
+    def __init__(self) -> None:
+        self._group: Any = None
+        self._world = 1
+        dist = sys.modules.get("torch.distributed")  # not loaded: not distributed
+        if dist is None or not dist.is_available() or not dist.is_initialized():
+            return
+        self._world = dist.get_world_size()
+        if self._world > 1 and dist.get_backend() != "gloo":
+            self._group = dist.new_group(backend="gloo")
+
+    @property
+    def distributed(self) -> bool:
+        return self._world > 1
+
+    def __call__(self, stop: bool) -> bool:
+        if self._world <= 1:
+            return stop
+        import torch
+        import torch.distributed as dist
+
+        flag = torch.tensor([1 if stop else 0], dtype=torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group)
+        return bool(flag.item())
+
+
+def no_vote(stop: bool) -> bool:
+    """The vote before a run's set-up: this rank's own answer."""
+    return stop
+
+
 def progress_pct(done: float, total: Optional[float]) -> Optional[float]:
     if not total or not math.isfinite(total) or total <= 0:
         return None

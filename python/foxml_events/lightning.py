@@ -14,7 +14,8 @@ callback too (a Lightning logger never sees the trainer otherwise) it adds the s
 ``trainer.should_stop`` (the run then ends ``cancelled``), ``pause`` holds the loop until
 ``resume``, ``checkpoint`` saves one with ``trainer.save_checkpoint`` (one process only; under
 DDP it is ignored, since every rank would have to take part). Under DDP the stop decision is
-reduced over the ranks each step (one small all-reduce), so a cancel any rank took stops all.
+voted over the ranks each step (one all-reduce of a CPU flag, over gloo, so no CUDA sync), so a
+cancel any rank took stops all of them at the same step.
 
 Every rank emits with its own rank (one run, N ranks in a reader) unless ``rank_zero_only=True``
 keeps metrics and log lines to rank 0. Without ``run_id`` the run id is torchrun's / Slurm's, else
@@ -37,7 +38,8 @@ except ImportError as _error:  # pragma: no cover - tested in a process without 
 
     raise import_error("lightning", "lightning", _error) from _error
 
-from ._adapters import Control, MetricSender, Stages, emitter_for, map_status, progress_pct, resolve_run_id
+from ._adapters import (Control, MetricSender, Stages, StopVote, emitter_for, map_status, no_vote,
+                        progress_pct, resolve_run_id)
 from ._emitter import Command, TrainingEventEmitter, describe_exception, exception_type_name
 
 __all__ = ["FoxmlLogger"]
@@ -70,6 +72,9 @@ class FoxmlLogger(_Logger, _Callback):
         self._trainer: Any = None
         self._started = False
         self._exception: Optional[BaseException] = None
+        self._total_steps: Optional[int] = None
+        self._max_epochs: Optional[int] = None
+        self._vote: Any = no_vote
 
     # ---- Logger ---------------------------------------------------------------------------------
 
@@ -164,6 +169,10 @@ class FoxmlLogger(_Logger, _Callback):
         self._stages.leave("sanity_check")
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self._vote = StopVote()  # every rank is here: the vote's set-up is a collective
+        # Lightning works the totals out again on every access: once per fit is enough.
+        self._total_steps = _total_steps(trainer)
+        self._max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
         self._enter("training")
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
@@ -191,9 +200,7 @@ class FoxmlLogger(_Logger, _Callback):
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         emitter = self.experiment
         step = trainer.global_step
-        total = trainer.estimated_stepping_batches
-        total_steps = int(total) if total and total != float("inf") else None
-        max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+        total_steps, max_epochs = self._total_steps, self._max_epochs
         pct = progress_pct(step, total_steps)
         if pct is None and max_epochs:  # only an epoch count: progress in epochs (and batches of this one)
             batches = trainer.num_training_batches
@@ -201,9 +208,7 @@ class FoxmlLogger(_Logger, _Callback):
             pct = progress_pct(trainer.current_epoch + within, max_epochs)
         emitter.emit_progress("training", pct if pct is not None else 0.0, step=step, total_steps=total_steps,
                               epoch=trainer.current_epoch + 1, total_epochs=max_epochs)
-        stop = self._control.check()
-        if trainer.world_size > 1:
-            stop = bool(trainer.strategy.reduce_boolean_decision(stop, all=False))
+        stop = self._vote(self._control.check())
         if stop:
             self._control.stop_requested = True
             trainer.should_stop = True
@@ -225,11 +230,7 @@ class FoxmlLogger(_Logger, _Callback):
         trainer = self._trainer
         total_steps = total_epochs = None
         if trainer is not None:
-            try:
-                total = trainer.estimated_stepping_batches
-                total_steps = int(total) if total and total != float("inf") else None
-            except Exception:  # noqa: BLE001 - before fit (validate/test) Lightning cannot tell
-                total_steps = None
+            total_steps = _total_steps(trainer)
             total_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
         emitter.emit_run_start(config=config, name=self._name, tags=self._tags, total_steps=total_steps,
                                total_epochs=total_epochs)
@@ -248,6 +249,14 @@ class FoxmlLogger(_Logger, _Callback):
         path = os.path.join(folder, f"step={trainer.global_step}.ckpt")
         trainer.save_checkpoint(path)
         return f"checkpoint saved to {path}"
+
+
+def _total_steps(trainer: Any) -> Optional[int]:
+    try:
+        total = trainer.estimated_stepping_batches
+    except Exception:  # noqa: BLE001 - outside fit (validate/test) Lightning cannot tell
+        return None
+    return int(total) if total and total != float("inf") else None
 
 
 def _rank_from_process_group(options: Dict[str, Any]) -> None:

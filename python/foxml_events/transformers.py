@@ -16,6 +16,8 @@ log call, as transformers logged it (train logs ``loss``, ``learning_rate``... a
 sets ``control.should_training_stop`` (run_complete ``cancelled``), ``pause`` holds the loop until
 ``resume``, ``checkpoint`` sets ``control.should_save`` (acknowledged once saved). Evaluation is the
 stage ``evaluation`` (from its first prediction step to ``on_evaluate``). ``on_save``: a log line.
+Under DDP the stop decision is voted over the ranks each step (one all-reduce of a CPU flag over
+gloo, no CUDA sync), so every rank leaves at the same step.
 ``on_train_end``: run_complete.
 
 An exception out of ``trainer.train()`` passes no callback; ``with callback: trainer.train()`` ends
@@ -35,7 +37,7 @@ except ImportError as _error:  # pragma: no cover - tested in a process without 
 
     raise import_error("transformers", "transformers", _error) from _error
 
-from ._adapters import Control, MetricSender, Stages, emitter_for, progress_pct
+from ._adapters import Control, MetricSender, Stages, StopVote, emitter_for, no_vote, progress_pct
 from ._emitter import Command, TrainingEventEmitter
 
 __all__ = ["FoxmlCallback"]
@@ -59,6 +61,7 @@ class FoxmlCallback(_TrainerCallback):
         self._hf_control: Any = None
         self._save_asked: Optional[Command] = None
         self._completed = False
+        self._vote: Any = no_vote
 
     @property
     def emitter(self) -> TrainingEventEmitter:
@@ -85,6 +88,7 @@ class FoxmlCallback(_TrainerCallback):
                                      tags=self._tags, total_steps=state.max_steps or None,
                                      total_epochs=total_epochs)
         self._completed = False
+        self._vote = StopVote()  # every rank is here: the vote's set-up is a collective
         self._stages.enter("training")
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -94,7 +98,8 @@ class FoxmlCallback(_TrainerCallback):
         self._emitter.emit_progress("training", progress_pct(step, total) or 0.0, step=step,
                                     total_steps=total or None, epoch=epoch, total_epochs=total_epochs)
         self._hf_control = control
-        if self._control.check():
+        if self._vote(self._control.check()):
+            self._control.stop_requested = True
             control.should_training_stop = True
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Optional[Dict[str, Any]] = None,
