@@ -1,7 +1,8 @@
 """Issue 14, Lightning: FoxmlLogger (logger and callback) on a real Trainer.fit of a small module built
 here (CPU): its metrics equal CSVLogger's, run_start has the hyperparameters, stages and progress
 to 100 %, run_complete; events-ctl cancel stops the fit within one step; an exception ends it
-failed; DDP with 2 CPU processes (gloo) is one run with 2 ranks."""
+failed; DDP with 2 CPU processes (gloo) is one run with 2 ranks, and a cancel one rank took stops
+both at the same step."""
 
 from __future__ import annotations
 
@@ -141,25 +142,38 @@ def test_a_later_validate_starts_the_run_again(run_dir):
 
 DDP_SCRIPT = textwrap.dedent(
     """
-    import sys, warnings
+    import os, sys, warnings
     warnings.filterwarnings("ignore")
     import torch, lightning.pytorch as pl
+    import foxml_events as fe
     from foxml_events.lightning import FoxmlLogger
     sys.path.insert(0, sys.argv[2])
     from test_adapters_lightning import Regression, loader
 
-    logger = FoxmlLogger(sink="unix://" + sys.argv[1], control_endpoint="off")  # the run id: made here
-    t = pl.Trainer(max_epochs=1, logger=logger, callbacks=[logger], strategy="ddp", devices=2, accelerator="cpu",
-                   log_every_n_steps=1, enable_progress_bar=False, enable_model_summary=False,
-                   enable_checkpointing=False, default_root_dir=sys.argv[3])
+    sock, root = sys.argv[1], sys.argv[3]
+    # Made before Lightning starts rank 1 (LOCAL_RANK is set only there): the run id is made here and
+    # inherited. A control directory per rank: rank 1 cancels through its own.
+    control = f"{root}/control{os.environ.get('LOCAL_RANK', '0')}"
+    logger = FoxmlLogger(sink="unix://" + sock, control_directory=control)
+
+
+    class CancelOnRankOne(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_rank == 1 and trainer.global_step == 2:
+                fe.send_command(logger.run_id, "cancel", control_dir=control)
+
+
+    t = pl.Trainer(max_epochs=2, logger=logger, callbacks=[CancelOnRankOne(), logger], strategy="ddp", devices=2,
+                   accelerator="cpu", log_every_n_steps=1, enable_progress_bar=False, enable_model_summary=False,
+                   enable_checkpointing=False, default_root_dir=root)
     t.fit(Regression(), loader(32), loader(16))
-    with open(f"{sys.argv[3]}/rank{t.global_rank}.txt", "w") as out:
-        out.write(logger.run_id)
+    with open(f"{root}/rank{t.global_rank}.txt", "w") as out:
+        out.write(f"{logger.run_id} {t.global_step}")
     """
 )
 
 
-def test_ddp_with_two_cpu_processes_is_one_run_with_two_ranks(run_dir):
+def test_ddp_with_two_cpu_processes_is_one_run_with_two_ranks_and_a_cancel_stops_both(run_dir):
     script = run_dir / "ddp.py"
     script.write_text(DDP_SCRIPT)
     sock = run_dir / "events.sock"
@@ -172,17 +186,21 @@ def test_ddp_with_two_cpu_processes_is_one_run_with_two_ranks(run_dir):
         done = subprocess.run([sys.executable, str(script), str(sock), str(Path(__file__).parent), str(run_dir)],
                               env=env, capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, done.stderr[-3000:]
-        (run_id,) = {(run_dir / f"rank{rank}.txt").read_text() for rank in (0, 1)}  # one id, made by rank 0
+        printed = {(run_dir / f"rank{rank}.txt").read_text() for rank in (0, 1)}
+        (run_id,) = {line.split()[0] for line in printed}  # one id, made by rank 0's process
+        assert {line.split()[1] for line in printed} == {"2"}  # both stopped at the step rank 1 was cancelled
         assert wait_for(lambda: len([e for e in reader.buffer.since(0).events
                                      if e["event_type"] == "run_complete"]) == 2, timeout=60)
         events = list(reader.buffer.since(0).events)
         run = reader.tracker.run(run_id)
     assert {e["run_id"] for e in events} == {run_id}
     assert {(e["rank"], e["world_size"]) for e in events} == {(0, 2), (1, 2)}
+    assert len({e["pid"] for e in events}) == 2
     for rank in (0, 1):
         mine = [e for e in events if e["rank"] == rank]
-        assert mine[0]["event_type"] == "run_start" and mine[-1]["status"] == "success"
-        assert of_type(mine, "metrics") and final_progress(mine) == 100.0
-    assert len({e["pid"] for e in events}) == 2
-    assert run is not None and run["world_size"] == 2 and run["status"] == "completed"
+        assert mine[0]["event_type"] == "run_start" and mine[-1]["status"] == "cancelled"
+        assert of_type(mine, "metrics") and max(e["step"] for e in of_type(mine, "progress")) == 2
+    check_cancelled([e for e in events if e["rank"] == 1], run_id)  # the rank that took it answers it
+    assert not of_type([e for e in events if e["rank"] == 0], "command_received")
+    assert run is not None and run["world_size"] == 2 and run["status"] == "cancelled"
     assert sorted(int(r) for r in run["ranks"]) == [0, 1]
