@@ -140,6 +140,40 @@ def test_a_later_validate_starts_the_run_again(run_dir):
     assert second[-1]["status"] == "success"
 
 
+def test_checkpoints_saved_and_asked_for(run_dir):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    class AskAt(pl.Callback):
+        def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
+            if trainer.global_step == 2:
+                fe.send_command("pl-ckpt", "checkpoint", control_dir=str(run_dir / "control"))
+
+    logger = FoxmlLogger("pl-ckpt", **sink_options(run_dir))
+    saver = ModelCheckpoint(dirpath=str(run_dir / "ckpt"))
+    t = pl.Trainer(max_epochs=1, logger=logger, callbacks=[AskAt(), saver, logger], log_every_n_steps=1,
+                   accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
+                   default_root_dir=str(run_dir))
+    t.fit(Regression(), loader(), loader(16))
+    asked = run_dir / "foxml-checkpoints" / "step=2.ckpt"
+    assert asked.is_file()
+    events = events_of(run_dir, "pl-ckpt")
+    check_lifecycle(events, "success")
+    done = [(e["command"], e["outcome"], e["message"]) for e in of_type(events, "command_done")]
+    assert done == [("checkpoint", "ok", f"checkpoint saved to {asked}")]
+    saved = [e["message"] for e in of_type(events, "log") if e["message"].startswith("checkpoint saved")]
+    assert saved == [f"checkpoint saved: {saver.last_model_path or saver.best_model_path}"]
+    assert saved[0].endswith(".ckpt")
+
+
+def test_rank_zero_only_keeps_metrics_to_rank_zero():
+    for rank in (0, 1):
+        logger = FoxmlLogger("pl-r0", "memory://", rank=rank, world_size=2, rank_zero_only=True)
+        logger.log_metrics({"loss": 1.0}, step=0)
+        stats = logger.experiment.stats()
+        assert stats["dropped_by_policy"] == rank
+        logger.finalize("success")
+
+
 DDP_SCRIPT = textwrap.dedent(
     """
     import os, sys, warnings

@@ -92,3 +92,22 @@ def test_with_the_callback_a_crash_ends_the_run_failed(run_dir):
     (error,) = of_type(events, "error")
     assert error["error_message"] == "out of data" and error["error_type"] == "ValueError"
     assert callback.emitter.closed
+
+
+def test_a_checkpoint_command_saves_after_the_step(run_dir):
+    import foxml_events as fe
+
+    class AskAt(transformers.TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == 2:
+                fe.send_command("hf-ckpt", "checkpoint", control_dir=str(run_dir / "control"))
+
+    callback = FoxmlCallback("hf-ckpt", **sink_options(run_dir))
+    trainer = tiny_trainer(run_dir, [AskAt(), callback], epochs=1)
+    trainer.train()
+    saved = run_dir / "out" / "checkpoint-2"
+    assert saved.is_dir()
+    events = events_of(run_dir, "hf-ckpt")
+    check_lifecycle(events, "success")
+    done = [(e["command"], e["outcome"], e["message"]) for e in of_type(events, "command_done")]
+    assert done == [("checkpoint", "ok", f"checkpoint saved to {saved}")]
