@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from . import _core
-from ._emitter import Command, TrainingEventEmitter
+from ._emitter import Command, TrainingEventEmitter, describe_exception, exception_type_name, is_normal_exit
 
 # A run id made up in the launching process, inherited by the processes a framework's launcher
 # starts later (Lightning's DDP re-runs the script with the parent's environment), so every rank
@@ -306,6 +306,36 @@ class StopVote:
         flag = torch.tensor([1 if stop else 0], dtype=torch.int32)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group)
         return bool(flag.item())
+
+
+class RunParts:
+    """What each adapter keeps per run: its emitter, metric sender, stages and command handling,
+    and the run's end."""
+
+    def __init__(self, emitter: TrainingEventEmitter,
+                 on_checkpoint: Optional[Callable[[Command], Optional[str]]] = None) -> None:
+        self.emitter = emitter
+        self.metrics = MetricSender(emitter)
+        self.stages = Stages(emitter)
+        self.control = Control(emitter, on_checkpoint)
+
+    def end(self, status: str = "success", exception: Optional[BaseException] = None, where: str = "") -> str:
+        """Sends what is deferred, answers the cancel the loop obeyed, leaves the stages and sends
+        run_complete: ``cancelled`` for Ctrl-C or after a cancel, ``failed`` after an exception (its
+        error event first), else ``status``. Returns the status sent."""
+        self.metrics.flush()
+        if exception is not None and isinstance(exception, KeyboardInterrupt):
+            status = "cancelled"
+        elif exception is not None and not is_normal_exit(exception):
+            self.emitter.emit_error(describe_exception(exception), exception_type_name(type(exception)),
+                                    recoverable=False)
+            status = "failed"
+        elif self.control.stop_requested and status == "success":
+            status = "cancelled"
+        self.control.finish(where)
+        self.stages.leave_all()
+        self.emitter.emit_run_complete(status)
+        return status
 
 
 def no_vote(stop: bool) -> bool:

@@ -42,8 +42,8 @@ except ImportError as _error:  # pragma: no cover - tested in a process without 
 
     raise import_error("accelerate", "accelerate", _error) from _error
 
-from ._adapters import Control, MetricSender, Stages, active_exception, emitter_for, progress_pct
-from ._emitter import StageScope, TrainingEventEmitter, describe_exception, exception_type_name
+from ._adapters import RunParts, active_exception, emitter_for, progress_pct
+from ._emitter import StageScope, TrainingEventEmitter
 
 __all__ = ["FoxmlTracker"]
 
@@ -67,9 +67,7 @@ class FoxmlTracker(_GeneralTracker):
         self._tags = tags
         self.total_steps = total_steps
         self.total_epochs = total_epochs
-        self._metrics = MetricSender(self._emitter)
-        self._stages = Stages(self._emitter)
-        self._control = Control(self._emitter)
+        self._run = RunParts(self._emitter)
         self._started = False
         self._finished = False
 
@@ -87,16 +85,16 @@ class FoxmlTracker(_GeneralTracker):
     def log(self, values: Dict[str, Any], step: Optional[int] = None, **kwargs: Any) -> None:
         self._start()
         epoch = kwargs.get("epoch")
-        self._metrics.send(values, step=step, epoch=epoch)
+        self._run.metrics.send(values, step=step, epoch=epoch)
         if step is not None and self.total_steps:
-            self._emitter.emit_progress(self._stages.current or "training",
+            self._emitter.emit_progress(self._run.stages.current or "training",
                                         progress_pct(step, self.total_steps) or 0.0, step=step,
                                         total_steps=self.total_steps, epoch=epoch, total_epochs=self.total_epochs)
 
     def should_stop(self) -> bool:
         """True once a cancel came: the loop leaves (once per step). Takes pause (waits here
         until resume) and answers the other commands."""
-        return self._control.check()
+        return self._run.control.check()
 
     def stage(self, name: str) -> StageScope:
         """``with tracker.stage("evaluation"): ...``: the emitter's stage scope."""
@@ -107,19 +105,7 @@ class FoxmlTracker(_GeneralTracker):
             return
         self._finished = True
         self._start()
-        self._metrics.flush()
-        exception = active_exception()
-        if exception is not None and isinstance(exception, KeyboardInterrupt):
-            status = "cancelled"
-        elif exception is not None:
-            self._emitter.emit_error(describe_exception(exception), exception_type_name(type(exception)),
-                                     recoverable=False)
-            status = "failed"
-        else:
-            status = "cancelled" if self._control.stop_requested else "success"
-        self._control.finish("by the loop")
-        self._stages.leave_all()
-        self._emitter.emit_run_complete(status)
+        self._run.end("success", active_exception(), "by the loop")
         if self._owned:
             self._emitter.close()
 
@@ -133,4 +119,4 @@ class FoxmlTracker(_GeneralTracker):
         self._started = True
         self._emitter.emit_run_start(config=config, name=self._run_name, tags=self._tags,
                                      total_steps=self.total_steps, total_epochs=self.total_epochs)
-        self._stages.enter("training")
+        self._run.stages.enter("training")

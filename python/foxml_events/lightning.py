@@ -38,9 +38,8 @@ except ImportError as _error:  # pragma: no cover - tested in a process without 
 
     raise import_error("lightning", "lightning", _error) from _error
 
-from ._adapters import (Control, MetricSender, Stages, StopVote, emitter_for, map_status, no_vote,
-                        progress_pct, resolve_run_id)
-from ._emitter import Command, TrainingEventEmitter, describe_exception, exception_type_name
+from ._adapters import RunParts, StopVote, emitter_for, map_status, no_vote, progress_pct, resolve_run_id
+from ._emitter import Command, TrainingEventEmitter
 
 __all__ = ["FoxmlLogger"]
 
@@ -100,9 +99,7 @@ class FoxmlLogger(_Logger, _Callback):
             emitter, owned = emitter_for("lightning", self._run_id, self._sink, self._given, options,
                                          self._rank_zero_only)
             self._emitter, self._owned = emitter, owned
-            self._metrics = MetricSender(emitter)
-            self._stages = Stages(emitter)
-            self._control = Control(emitter, self._checkpoint)
+            self._run = RunParts(emitter, self._checkpoint)
             self._started = False
         return self._emitter
 
@@ -119,7 +116,7 @@ class FoxmlLogger(_Logger, _Callback):
         self._start()
         values = dict(metrics)
         epoch = values.pop("epoch", None)
-        self._metrics.send(values, step=step, epoch=None if epoch is None else int(epoch))
+        self._run.metrics.send(values, step=step, epoch=None if epoch is None else int(epoch))
 
     def save(self) -> None:
         """Nothing to do: events are written as they come (flush() waits for them)."""
@@ -136,21 +133,10 @@ class FoxmlLogger(_Logger, _Callback):
         if self._emitter is None:
             return
         emitter = self._emitter
-        self._metrics.flush()
-        outcome = map_status(status)
-        exception, self._exception = self._exception, None
-        if exception is not None and isinstance(exception, KeyboardInterrupt):
-            outcome = "cancelled"
-        elif exception is not None:
-            emitter.emit_error(describe_exception(exception), exception_type_name(type(exception)),
-                               recoverable=False)
-        if self._control.stop_requested and outcome == "success":
-            outcome = "cancelled"
-        step = getattr(self._trainer, "global_step", None)
-        self._control.finish(f"at step {step}" if step is not None else "")
-        self._stages.leave_all()
         self._start()
-        emitter.emit_run_complete(outcome)
+        exception, self._exception = self._exception, None
+        step = getattr(self._trainer, "global_step", None)
+        self._run.end(map_status(status), exception, f"at step {step}" if step is not None else "")
         if self._owned:
             emitter.close()
         # A later trainer.validate()/test() with this logger starts the run again (a new run_start).
@@ -166,7 +152,7 @@ class FoxmlLogger(_Logger, _Callback):
         self._enter("sanity_check")
 
     def on_sanity_check_end(self, trainer: Any, pl_module: Any) -> None:
-        self._stages.leave("sanity_check")
+        self._run.stages.leave("sanity_check")
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self._vote = StopVote()  # every rank is here: the vote's set-up is a collective
@@ -176,26 +162,26 @@ class FoxmlLogger(_Logger, _Callback):
         self._enter("training")
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-        self._stages.leave("training")
+        self._run.stages.leave("training")
 
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
         if not trainer.sanity_checking:
             self._enter("validation")
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        self._stages.leave("validation")
+        self._run.stages.leave("validation")
 
     def on_test_start(self, trainer: Any, pl_module: Any) -> None:
         self._enter("test")
 
     def on_test_end(self, trainer: Any, pl_module: Any) -> None:
-        self._stages.leave("test")
+        self._run.stages.leave("test")
 
     def on_predict_start(self, trainer: Any, pl_module: Any) -> None:
         self._enter("predict")
 
     def on_predict_end(self, trainer: Any, pl_module: Any) -> None:
-        self._stages.leave("predict")
+        self._run.stages.leave("predict")
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         emitter = self.experiment
@@ -208,9 +194,9 @@ class FoxmlLogger(_Logger, _Callback):
             pct = progress_pct(trainer.current_epoch + within, max_epochs)
         emitter.emit_progress("training", pct if pct is not None else 0.0, step=step, total_steps=total_steps,
                               epoch=trainer.current_epoch + 1, total_epochs=max_epochs)
-        stop = self._vote(self._control.check())
+        stop = self._vote(self._run.control.check())
         if stop:
-            self._control.stop_requested = True
+            self._run.control.stop_requested = True
             trainer.should_stop = True
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
@@ -237,7 +223,7 @@ class FoxmlLogger(_Logger, _Callback):
 
     def _enter(self, stage: str) -> None:
         self._start()
-        self._stages.enter(stage)
+        self._run.stages.enter(stage)
 
     def _checkpoint(self, command: Command) -> str:
         trainer = self._trainer

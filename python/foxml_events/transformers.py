@@ -37,7 +37,7 @@ except ImportError as _error:  # pragma: no cover - tested in a process without 
 
     raise import_error("transformers", "transformers", _error) from _error
 
-from ._adapters import Control, MetricSender, Stages, StopVote, emitter_for, no_vote, progress_pct
+from ._adapters import RunParts, StopVote, emitter_for, no_vote, progress_pct
 from ._emitter import Command, TrainingEventEmitter
 
 __all__ = ["FoxmlCallback"]
@@ -55,9 +55,7 @@ class FoxmlCallback(_TrainerCallback):
         self._emitter, self._owned = emitter_for("transformers", run_id, sink, emitter, options, rank_zero_only)
         self._name = name
         self._tags = tags
-        self._metrics = MetricSender(self._emitter)
-        self._stages = Stages(self._emitter)
-        self._control = Control(self._emitter, self._checkpoint)
+        self._run = RunParts(self._emitter, self._checkpoint)
         self._hf_control: Any = None
         self._save_asked: Optional[Command] = None
         self._completed = False
@@ -73,7 +71,7 @@ class FoxmlCallback(_TrainerCallback):
 
     def should_stop(self) -> bool:
         """Whether a cancel was taken (the callback also stops the Trainer itself)."""
-        return self._control.check()
+        return self._run.control.check()
 
     # ---- TrainerCallback ------------------------------------------------------------------------
 
@@ -89,7 +87,7 @@ class FoxmlCallback(_TrainerCallback):
                                      total_epochs=total_epochs)
         self._completed = False
         self._vote = StopVote()  # every rank is here: the vote's set-up is a collective
-        self._stages.enter("training")
+        self._run.stages.enter("training")
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         step, total = state.global_step, state.max_steps
@@ -98,24 +96,24 @@ class FoxmlCallback(_TrainerCallback):
         self._emitter.emit_progress("training", progress_pct(step, total) or 0.0, step=step,
                                     total_steps=total or None, epoch=epoch, total_epochs=total_epochs)
         self._hf_control = control
-        if self._vote(self._control.check()):
-            self._control.stop_requested = True
+        if self._vote(self._run.control.check()):
+            self._run.control.stop_requested = True
             control.should_training_stop = True
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Optional[Dict[str, Any]] = None,
                **kwargs: Any) -> None:
         if logs:
-            self._metrics.send(logs, step=state.global_step)
+            self._run.metrics.send(logs, step=state.global_step)
 
     def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._stages.enter("evaluation")
+        self._run.stages.enter("evaluation")
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
         # The metrics themselves came through on_log (Trainer.evaluate logs them first).
-        self._stages.leave("evaluation")
+        self._run.stages.leave("evaluation")
 
     def on_predict(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
-        self._stages.leave("evaluation")
+        self._run.stages.leave("evaluation")
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         where = f"{args.output_dir}/checkpoint-{state.global_step}"
@@ -125,14 +123,10 @@ class FoxmlCallback(_TrainerCallback):
             self._save_asked = None
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._metrics.flush()
         if self._save_asked is not None:
             self._emitter.command_done(self._save_asked, "failed", "training ended before the checkpoint")
             self._save_asked = None
-        cancelled = self._control.stop_requested
-        self._control.finish(f"at step {state.global_step}")
-        self._stages.leave_all()
-        self._emitter.emit_run_complete("cancelled" if cancelled else "success")
+        self._run.end("success", None, f"at step {state.global_step}")
         self._completed = True
         if self._owned:
             self._emitter.flush()
@@ -144,16 +138,10 @@ class FoxmlCallback(_TrainerCallback):
 
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
-        if exc is not None:
-            self._metrics.flush()
-            self._stages.leave_all()
+        if exc is not None and not self._completed:
+            self._run.end("failed", exc)
         if self._owned:
-            self._emitter.__exit__(exc_type, exc, tb)  # error + failed/cancelled, unless ended; closes
-        elif exc is not None and not self._completed:
-            from ._emitter import describe_exception, exception_type_name
-
-            self._emitter.emit_error(describe_exception(exc), exception_type_name(type(exc)), recoverable=False)
-            self._emitter.emit_run_complete("cancelled" if isinstance(exc, KeyboardInterrupt) else "failed")
+            self._emitter.close()
 
     def _checkpoint(self, command: Command) -> Optional[str]:
         if self._hf_control is None:
