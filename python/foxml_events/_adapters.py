@@ -161,13 +161,16 @@ class MetricSender:
         import torch  # a CUDA tensor came in: torch is loaded already
 
         host: Dict[str, Any] = {}
+        marks = []
         for name, value in on_device.items():
             copy = torch.empty(value.shape, dtype=value.dtype, device="cpu", pin_memory=True)
             copy.copy_(value, non_blocking=True)
             host[name] = copy
-        done = torch.cuda.Event()
-        done.record()
-        self._pending.append((ready, host, step, epoch, done))
+            if not any(device == value.device for device, _ in marks):  # one event per device's stream
+                mark = torch.cuda.Event()
+                mark.record(torch.cuda.current_stream(value.device))
+                marks.append((value.device, mark))
+        self._pending.append((ready, host, step, epoch, _Marks([mark for _, mark in marks])))
         if len(self._pending) > MAX_PENDING_LOGS:
             self._pending[0][4].synchronize()
             self._resolve(wait=False)
@@ -184,6 +187,22 @@ class MetricSender:
             values = dict(ready)
             values.update((name, copy.item()) for name, copy in host.items())
             self._emitter.log_metrics(values, step=step, epoch=epoch)
+
+
+class _Marks:
+    """The CUDA events behind one deferred metrics event (one per device its values came from)."""
+
+    __slots__ = ("events",)
+
+    def __init__(self, events: List[Any]) -> None:
+        self.events = events
+
+    def query(self) -> bool:
+        return all(event.query() for event in self.events)
+
+    def synchronize(self) -> None:
+        for event in self.events:
+            event.synchronize()
 
 
 class Stages:

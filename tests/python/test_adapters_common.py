@@ -99,3 +99,26 @@ def test_emitter_and_sink_options_together_are_refused():
     with fe.TrainingEventEmitter("r", "memory://") as e:
         with pytest.raises(TypeError, match="pass emitter= or sink/emitter options, not both"):
             _adapters.emitter_for("accelerate", None, "memory://", e, {}, False)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda(), reason="no CUDA device here")
+def test_cuda_values_are_read_after_the_step_without_a_sync(emitter):
+    import torch
+
+    sender = _adapters.MetricSender(emitter)
+    loss = torch.tensor(1.5, device="cuda")
+    torch.cuda._sleep(1 << 31)  # the device is busy for a second or so: a sync would wait for it
+    sender.send({"loss": loss, "lr": 0.1}, step=3)
+    assert not torch.cuda.current_stream().query()  # send returned while the device still works
+    assert not [line for line in memory_lines(emitter) if '"metrics"' in line]  # deferred, not lost
+    sender.flush()
+    (event,) = [json.loads(line) for line in memory_lines(emitter) if '"event_type":"metrics"' in line]
+    assert (event["step"], event["metrics"]) == (3, {"loss": 1.5, "lr": 0.1})
