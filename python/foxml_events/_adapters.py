@@ -238,7 +238,7 @@ class Control:
 
     ``cancel``: ``check()`` returns True from then on (the adapter sets its framework's stop flag)
     and ``finish()`` reports ``command_done`` ok when the loop ended. ``pause``: holds the calling
-    (training) thread until ``resume`` or ``cancel``. ``checkpoint``: ``on_checkpoint(command)``
+    (training) thread until ``resume`` or ``cancel`` (the emitter's wait_while_paused() answers both). ``checkpoint``: ``on_checkpoint(command)``
     when the adapter has one (it returns the message for ``command_done`` ok, or None when the
     adapter acknowledges it later itself; an exception is ``failed``), else ``ignored``. Any
     other command: ``ignored``. With ``on_command`` callbacks of the user's own on the emitter,
@@ -269,12 +269,12 @@ class Control:
             else:
                 self._emitter.command_done(command, "ignored", "already cancelling")
             self.stop_requested = True
-        elif command.name == "pause":
-            self._emitter.wait_while_paused()  # acknowledges pause and resume itself
+        elif command.name in ("pause", "resume"):
+            # Holds the loop while paused (until resume or cancel); acknowledges the pause and resume
+            # it handled itself, so neither gets a second command_done here.
+            self._emitter.wait_while_paused()
             if self._emitter.should_stop():
                 self.stop_requested = True
-        elif command.name == "resume":
-            self._emitter.command_done(command, "ignored", "not paused")
         elif command.name == "checkpoint" and self._on_checkpoint is not None:
             try:
                 message = self._on_checkpoint(command)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -73,15 +74,36 @@ def test_run_id_explicit_then_launcher_then_inherited_by_launched_ranks(monkeypa
     assert _adapters.resolve_run_id(None, "lightning") == "elastic-9"
 
 
-def test_commands_cancel_unknown_resume_and_checkpoint(run_dir):
+def test_pause_holds_the_loop_until_resume(run_dir):
+    control = str(run_dir / "control")
+    e = fe.TrainingEventEmitter("ctl-pause", "memory://", control_endpoint="on", control_directory=control)
+    obey = _adapters.Control(e)
+    fe.send_command("ctl-pause", "pause", control_dir=control)
+    held = threading.Event()
+    resumer = threading.Thread(target=lambda: (held.wait(60), fe.send_command("ctl-pause", "resume",
+                                                                              control_dir=control)))
+    resumer.start()
+    try:
+        assert e.paused()
+        held.set()  # check() now waits in wait_while_paused() until the resume arrives
+        assert not obey.check()
+        assert not e.paused()
+        done = [(ev["command"], ev["outcome"]) for ev in map(json.loads, memory_lines(e))
+                if ev["event_type"] == "command_done"]
+    finally:
+        resumer.join(60)
+        e.close()
+    assert done == [("pause", "ok"), ("resume", "ok")]  # each answered once
+
+
+def test_commands_cancel_unknown_and_checkpoint(run_dir):
     control = str(run_dir / "control")
     e = fe.TrainingEventEmitter("ctl-adp", "memory://", control_endpoint="on", control_directory=control)
     saved = []
     obey = _adapters.Control(e, on_checkpoint=lambda c: saved.append(c.arg) or "saved")
     try:
         assert not obey.check()
-        for name, arg in (("frobnicate", None), ("resume", None), ("checkpoint", {"tag": "x"}), ("cancel", None),
-                          ("cancel", None)):
+        for name, arg in (("frobnicate", None), ("checkpoint", {"tag": "x"}), ("cancel", None), ("cancel", None)):
             fe.send_command("ctl-adp", name, arg, control_dir=control)
         assert obey.check() and obey.stop_requested
         obey.finish("at step 7")
@@ -90,8 +112,7 @@ def test_commands_cancel_unknown_resume_and_checkpoint(run_dir):
                 if ev["event_type"] == "command_done"]
     finally:
         e.close()
-    assert done == [("frobnicate", "ignored", "the adapter knows no command 'frobnicate'"),
-                    ("resume", "ignored", "not paused"), ("checkpoint", "ok", "saved"),
+    assert done == [("frobnicate", "ignored", "the adapter knows no command 'frobnicate'"), ("checkpoint", "ok", "saved"),
                     ("cancel", "ignored", "already cancelling"), ("cancel", "ok", "stopped at step 7")]
 
 
