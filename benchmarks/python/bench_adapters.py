@@ -58,7 +58,8 @@ def interleaved(variants: Dict[str, Callable[[], float]], repeats: int) -> Dict[
 
 def row(name: str, baseline_name: str, baseline: float, ours: float, unit: str = "us") -> str:
     ratio = f"{ours / baseline:.2f}" if baseline > 0 else "-"
-    return f"| {name} | {baseline_name} | {baseline:.2f} {unit} | {ours:.2f} {unit} | {ratio} | {ours - baseline:+.2f} {unit} |"
+    return (f"| {name} | {baseline_name} | {baseline:.2f} {unit} | {ours:.2f} {unit} | {ratio} "
+            f"| {ours - baseline:+.2f} {unit} |")
 
 
 def lightning_tables(workdir: str, calls: int, repeats: int, steps: int) -> List[str]:
@@ -174,7 +175,8 @@ def transformers_tables(workdir: str, calls: int, repeats: int, steps: int) -> L
         args = transformers.TrainingArguments(
             output_dir=os.path.join(workdir, "hf-out"), per_device_train_batch_size=4, num_train_epochs=1,
             logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True)
-        callbacks = [FoxmlCallback(f"bench-hf-{runs[0]}", os.path.join(workdir, "hf-fit.jsonl"))] if with_callback else []
+        callbacks = ([FoxmlCallback(f"bench-hf-{runs[0]}", os.path.join(workdir, "hf-fit.jsonl"))]
+                     if with_callback else [])
         clock = Clock()
         trainer = transformers.Trainer(model=transformers.BertForSequenceClassification(config), args=args,
                                        train_dataset=data, callbacks=[clock, *callbacks])
@@ -246,7 +248,8 @@ def main() -> int:
     calls, repeats, steps = (200, 3, 20) if args.quick else (5000, 7, 100)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    header = "| per logged step | baseline | baseline | with the adapter | ratio | overhead |\n|---|---|---|---|---|---|"
+    header = ("| per logged step | baseline | baseline | with the adapter | ratio | overhead |\n"
+              "|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="foxml-bench-adapters-") as workdir:
         os.environ["FOXML_EVENTS_CONTROL"] = os.environ.get("FOXML_EVENTS_CONTROL", "1")
         hooks: List[str] = []

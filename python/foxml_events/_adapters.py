@@ -238,10 +238,10 @@ class Control:
 
     ``cancel``: ``check()`` returns True from then on (the adapter sets its framework's stop flag)
     and ``finish()`` reports ``command_done`` ok when the loop ended. ``pause``: holds the calling
-    (training) thread until ``resume`` or ``cancel`` (the emitter's wait_while_paused() answers both). ``checkpoint``: ``on_checkpoint(command)``
-    when the adapter has one (it returns the message for ``command_done`` ok, or None when the
-    adapter acknowledges it later itself; an exception is ``failed``), else ``ignored``. Any
-    other command: ``ignored``. With ``on_command`` callbacks of the user's own on the emitter,
+    (training) thread until ``resume`` or ``cancel`` (the emitter's wait_while_paused() answers both).
+    ``checkpoint``: ``on_checkpoint(command)`` when the adapter has one (it returns the message for
+    ``command_done`` ok, or None when the adapter acknowledges it later itself; an exception is
+    ``failed``), else ``ignored``. Any other command: ``ignored``. With ``on_command`` callbacks of the user's own on the emitter,
     they take the commands: ``check()`` then follows ``should_stop()``.
     """
 

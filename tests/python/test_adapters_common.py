@@ -112,7 +112,8 @@ def test_commands_cancel_unknown_and_checkpoint(run_dir):
                 if ev["event_type"] == "command_done"]
     finally:
         e.close()
-    assert done == [("frobnicate", "ignored", "the adapter knows no command 'frobnicate'"), ("checkpoint", "ok", "saved"),
+    assert done == [("frobnicate", "ignored", "the adapter knows no command 'frobnicate'"),
+                    ("checkpoint", "ok", "saved"),
                     ("cancel", "ignored", "already cancelling"), ("cancel", "ok", "stopped at step 7")]
 
 
