@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every benchmark and prints the tables: C++ producer latency, worker throughput and memory
 # (against spdlog), Python emit cost (against the seed emitter, logging, pyzmq, W&B, MLflow,
-# TensorBoard) and training overhead. Peers install into the benchmark's own virtual environment.
+# TensorBoard), training overhead and the framework adapters' overhead. Peers install into the
+# benchmark's own virtual environment.
 # Usage: benchmarks/run_all.sh [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,7 @@ if [ -n "$quick" ]; then
   build/release/benchmarks/proxy_fan_in build/release/cli/events-proxy 8 500 2
   "$venv/bin/python" benchmarks/python/bench_emit.py --calls 2000 --no-peers
   "$venv/bin/python" benchmarks/python/bench_training_overhead.py --epochs-per-variant 2
+  "$venv/bin/python" benchmarks/python/bench_adapters.py --quick
 else
   build/release/benchmarks/hot_path_latency
   echo; build/release/benchmarks/backend_throughput
@@ -46,4 +48,5 @@ else
   echo; build/release/benchmarks/proxy_fan_in build/release/cli/events-proxy 64 1000 10
   echo; "$venv/bin/python" benchmarks/python/bench_emit.py
   echo; "$venv/bin/python" benchmarks/python/bench_training_overhead.py
+  echo; "$venv/bin/python" benchmarks/python/bench_adapters.py
 fi
