@@ -1,0 +1,290 @@
+"""The web dashboard in a real browser (Debian's headless chromium through Selenium and chromedriver)
+against the real events-bridge, following an event file that real emitters write to: the run list,
+a live run page (progress advancing, stage tracker and loss chart filling), a bridge restart the page
+rides through, and cancel -> confirm -> the trainer's own run_complete `cancelled` on the page.
+Screenshots go to build/test-artifacts/ (the README's come from here)."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, List, Optional
+
+import pytest
+
+from conftest import REPO, json_lines
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+ARTIFACTS = REPO / "build" / "test-artifacts"
+WAIT_S = 30  # liveness only: generous for a loaded machine
+
+try:
+    from conftest import installed_program
+except ImportError:  # older conftest: look where pip puts programs, then PATH
+    import sysconfig
+
+    def installed_program(name: str) -> Optional[str]:
+        for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+            candidate = os.path.join(folder, name)
+            if os.access(candidate, os.X_OK):
+                return candidate
+        return shutil.which(name)
+
+
+def _skip_reason() -> Optional[str]:
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        return "Debian's chromium and chromium-driver are not installed (scripts/setup.sh installs them)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (scripts/setup.sh installs it)"
+    if installed_program("events-bridge") is None:
+        return "events-bridge is not built (it needs Boost.Beast: libboost-dev)"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+
+# A real emitter loop (no torch: it starts in a fraction of a second), obeying `cancel` as a
+# trainer does: it acknowledges with command_done and ends the run itself, `cancelled`.
+TRAINER = r'''
+import math, sys, time
+import foxml_events as fe
+
+def main():
+    run_id, path, steps, delay, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+    events = fe.init_training_events(run_id, path, resources_interval=0.5)
+    epochs = 4
+    with events:
+        events.emit_run_start(
+            config={"lr": 0.1, "batch_size": 32, "optimizer": {"name": "sgd", "momentum": 0.9},
+                    "price_per_hour": 3.5, "stages": ["prepare", "training", "validation"]},
+            name=f"dashboard-{mode}", tags=["dashboard-test", mode], total_steps=steps, total_epochs=epochs)
+        with events.stage("prepare"):
+            events.log("info", f"{mode}: {steps} steps, {delay} s each")
+        with events.stage("training"):
+            for step in range(steps):
+                command = events.poll_command()
+                if command is not None and command.name == "cancel":
+                    events.log("warning", f"cancel from {command.sender or 'someone'} at step {step}")
+                    events.command_done(command, "ok", f"cancelled at step {step}")
+                    events.emit_run_complete("cancelled")
+                    events.close()
+                    return 0
+                loss = 2.0 * math.exp(-step / 60.0) + 0.05 + 0.03 * math.sin(step)
+                metrics = {"loss": loss, "accuracy": 1.0 - math.exp(-step / 45.0)}
+                if step % 10 == 0:
+                    metrics["val_loss"] = 1.08 * loss + 0.04
+                epoch = step * epochs // steps
+                events.log_metrics(metrics, step=step, epoch=epoch)
+                events.emit_progress("training", 100.0 * (step + 1) / steps, step=step + 1, total_steps=steps,
+                                     epoch=epoch + 1, total_epochs=epochs)
+                if step % 20 == 0:
+                    events.log("info", f"step {step}: loss {loss:.4f}")
+                if mode == "failing" and step == steps // 2:
+                    raise RuntimeError("loss diverged")
+                time.sleep(delay)
+    return 0
+
+sys.exit(main())
+'''
+
+
+def _trainer(tmp_path: Path, events_path: Path, run_id: str, steps: int, delay: float, mode: str) -> subprocess.Popen:
+    script = tmp_path / "trainer.py"
+    if not script.exists():
+        script.write_text(TRAINER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    return subprocess.Popen([sys.executable, str(script), run_id, str(events_path), str(steps), str(delay), mode],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+class Bridge:
+    """events-bridge on `port` (0: a free one) following one event file."""
+
+    def __init__(self, events_path: Path, port: int = 0) -> None:
+        self.process = subprocess.Popen([installed_program("events-bridge"), str(events_path), "--port", str(port)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()  # its one stdout line, once it listens
+        match = re.fullmatch(r"events-bridge: serving (http://[^/]+:(\d+)/)\n", line)
+        if not match:
+            self.stop()
+            raise AssertionError(f"events-bridge printed {line!r}; stderr: {self.process.stderr.read()}")
+        self.url, self.port = match.group(1), int(match.group(2))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            assert self.process.wait(timeout=WAIT_S) == 0, "events-bridge did not exit cleanly on SIGTERM"
+        finally:
+            self.process.stdout.close()
+            self.process.stderr.close()
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,1000", "--lang=en-GB"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # Never selenium-manager: Debian's driver, Debian's browser.
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    yield driver
+    try:
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
+                  and "WebSocket" not in e["message"] and "ERR_CONNECTION_REFUSED" not in e["message"]]
+        # Script errors fail the test; connection failures while the bridge restarts are expected.
+        assert not errors, errors
+    finally:
+        driver.quit()
+
+
+def _wait(driver, condition, what: str, timeout: float = WAIT_S) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(), message=what)
+
+
+def _js(driver, script: str, *args: Any) -> Any:
+    return driver.execute_script(script, *args)
+
+
+def _screenshot(driver, name: str, height: int) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.set_window_size(1400, height)
+    path = ARTIFACTS / name
+    driver.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+
+    events_path = tmp_path / "events.jsonl"
+    events_path.touch()
+    bridge = Bridge(events_path)
+    trainers: List[subprocess.Popen] = []
+    try:
+        # History first: a finished run and a failed one; then the live one, which only a cancel ends.
+        for run_id, mode in (("dash-done", "finishing"), ("dash-fail", "failing")):
+            trainer = _trainer(tmp_path, events_path, run_id, 40, 0.0, mode)
+            trainer.communicate(timeout=WAIT_S)
+            assert trainer.returncode == (0 if mode == "finishing" else 1)
+        live = _trainer(tmp_path, events_path, "dash-live", 100_000, 0.02, "live")
+        trainers.append(live)
+
+        driver = browser
+        driver.get(bridge.url + "#/")
+        row = '#runs-body tr[data-run-id="{}"]'
+
+        def status_of(run_id: str) -> Optional[str]:
+            return _js(driver, "const r = document.querySelector(arguments[0]); return r && r.dataset.status;",
+                       row.format(run_id))
+
+        _wait(driver, lambda: (status_of("dash-done"), status_of("dash-fail"), status_of("dash-live"))
+              == ("completed", "failed", "running"), "the run list shows the three runs with their statuses")
+        assert _js(driver, "return document.querySelector('[data-count=running]').textContent") == "1"
+        assert _js(driver, "return document.querySelector('[data-count=failed]').textContent") == "1"
+        assert driver.find_element(By.ID, "connection").get_attribute("data-state") == "live"
+        elapsed = driver.find_element(By.CSS_SELECTOR, row.format("dash-live") + " .elapsed")
+        first = elapsed.text
+        _wait(driver, lambda: elapsed.text != first, "the live run's elapsed time ticks")
+        # Search and status filter narrow the list; clearing them brings every run back.
+        search = driver.find_element(By.ID, "run-search")
+        search.send_keys("fail")
+        _wait(driver, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#runs-body tr")) == 1, "search narrows")
+        search.clear()
+        search.send_keys(" ")  # an input event with an empty query
+        _wait(driver, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#runs-body tr")) == 3, "search cleared")
+        _screenshot(driver, "dashboard-runs.png", 620)
+
+        # The run page, live.
+        driver.find_element(By.CSS_SELECTOR, row.format("dash-live") + " a").click()
+        _wait(driver, lambda: driver.find_element(By.ID, "run-status").get_attribute("data-status") == "running",
+              "the run page shows the live run")
+
+        def pct() -> float:
+            return float(driver.find_element(By.ID, "progress-pct").get_attribute("data-value") or 0)
+
+        def points() -> dict:
+            return _js(driver, "return window.foxmlDashboard.chartPoints()")
+
+        def stages() -> List[tuple]:
+            return [(li.get_attribute("data-stage"), li.get_attribute("data-state"))
+                    for li in driver.find_elements(By.CSS_SELECTOR, "#stage-tracker li[data-state]")]
+
+        _wait(driver, lambda: stages() == [("prepare", "completed"), ("training", "active"), ("validation", "pending")],
+              f"the stage tracker: prepare done, training active, validation pending (saw {stages()})")
+        start_pct, start_loss = pct(), points()["loss"]["loss"]
+        _wait(driver, lambda: pct() > start_pct, "progress advances")
+        _wait(driver, lambda: points()["loss"]["loss"] > start_loss + 20 and points()["loss"]["val_loss"] >= 3,
+              "the loss chart fills, training and validation on one chart")
+        _wait(driver, lambda: "resources" in points() and max(points()["resources"].values()) >= 2,
+              "the resources chart fills")
+        _wait(driver, lambda: "step 0: loss" in driver.find_element(By.ID, "log-lines").text, "logs show")
+        assert driver.find_element(By.ID, "run-cost").text.endswith("(at 3.5/h)")
+        assert _js(driver, "return document.querySelector('#config-table tr[data-key=\"optimizer.name\"] td:last-child')"
+                           ".textContent") == "sgd"
+        assert {"dashboard-test", "live"} <= {t.text for t in driver.find_elements(By.CSS_SELECTOR, "#run-tags .tag")}
+        _screenshot(driver, "dashboard-run.png", 1500)
+        driver.set_window_size(1400, 1000)
+
+        # The bridge goes away and comes back on the same port: the page says so and goes on.
+        port = bridge.port
+        bridge.stop()
+        _wait(driver, lambda: driver.find_element(By.ID, "connection").get_attribute("data-state") != "live",
+              "the page shows the connection lost")
+        bridge = Bridge(events_path, port)
+        _wait(driver, lambda: driver.find_element(By.ID, "connection").get_attribute("data-state") == "live",
+              "the page reconnects to the restarted bridge")
+        resumed = pct()
+        _wait(driver, lambda: pct() > resumed, "progress advances after the restart")
+
+        # Cancel: a confirmation dialog, then `cancelling...` until the trainer's own run_complete.
+        _js(driver, """
+            window.sawCancelling = false;
+            const node = document.getElementById('cancel-state');
+            new MutationObserver(() => { if (!node.hidden) window.sawCancelling = true; })
+              .observe(node, {attributes: true});""")
+        driver.find_element(By.ID, "cancel-button").click()
+        assert driver.find_element(By.ID, "cancel-dialog").is_displayed()
+        assert status_now(driver) == "running"  # the dialog alone sends nothing
+        driver.find_element(By.ID, "confirm-cancel").click()
+        _wait(driver, lambda: status_now(driver) == "cancelled", "the page shows the run cancelled")
+        assert _js(driver, "return window.sawCancelling") is True
+        assert not driver.find_element(By.ID, "cancel-state").is_displayed()
+        assert not driver.find_element(By.ID, "cancel-button").is_displayed()
+        _wait(driver, lambda: driver.find_elements(By.CSS_SELECTOR, '#toasts .toast[data-status="cancelled"]'),
+              "a notification for the status transition")
+        assert live.wait(timeout=WAIT_S) == 0, live.stderr.read()
+        ours = [e for e in json_lines(events_path) if e["run_id"] == "dash-live"]
+        (done,) = [e for e in ours if e["event_type"] == "command_done"]
+        assert done["outcome"] == "ok" and done["command"] == "cancel"
+        assert ours[-1]["event_type"] == "run_complete" and ours[-1]["status"] == "cancelled"
+        assert ours[-1]["pid"] == live.pid  # the trainer ended its run itself
+        _wait(driver, lambda: [s for s in stages() if s[1] == "active"] == [], "no stage stays active")
+        _screenshot(driver, "dashboard-run-cancelled.png", 1000)
+    finally:
+        for trainer in trainers:
+            if trainer.poll() is None:
+                trainer.kill()
+            trainer.communicate()
+        bridge.stop()
+
+
+def status_now(driver) -> Optional[str]:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, "run-status").get_attribute("data-status")
