@@ -198,9 +198,11 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
         assert _js(driver, "return document.querySelector('[data-count=running]').textContent") == "1"
         assert _js(driver, "return document.querySelector('[data-count=failed]').textContent") == "1"
         assert driver.find_element(By.ID, "connection").get_attribute("data-state") == "live"
-        elapsed = driver.find_element(By.CSS_SELECTOR, row.format("dash-live") + " .elapsed")
-        first = elapsed.text
-        _wait(driver, lambda: elapsed.text != first, "the live run's elapsed time ticks")
+        def elapsed() -> str:  # rows are rebuilt on every fetch: look the cell up each time
+            return _js(driver, "return document.querySelector(arguments[0]).textContent", row.format("dash-live") + " .elapsed")
+
+        first = elapsed()
+        _wait(driver, lambda: elapsed() != first, "the live run's elapsed time ticks")
         # Search and status filter narrow the list; clearing them brings every run back.
         search = driver.find_element(By.ID, "run-search")
         search.send_keys("fail")
@@ -211,7 +213,7 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
         _screenshot(driver, "dashboard-runs.png", 620)
 
         # The run page, live.
-        driver.find_element(By.CSS_SELECTOR, row.format("dash-live") + " a").click()
+        _js(driver, "document.querySelector(arguments[0]).click()", row.format("dash-live") + " a")
         _wait(driver, lambda: driver.find_element(By.ID, "run-status").get_attribute("data-status") == "running",
               "the run page shows the live run")
 
@@ -222,8 +224,8 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
             return _js(driver, "return window.foxmlDashboard.chartPoints()")
 
         def stages() -> List[tuple]:
-            return [(li.get_attribute("data-stage"), li.get_attribute("data-state"))
-                    for li in driver.find_elements(By.CSS_SELECTOR, "#stage-tracker li[data-state]")]
+            return [tuple(pair) for pair in _js(driver, """return [...document.querySelectorAll(
+                '#stage-tracker li[data-state]')].map((li) => [li.dataset.stage, li.dataset.state])""")]
 
         _wait(driver, lambda: stages() == [("prepare", "completed"), ("training", "active"), ("validation", "pending")],
               f"the stage tracker: prepare done, training active, validation pending (saw {stages()})")

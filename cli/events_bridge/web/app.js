@@ -699,9 +699,10 @@
 
   function onEvent(event) {
     if (typeof event.cursor === "number") {
-      if (event.type === "ping") nextCursor = Math.max(nextCursor || 0, event.cursor);
+      // Not a running maximum: a restarted bridge numbers its ring afresh.
+      if (event.type === "ping") nextCursor = event.cursor;
       else if (event.type === "missed") { refreshList(); if (state.view === "run") refreshRun(); }
-      else nextCursor = Math.max(nextCursor || 0, event.cursor + 1);
+      else nextCursor = event.cursor + 1;
     }
     if (!event.event_type) return;
     refreshList();
