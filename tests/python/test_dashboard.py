@@ -178,11 +178,12 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
     trainers: List[subprocess.Popen] = []
     try:
         # History first: a finished run and a failed one; then the live one, which only a cancel ends.
-        for run_id, mode in (("dash-done", "finishing"), ("dash-fail", "failing")):
-            trainer = _trainer(tmp_path, events_path, run_id, 40, 0.0, mode)
+        history = [_trainer(tmp_path, events_path, "dash-done", 60, 0.02, "finishing"),
+                   _trainer(tmp_path, events_path, "dash-fail", 60, 0.02, "failing")]
+        for trainer, code in zip(history, (0, 1)):
             trainer.communicate(timeout=WAIT_S)
-            assert trainer.returncode == (0 if mode == "finishing" else 1)
-        live = _trainer(tmp_path, events_path, "dash-live", 100_000, 0.02, "live")
+            assert trainer.returncode == code
+        live = _trainer(tmp_path, events_path, "dash-live", 2000, 0.04, "live")
         trainers.append(live)
 
         driver = browser
@@ -207,9 +208,13 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
         search = driver.find_element(By.ID, "run-search")
         search.send_keys("fail")
         _wait(driver, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#runs-body tr")) == 1, "search narrows")
-        search.clear()
-        search.send_keys(" ")  # an input event with an empty query
+        _js(driver, "arguments[0].value = ''; arguments[0].dispatchEvent(new Event('input')); arguments[0].blur()", search)
         _wait(driver, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#runs-body tr")) == 3, "search cleared")
+        _js(driver, "const f = document.getElementById('status-filter'); f.value = 'failed'; f.dispatchEvent(new Event('change'))")
+        _wait(driver, lambda: _js(driver, "return [...document.querySelectorAll('#runs-body tr')].map((r) => r.dataset.runId)")
+              == ["dash-fail"], "the status filter narrows")
+        _js(driver, "const f = document.getElementById('status-filter'); f.value = ''; f.dispatchEvent(new Event('change'))")
+        _wait(driver, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#runs-body tr")) == 3, "filter cleared")
         _screenshot(driver, "dashboard-runs.png", 620)
 
         # The run page, live.
@@ -240,7 +245,8 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
         assert _js(driver, "return document.querySelector('#config-table tr[data-key=\"optimizer.name\"] td:last-child')"
                            ".textContent") == "sgd"
         assert {"dashboard-test", "live"} <= {t.text for t in driver.find_elements(By.CSS_SELECTOR, "#run-tags .tag")}
-        _screenshot(driver, "dashboard-run.png", 1500)
+        _wait(driver, lambda: points()["loss"]["loss"] >= 150, "enough of a curve for the picture")
+        _screenshot(driver, "dashboard-run.png", 1900)
         driver.set_window_size(1400, 1000)
 
         # The bridge goes away and comes back on the same port: the page says so and goes on.

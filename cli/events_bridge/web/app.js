@@ -316,15 +316,16 @@
     state.runFetchedAt = Date.now();
     noteStatus(run);
     if (run.status !== "running" && run.status !== "stale") state.cancelling.delete(run.run_id);
-    for (const line of run.logs || []) addLog(line);
-    renderRun();
+    let added = false;
+    for (const line of run.logs || []) added = addLog(line) || added;
+    renderRun(added);
   }
 
   function meta(label, value) {
     return el("div", {}, el("dt", { text: label }), el("dd", {}, value));
   }
 
-  function renderRun() {
+  function renderRun(logsChanged) {
     const run = state.run, at = state.runFetchedAt;
     if (!run) return;
     document.title = `${run.name || run.run_id} \u00b7 foxml-events`;
@@ -388,7 +389,7 @@
     renderResources(run);
     renderTargets(run);
     renderErrors(run);
-    renderLogs();
+    if (logsChanged) renderLogs();  // up to MAX_LOG_LINES nodes: only when a line came
     renderConfig(config);
     renderRanks(run);
   }
@@ -423,7 +424,7 @@
       if (seen.has(name)) continue;
       seen.add(name);
       items.push(el("li", { "data-state": "pending", "data-stage": name },
-        el("div", { class: "stage-name", text: name }), el("div", { class: "stage-info", text: "pending" })));
+        el("div", { class: "stage-name", text: name }), el("div", { class: "stage-info", text: ended ? "pending (not reached)" : "pending" })));
     }
     if (!items.length) items.push(el("li", { "data-state": "pending", class: "muted" }, el("div", { class: "stage-name", text: "no stage yet" })));
     $("stage-tracker").replaceChildren(...items);
@@ -455,7 +456,8 @@
     const box = $("metric-charts");
     const filter = $("metric-filter").value.trim().toLowerCase();
     const history = run.metric_history || {};
-    const names = Object.keys(groups);
+    // Losses first (what people look at), then the tracker's order.
+    const names = Object.keys(groups).sort((a, b) => /loss/i.test(b) - /loss/i.test(a));
     $("metric-charts-empty").hidden = names.length !== 0;
     for (const base of names) {
       const pair = groups[base];
@@ -729,6 +731,7 @@
         state.logKeys.clear();
         state.logsClearedAt = -Infinity;
         $("metric-charts").replaceChildren();
+        renderLogs();
         for (const field of ["run-name", "progress-pct", "run-step", "run-epoch"]) $(field).textContent = "";
       }
       state.view = "run";
