@@ -35,12 +35,14 @@ run_id="digits-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$(dirname "$events_file")"
 touch "$events_file"
 
-# The dashboard: events-bridge with its default sources (this event file from its start, so earlier
-# runs show too, and the default socket), on port 8765, or a free port when 8765 is taken.
+# The dashboard: events-bridge following this event file from its start (earlier runs show too), on
+# port 8765, or a free port when 8765 is taken. Not its default sources: those include listening on
+# the default socket, and the trainer's default sink (socket, then file) would then send everything
+# there, leaving the file the terminal view follows empty.
 bridge="" url=""
 start_bridge() {  # $1: port; sets bridge and url, or returns 1 when it did not come up
   : >build/demo-bridge.out
-  "$scripts_dir/events-bridge" --port "$1" >build/demo-bridge.out 2>build/demo-bridge.log &
+  "$scripts_dir/events-bridge" "$events_file" --port "$1" >build/demo-bridge.out 2>build/demo-bridge.log &
   bridge=$!
   for _ in $(seq 100); do  # it prints its one stdout line once it listens
     url=$(sed -n 's/^events-bridge: serving \(http:[^ ]*\)$/\1/p' build/demo-bridge.out)
