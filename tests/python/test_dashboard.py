@@ -138,8 +138,10 @@ def browser():
                 "--window-size=1400,1000", "--lang=en-GB"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # Never selenium-manager: Debian's driver, Debian's browser.
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    # Never selenium-manager: Debian's driver, Debian's browser. Not under the sanitizer run's
+    # preloaded libasan either: the browser is no code of ours.
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "PYTHONMALLOC")}
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER, env=env), options=options)
     yield driver
     try:
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
