@@ -90,6 +90,7 @@ class Bridge:
                 self.proc.kill()
                 self.proc.wait()
             self.stderr.close()
+            self.proc.stdout.close()  # type: ignore[union-attr]
         return code
 
 
@@ -368,7 +369,9 @@ def test_bad_requests_get_errors_and_the_server_stays_up(short_dir, bridges):
 
 def test_token_and_same_origin_rules(short_dir, bridges):
     path = short_dir / "events.jsonl"
-    fe.TrainingEventEmitter("guarded", str(path)).close()
+    guarded = fe.TrainingEventEmitter("guarded", str(path))
+    guarded.emit_run_start()
+    guarded.close()
     refused = subprocess.run([BRIDGE, str(path), "--host", "0.0.0.0", "--port", "0"], capture_output=True,
                              text=True, timeout=DEADLINE)
     assert refused.returncode == 2 and "--token" in refused.stderr
@@ -585,6 +588,10 @@ def test_no_arguments_reads_the_default_file_and_socket(short_dir, bridges):
     try:
         assert wait_for(lambda: [r["run_id"] for r in bridge.get_json("/api/runs")["runs"]] ==
                         ["from-the-file", "on-the-socket"])
+        # The emitter's first lines may go to the file while its socket connection is being made;
+        # the relay needs the run's lines on the socket.
+        socket_stats = lambda: bridge.get_json("/api/health")["reader"]["source"]["children"][1]["stats"]  # noqa: E731
+        assert wait_for(lambda: socket_stats().get("bytes", 0) > 0)
         status, _, body = bridge.request("POST", "/api/runs/on-the-socket/commands",
                                          body=b'{"command": "cancel"}', headers=post)
         assert status == 200 and json.loads(body)["via"] == "relay", body
