@@ -14,4 +14,7 @@ namespace foxml::events::reader {
 /// (it is most of a run's size; Python gives its points as tuples).
 nlohmann::ordered_json run_json_tree(const run_state& run, std::int64_t now_us, bool with_history);
 
+/// The tree of to_json(run, now_us, options).
+nlohmann::ordered_json run_json_tree(const run_state& run, std::int64_t now_us, const run_json_options& options);
+
 }  // namespace foxml::events::reader

@@ -114,6 +114,11 @@ void run_tracker::apply(const event& e, std::string_view line) {
   switch (e.type) {
     case event_type::run_start:
       if (e.name) run.name = e.name;
+      // Every rank sends one; the lowest rank's says what the run is, another's fills a gap.
+      if (e.tags && (lead || run.tags.empty())) run.tags = *e.tags;
+      if (e.config_json && (lead || !run.config_json)) run.config_json = e.config_json;
+      run.started_us = std::min(run.started_us.value_or(e.unix_us), e.unix_us);
+      if (lead) run.ended_us.reset();  // a restarted run is going again
       if (e.total_steps) run.total_steps = e.total_steps;
       if (e.total_epochs) run.total_epochs = e.total_epochs;
       // The process that announced the rank is the one to watch; a new run_start (a restarted
@@ -143,6 +148,7 @@ void run_tracker::apply(const event& e, std::string_view line) {
       if (e.epoch) run.epoch = e.epoch;
       if (e.total_epochs) run.total_epochs = e.total_epochs;
       update_eta(run, e.unix_us);
+      if (e.step) update_rate(run, *e.step, e.unix_us);
       break;
     case event_type::stage_change:
       if (e.new_stage) rank.stage = *e.new_stage;
@@ -164,6 +170,7 @@ void run_tracker::apply(const event& e, std::string_view line) {
     }
     case event_type::metrics:
       if (e.step) rank.step = std::max(rank.step.value_or(*e.step), *e.step);
+      if (e.step && lead) update_rate(run, *e.step, e.unix_us);
       if (e.metrics && lead) {
         if (e.epoch) run.epoch = e.epoch;
         for (const auto& [name, value] : *e.metrics) {
@@ -188,6 +195,8 @@ void run_tracker::apply(const event& e, std::string_view line) {
       if (!lead) break;
       run.final_status = e.status;
       run.duration_s = e.duration_s;
+      run.ended_us = e.unix_us;
+      step_samples_.erase(run.run_id);  // steps_per_s stays the last rate seen
       if (rank.status == run_status::completed) run.progress_pct = 100.0;  // a completed run is at 100 % whatever its last progress said
       if (!run.stages.empty() && !run.stages.back().end_us) run.stages.back().end_us = e.unix_us;
       run.eta_s.reset();
@@ -195,6 +204,9 @@ void run_tracker::apply(const event& e, std::string_view line) {
       break;
     case event_type::log:
     case event_type::resources:
+      if (e.type == event_type::log) add_log(run, e);
+      if (e.type == event_type::resources && lead) add_resources(run, e);
+      [[fallthrough]];
     case event_type::heartbeat:
     case event_type::dropped:
     case event_type::command_received:
@@ -265,6 +277,54 @@ void run_tracker::update_eta(run_state& run, std::int64_t now_us) {
   run.eta_s = std::max(0.0, 100.0 - run.progress_pct) * elapsed_s / gained;
 }
 
+void run_tracker::update_rate(run_state& run, std::int64_t step, std::int64_t now_us) {
+  auto& samples = step_samples_[run.run_id];
+  if (!samples.empty() && step < samples.back().step) samples.clear();  // went back: a new phase
+  if (!samples.empty() && step == samples.back().step) return;  // the metrics of a step already counted
+  samples.push_back(step_sample{now_us, step});
+  const std::int64_t window_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.eta_window).count();
+  while (samples.size() > 2 && samples.front().unix_us < now_us - window_us) samples.pop_front();
+  const auto& first = samples.front();
+  const double seconds = static_cast<double>(now_us - first.unix_us) / 1e6;
+  if (samples.size() < 2 || seconds <= 0) return;  // the last rate known stands
+  run.steps_per_s = static_cast<double>(step - first.step) / seconds;
+}
+
+void run_tracker::add_log(run_state& run, const event& e) {
+  if (options_.recent_logs == 0) return;
+  std::string message = e.message.value_or("");
+  if (message.size() > options_.max_log_message_bytes) {
+    // Cut back to the start of a UTF-8 sequence, so the kept text stays valid.
+    std::size_t cut = options_.max_log_message_bytes;
+    while (cut > 0 && (static_cast<unsigned char>(message[cut]) & 0xC0u) == 0x80u) --cut;
+    message.resize(cut);
+  }
+  run.logs.push_back(log_line{e.unix_us, e.level.value_or(""), std::move(message), e.rank});
+  while (run.logs.size() > options_.recent_logs) run.logs.pop_front();
+}
+
+void run_tracker::add_resources(run_state& run, const event& e) {
+  resource_snapshot sample{e.unix_us, e.cpu_pct, e.rss_bytes, e.mem_used_bytes, e.mem_total_bytes,
+                           e.gpus.value_or(std::vector<gpu_info>{})};
+  resource_point point{e.unix_us, e.cpu_pct, e.rss_bytes, std::nullopt, std::nullopt};
+  double util = 0;
+  int with_util = 0;
+  std::int64_t mem = 0;
+  for (const auto& gpu : sample.gpus) {
+    if (gpu.util_pct) {
+      util += *gpu.util_pct;
+      ++with_util;
+    }
+    mem += gpu.mem_used_bytes;
+  }
+  if (with_util > 0) point.gpu_util_pct = util / with_util;
+  if (!sample.gpus.empty()) point.gpu_mem_used_bytes = mem;
+  run.resources = std::move(sample);
+  if (options_.resource_history == 0) return;
+  run.resource_history.push_back(point);
+  while (run.resource_history.size() > options_.resource_history) run.resource_history.pop_front();
+}
+
 void run_tracker::check_rank(rank_state& rank, std::int64_t now_us) {
   if (!rank.running()) return;
   const std::int64_t silent_us = now_us - rank.last_seen_us;
@@ -302,6 +362,43 @@ const run_state* run_tracker::find(std::string_view run_id) const {
 }
 
 const run_state* run_tracker::latest() const { return latest_ ? &runs_[*latest_] : nullptr; }
+
+metric_name_parts split_metric_name(std::string_view name) {
+  constexpr std::string_view validation_prefixes[] = {"val_", "val/", "valid_", "validation_", "eval_", "eval/", "test_"};
+  constexpr std::string_view training_prefixes[] = {"train_", "train/"};
+  constexpr std::string_view validation_suffix = "_val";
+  const auto starts = [&](std::string_view prefix) { return name.size() > prefix.size() && name.substr(0, prefix.size()) == prefix; };
+  for (const auto prefix : validation_prefixes) {
+    if (starts(prefix)) return {std::string(name.substr(prefix.size())), true};
+  }
+  for (const auto prefix : training_prefixes) {
+    if (starts(prefix)) return {std::string(name.substr(prefix.size())), false};
+  }
+  if (name.size() > validation_suffix.size() && name.substr(name.size() - validation_suffix.size()) == validation_suffix) {
+    return {std::string(name.substr(0, name.size() - validation_suffix.size())), true};
+  }
+  return {std::string(name), false};
+}
+
+std::map<std::string, metric_group> metric_groups(const run_state& run) {
+  std::map<std::string, metric_group> groups;
+  const auto place = [&groups](const std::string& name, const metric_name_parts& parts) {
+    const auto slot = [&](metric_group& g) -> std::optional<std::string>& { return parts.validation ? g.val : g.train; };
+    // A taken slot sends the name to a group of its own; should even that be taken (a metric
+    // whose base is this full name), a suffix finds a free one.
+    std::string key = parts.base;
+    for (int n = 1; slot(groups[key]); ++n) key = n == 1 ? name : name + "#" + std::to_string(n);
+    slot(groups[key]) = name;
+  };
+  // Bare names first: `loss` is the training series of `loss` even where `train_loss` sorts first.
+  for (const bool marked : {false, true}) {
+    for (const auto& entry : run.metrics) {
+      const auto parts = split_metric_name(entry.first);
+      if ((parts.base != entry.first) == marked) place(entry.first, parts);
+    }
+  }
+  return groups;
+}
 
 training_status_snapshot run_tracker::training_status() const {
   training_status_snapshot out;

@@ -32,7 +32,14 @@ inline constexpr std::size_t recent_lines = 10;
 inline constexpr std::chrono::seconds stale_after{60};
 /// Missed heartbeats after which a rank is stale, when its run_start gave an interval but no count.
 inline constexpr std::int64_t stale_after_heartbeats = 3;
-/// Progress samples this recent set the ETA's rate.
+/// Progress samples this recent set the ETA's rate (and step samples the throughput, steps/s).
 inline constexpr std::chrono::seconds eta_window{120};
+/// Log events kept per run (the newest).
+inline constexpr std::size_t recent_logs = 200;
+/// Longest log message the tracker keeps; longer ones are cut (on a UTF-8 boundary): a run's
+/// logs stay a bounded size whatever its lines carry.
+inline constexpr std::size_t max_log_message_bytes = 4096;
+/// Resource samples kept per run (the newest).
+inline constexpr std::size_t resource_history = 600;
 
 }  // namespace foxml::events::reader::defaults

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -67,6 +68,31 @@ struct run_error {
   std::int64_t rank = 0;  ///< the rank that sent it
 };
 
+/// A `log` event of the run.
+struct log_line {
+  std::int64_t unix_us = 0;
+  std::string level;
+  std::string message;  ///< cut to `max_log_message_bytes`
+  std::int64_t rank = 0;
+};
+
+/// A `resources` event of the run, as sent (a reading not sent stays empty).
+struct resource_snapshot {
+  std::int64_t unix_us = 0;
+  std::optional<double> cpu_pct;
+  std::optional<std::int64_t> rss_bytes, mem_used_bytes, mem_total_bytes;
+  std::vector<gpu_info> gpus;
+};
+
+/// One point of a run's resource history: what a chart over time needs of a sample.
+struct resource_point {
+  std::int64_t unix_us = 0;
+  std::optional<double> cpu_pct;
+  std::optional<std::int64_t> rss_bytes;
+  std::optional<double> gpu_util_pct;             ///< mean over the GPUs with a utilisation reading
+  std::optional<std::int64_t> gpu_mem_used_bytes;  ///< sum over the GPUs
+};
+
 /// One rank (process) of a run, keyed by the envelope's `rank`.
 struct rank_state {
   std::int64_t rank = 0;
@@ -118,9 +144,52 @@ struct run_state {
   /// progress; empty with fewer than two such ranks or when they are all level.
   std::optional<std::int64_t> slowest_rank;
   std::vector<std::int64_t> stale_ranks;  ///< ranks now `stale`, in order
+  std::vector<std::string> tags;            ///< run_start's
+  std::optional<std::string> config_json;   ///< run_start's config object, as JSON text
+  std::optional<std::int64_t> started_us;   ///< event time of the earliest run_start
+  std::optional<std::int64_t> ended_us;     ///< event time of the run_complete (lowest rank's)
+  /// Steps per second over the ETA window, from the steps of progress and metrics events;
+  /// empty until two steps apart are seen.
+  std::optional<double> steps_per_s;
+  std::deque<log_line> logs;                   ///< the newest `recent_logs`, oldest first, every rank
+  std::optional<resource_snapshot> resources;  ///< the latest sample of the lowest rank
+  std::deque<resource_point> resource_history;  ///< the newest `resource_history`, oldest first
 
   bool running() const noexcept { return status == run_status::running || status == run_status::stale; }
+  /// The host of the lowest rank seen; empty before any event.
+  std::string host() const { return ranks.empty() ? std::string() : ranks.begin()->second.host; }
+  /// Seconds from the run_start (else the first event) to the run_complete (else the last event)
+  /// for a run that ended, to `now_us` for one still running.
+  double elapsed_s(std::int64_t now_us) const noexcept {
+    const std::int64_t from = started_us.value_or(first_seen_us);
+    const std::int64_t to = running() ? now_us : ended_us.value_or(last_seen_us);
+    return static_cast<double>(to - from) / 1e6;
+  }
 };
+
+/// A metric name split into the series it belongs to: `base` (the name without its marker) and
+/// whether it is the validation or the training series of it.
+struct metric_name_parts {
+  std::string base;
+  bool validation = false;
+};
+
+/// The one rule pairing training and validation series (the dashboard and events-tail use it,
+/// never their own): a `val_`, `val/`, `valid_`, `validation_`, `eval_`, `eval/` or `test_` prefix,
+/// or a `_val` suffix, marks validation of the rest; a `train_` or `train/` prefix marks training
+/// of the rest; any other name is training of itself. A marker with nothing left is no marker.
+metric_name_parts split_metric_name(std::string_view name);
+
+/// The training and validation series of one base name; either may be empty.
+struct metric_group {
+  std::optional<std::string> train;
+  std::optional<std::string> val;
+};
+
+/// Every metric of `run` in exactly one group, by base name (split_metric_name), in name order.
+/// Where two names claim one slot (`loss` and `train_loss`), the first in name order takes it and
+/// the other gets a group of its own under its full name: every metric stays reachable.
+std::map<std::string, metric_group> metric_groups(const run_state& run);
 
 /// The shape of the bridge's `GET /api/training/status` (seed 004's protocol, kept so its consumers
 /// connect as they are): the latest run, and the last events as raw lines.
@@ -148,6 +217,9 @@ struct run_tracker_options {
   /// This host's name as emitters write it; empty: gethostname().
   std::string local_host;
   std::chrono::seconds eta_window = defaults::eta_window;    ///< progress samples this recent set the ETA's rate
+  std::size_t recent_logs = defaults::recent_logs;            ///< log events kept per run (the newest)
+  std::size_t max_log_message_bytes = defaults::max_log_message_bytes;  ///< longer messages are cut
+  std::size_t resource_history = defaults::resource_history;  ///< resource samples kept per run
 };
 
 /// Folds events into per-run state. Not thread-safe: feed and read it from one thread (or guard it).
@@ -178,6 +250,9 @@ class run_tracker {
   run_state& state_of(const event& e);
   rank_state& rank_of(run_state& run, const event& e);
   void update_eta(run_state& run, std::int64_t now_us);
+  void update_rate(run_state& run, std::int64_t step, std::int64_t now_us);
+  void add_log(run_state& run, const event& e);
+  void add_resources(run_state& run, const event& e);
   void check_rank(rank_state& rank, std::int64_t now_us);
   static void summarise(run_state& run);
 
@@ -190,6 +265,11 @@ class run_tracker {
   std::vector<run_state> runs_;
   std::map<std::string, std::size_t, std::less<>> index_;
   std::map<std::string, std::deque<progress_sample>, std::less<>> samples_;
+  struct step_sample {
+    std::int64_t unix_us;
+    std::int64_t step;
+  };
+  std::map<std::string, std::deque<step_sample>, std::less<>> step_samples_;
   std::deque<std::string> recent_;
   std::optional<std::size_t> latest_;
   std::string local_host_;
