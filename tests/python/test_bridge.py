@@ -488,9 +488,10 @@ def test_runs_run_events_health_and_metrics(short_dir, bridges):
     listing = bridge.get_json("/api/runs")
     assert [r["run_id"] for r in listing["runs"]] == ['odd "run"\nid', "finished"]
     assert listing["counts"] == {"running": 1, "failed": 1}
-    assert "metric_history" not in listing["runs"][0]
+    assert not {"metric_history", "resource_history", "logs", "config"} & set(listing["runs"][0])
     run = bridge.get_json("/api/runs/" + "odd%20%22run%22%0Aid")
     assert run["step"] == 1200 and run["metrics"]["loss"] == pytest.approx(1 / 1200)
+    assert run["metric_groups"] == {"loss": {"train": "loss", "val": None}} and "logs" in run
     loss = run["metric_history"]["loss"]
     assert len(loss) == 50 and loss[-1] == [1200, pytest.approx(1 / 1200)]  # thinned, ends kept
     page = bridge.get_json("/api/runs/finished/events")
