@@ -158,17 +158,26 @@ def test_history_then_live_every_seq_once_across_the_seam(short_dir, bridges):
     emit_steps(e, 1, 150)
     e.flush(5.0)
     bridge = bridges(str(path), "--ws-history", "100000")
-    writer_done = threading.Event()
+    writer_done, midway = threading.Event(), threading.Event()
 
     def write_live() -> None:
-        emit_steps(e, 151, 600)  # while the clients connect: the seam falls somewhere in here
+        # Paced (load shaping, not synchronisation), so the clients join while events flow.
+        for step in range(151, 601):
+            emit_steps(e, step, step)
+            if step % 10 == 0:
+                e.flush(5.0)
+                time.sleep(0.005)
+            if step == 250:
+                midway.set()
         e.emit_run_complete("success")
         e.flush(5.0)
         writer_done.set()
 
     writer = threading.Thread(target=write_live)
     writer.start()
+    assert midway.wait(DEADLINE)
     with bridge.ws() as full, bridge.ws() as recent:
+        assert not writer_done.is_set(), "the writer ended before the clients joined: no seam tested"
         everything = collect_until(full, is_end("seam"))
         tail = collect_until(recent, is_end("seam"))
     writer.join()
