@@ -33,6 +33,7 @@ if [ -n "$quick" ]; then
   build/release/benchmarks/proxy_fan_in build/release/cli/events-proxy 8 500 2
   "$venv/bin/python" benchmarks/python/bench_emit.py --calls 2000 --no-peers
   "$venv/bin/python" benchmarks/python/bench_training_overhead.py --epochs-per-variant 2
+  "$venv/bin/python" benchmarks/bridge/bench_bridge.py --events 2000 --clients 1,10 --paced 50
 else
   build/release/benchmarks/hot_path_latency
   echo; build/release/benchmarks/backend_throughput
@@ -46,4 +47,5 @@ else
   echo; build/release/benchmarks/proxy_fan_in build/release/cli/events-proxy 64 1000 10
   echo; "$venv/bin/python" benchmarks/python/bench_emit.py
   echo; "$venv/bin/python" benchmarks/python/bench_training_overhead.py
+  echo; "$venv/bin/python" benchmarks/bridge/bench_bridge.py
 fi

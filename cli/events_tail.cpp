@@ -88,7 +88,10 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->allow_extra_args(false);
   app.add_flag("--json", json_out, "print the raw JSON lines (for jq)");
-  app.add_flag("--live", live, "full-screen view of every run: progress bar, stage, ETA, metrics, targets (implies -f)");
+  app.add_flag("--live", live, "full-screen view of the runs: progress bar, ETA, elapsed time and steps/s, stages with "
+                               "durations, metric sparklines, targets, errors, resources, ranks, recent logs; with several "
+                               "runs a list (up/down, PgUp/PgDn, Home select a run; f/End follow the newest; q quits) "
+                               "(implies -f)");
   app.add_flag("--stats", stats, "print rates, gaps, duplicates and malformed lines instead of events (at the end; "
                                  "every 2 s while following)");
   app.add_option("--color", color, "colour the readable output: auto (on a terminal), always, never")
@@ -173,7 +176,7 @@ int main(int argc, char** argv) {
   const bool unicode = lang.find("UTF-8") != std::string::npos || lang.find("utf8") != std::string::npos;
 
   std::unique_ptr<live_view> view;
-  if (live) view = std::make_unique<live_view>(reader->describe(), use_color, unicode);
+  if (live) view = std::make_unique<live_view>(reader->describe(), use_color, unicode, ::isatty(STDIN_FILENO) != 0);
 
   const bool print_events = !live && !stats;
   bool history = last_n.has_value();  // still in FILE's history: keep only the last N
@@ -218,6 +221,13 @@ int main(int argc, char** argv) {
       held.clear();
     }
     std::fflush(stdout);
+    bool quit = false;
+    if (view) {
+      reader->inspect([&](const fr::event_stream&, const fr::run_tracker& tracker) {
+        if (view->read_keys(tracker, quit)) dirty = true;
+      });
+    }
+    if (quit) break;
     const auto now = std::chrono::steady_clock::now();
     if (view && (dirty || now - last_render >= 1s) && now - last_render >= 100ms) {
       reader->check_stale(now_us());

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <string_view>
 #include <vector>
 
@@ -115,6 +117,106 @@ std::string format_duration(double seconds) {
   const auto total = static_cast<long long>(seconds + 0.5);
   const long long h = total / 3600, m = total / 60 % 60, s = total % 60;
   return h > 0 ? fmt::format("{}:{:02}:{:02}", h, m, s) : fmt::format("{}:{:02}", m, s);
+}
+
+std::string format_bytes(double bytes) {
+  if (!std::isfinite(bytes) || bytes < 0) return "?";
+  if (bytes < 1024) return fmt::format("{:.0f} B", bytes);
+  constexpr const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double value = bytes / 1024;
+  std::size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(units)) {
+    value /= 1024;
+    ++unit;
+  }
+  return fmt::format("{:.1f} {}", value, units[unit]);
+}
+
+std::string sparkline(const std::vector<double>& values, bool unicode) {
+  static constexpr const char* blocks[] = {"\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588"};
+  static constexpr std::string_view ascii = "_.-=+*#";
+  double lo = INFINITY, hi = -INFINITY;
+  for (const double v : values) {
+    if (!std::isfinite(v)) continue;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  const std::size_t levels = unicode ? std::size(blocks) : ascii.size();
+  std::string out;
+  for (const double v : values) {
+    if (!std::isfinite(v)) {
+      out += ' ';
+      continue;
+    }
+    // A flat series sits in the middle rather than on the floor: "no change", not "zero".
+    const double at = hi > lo ? (v - lo) / (hi - lo) : 0.5;
+    const auto level = std::min(levels - 1, static_cast<std::size_t>(at * static_cast<double>(levels)));
+    if (unicode) {
+      out += blocks[level];
+    } else {
+      out += ascii[level];
+    }
+  }
+  return out;
+}
+
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto u = static_cast<unsigned char>(text[i]);
+    // C1 controls (U+0080..U+009F, 0xC2 0x80..0x9F in UTF-8) are escapes on some terminals too.
+    const bool c1 = u == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+    if (c1) ++i;
+    out += u < 0x20 || u == 0x7f || c1 ? ' ' : text[i];
+  }
+  return out;
+}
+
+namespace {
+
+// Length of the ANSI escape sequence (CSI: ESC [ ... final byte) at the start of `text`; 0 if none.
+std::size_t escape_length(std::string_view text) {
+  if (text.size() < 2 || text[0] != '\x1b' || text[1] != '[') return 0;
+  for (std::size_t i = 2; i < text.size(); ++i) {
+    if (text[i] >= 0x40 && text[i] <= 0x7e) return i + 1;
+  }
+  return text.size();
+}
+
+}  // namespace
+
+std::size_t display_width(std::string_view text) {
+  std::size_t columns = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    if (const auto esc = escape_length(text.substr(i))) {
+      i += esc;
+      continue;
+    }
+    ++columns;
+    ++i;
+    while (i < text.size() && (static_cast<unsigned char>(text[i]) & 0xC0u) == 0x80u) ++i;
+  }
+  return columns;
+}
+
+std::string fit_width(std::string_view text, std::size_t width) {
+  std::string out;
+  std::size_t columns = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    if (const auto esc = escape_length(text.substr(i))) {
+      out.append(text.substr(i, esc));  // kept even past the cut: a colour's reset must still come
+      i += esc;
+      continue;
+    }
+    std::size_t end = i + 1;
+    while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0u) == 0x80u) ++end;
+    if (columns < width) out.append(text.substr(i, end - i));
+    ++columns;
+    i = end;
+  }
+  return out;
 }
 
 std::string format_event(const fe::event& e, bool color) {

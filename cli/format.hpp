@@ -3,6 +3,8 @@
 
 #include <cstdio>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "foxml/events/reader/event_stream.hpp"
 #include "foxml/events/reader/run_tracker.hpp"
@@ -21,5 +23,23 @@ std::string format_runs(const foxml::events::reader::run_tracker& tracker);
 
 // Returns "1:02:03" / "2:03" for a duration in seconds.
 std::string format_duration(double seconds);
+
+// Returns "512 B", "3.4 KiB", "1.2 MiB", "7.9 GiB".
+std::string format_bytes(double bytes);
+
+// Returns a sparkline of `values` (scaled between their minimum and maximum), one character per
+// value: block elements with `unicode`, else ASCII levels ("_.-=+*#"). Non-finite values are blanks.
+std::string sparkline(const std::vector<double>& values, bool unicode);
+
+// Returns `text` with control characters (newlines, tabs, escapes: a hostile line could move the
+// cursor or restyle the terminal) shown as spaces, for text from the wire on a full-screen view.
+std::string printable(std::string_view text);
+
+// Returns the columns `text` takes on a terminal: ANSI escape sequences take none, and a UTF-8
+// sequence one.
+std::size_t display_width(std::string_view text);
+
+// Returns `text` cut to at most `width` columns (display_width), escape sequences kept whole.
+std::string fit_width(std::string_view text, std::size_t width);
 
 }  // namespace events_tail

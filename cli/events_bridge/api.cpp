@@ -20,28 +20,13 @@ std::int64_t now_us() {
       .count();
 }
 
-// A run as JSON: the summary (no histories, logs or config) for lists, else the whole state with
-// each series thinned to `max_points`.
+// A run as JSON: the summary for lists, else the whole state thinned to `max_points` per series
+// (the tracker's to_json options: one place for both).
 json run_json(const fr::run_state& run, std::int64_t now, bool summary, std::size_t max_points) {
-  json out = json::parse(fr::to_json(run, now));
-  if (summary) {
-    for (const char* heavy : {"metric_history", "resource_history", "logs", "config"}) out.erase(heavy);
-    return out;
-  }
-  // Even stride keeping the first and last point: every series keeps its shape and its ends.
-  const auto thin = [max_points](json& series) {
-    if (!series.is_array() || series.size() <= max_points || max_points < 2) return;
-    json kept = json::array();
-    const std::size_t n = series.size();
-    for (std::size_t i = 0; i < max_points; ++i) kept.push_back(series[i * (n - 1) / (max_points - 1)]);
-    series = std::move(kept);
-  };
-  for (const char* histories : {"metric_history", "resource_history"}) {
-    auto it = out.find(histories);
-    if (it == out.end() || !it->is_object()) continue;
-    for (auto& [name, series] : it->items()) thin(series);
-  }
-  return out;
+  fr::run_json_options options;
+  options.history = !summary;
+  options.max_points = max_points;
+  return json::parse(fr::to_json(run, now, options));
 }
 
 }  // namespace

@@ -445,3 +445,39 @@ def test_zmq_uris_and_bad_ones_raise_value_errors_naming_the_rule():
         fe.EventReader("zmq+tcp://localhost:5555?bind=1")
     with pytest.raises(ValueError, match="unknown scheme 'carrier'"):
         fe.EventReader("carrier://x")
+
+
+def test_run_dicts_carry_tags_config_logs_resources_throughput_and_metric_groups(events_path):
+    e = fe.TrainingEventEmitter("run-rich", str(events_path), host="h", resources_interval=0.05)
+    e.emit_run_start(config={"lr": 0.01, "price_per_hour": 2.5}, name="digits", tags=["cpu", "smoke"], total_steps=4)
+    for step in range(1, 5):
+        e.log_metrics({"train_loss": 1.0 / step, "val_loss": 1.5 / step, "lr": 0.01}, step=step)
+        e.log("info", f"step {step}")
+
+    def read_run():
+        reader = fe.EventReader(events_path, follow=False)
+        list(reader)
+        return reader.tracker.run("run-rich")
+
+    e.flush(5.0)
+    run = read_run()
+    end = time.monotonic() + DEADLINE
+    while run is None or run["resources"] is None:  # the sampler thread's first sample
+        assert time.monotonic() < end, "no resources sample"
+        time.sleep(0.02)
+        run = read_run()
+    e.emit_run_complete("success")
+    e.close()
+    run = read_run()
+    assert run["tags"] == ["cpu", "smoke"]
+    assert run["config"] == {"lr": 0.01, "price_per_hour": 2.5}
+    assert run["host"] == "h"
+    assert run["started"] is not None and run["started"] <= run["last_seen"]
+    assert 0 < run["elapsed_s"] <= run["last_seen"] - run["started"] + 1e-3  # ended: up to its run_complete
+    assert "steps_per_s" in run
+    assert [(log["level"], log["message"]) for log in run["logs"]] == [("info", f"step {s}") for s in range(1, 5)]
+    assert set(run["logs"][0]) == {"time", "level", "message", "rank"}
+    assert run["resources"]["cpu_pct"] is not None and run["resources"]["rss_bytes"] > 0
+    assert isinstance(run["resources"]["gpus"], list)
+    assert run["resource_history"]["rss_bytes"] and all(len(p) == 2 for p in run["resource_history"]["rss_bytes"])
+    assert run["metric_groups"] == {"loss": {"train": "train_loss", "val": "val_loss"}, "lr": {"train": "lr", "val": None}}
