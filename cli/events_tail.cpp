@@ -176,7 +176,10 @@ int main(int argc, char** argv) {
   const bool unicode = lang.find("UTF-8") != std::string::npos || lang.find("utf8") != std::string::npos;
 
   std::unique_ptr<live_view> view;
-  if (live) view = std::make_unique<live_view>(reader->describe(), use_color, unicode, ::isatty(STDIN_FILENO) != 0);
+  // Keys only from a terminal we are in the foreground of: a background job touching its modes or
+  // reading it would be stopped (SIGTTOU, SIGTTIN).
+  const bool keys = ::isatty(STDIN_FILENO) != 0 && ::tcgetpgrp(STDIN_FILENO) == ::getpgrp();
+  if (live) view = std::make_unique<live_view>(reader->describe(), use_color, unicode, keys);
 
   const bool print_events = !live && !stats;
   bool history = last_n.has_value();  // still in FILE's history: keep only the last N

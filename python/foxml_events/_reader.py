@@ -194,7 +194,14 @@ class RunTracker:
     ``last_seen`` (event times, Unix seconds), ``events``, ``world_size``, ``ranks`` (rank number ->
     ``rank``, ``status``, ``final_status``, ``stage``, ``progress_pct``, ``step``, ``last_seen``,
     ``host``, ``pid``, ``process_start_time``, ``heartbeat_interval_s``, ``stale_after_heartbeats``,
-    ``events``), ``slowest_rank`` (the straggler among running ranks, or None) and ``stale_ranks``.
+    ``events``), ``slowest_rank`` (the straggler among running ranks, or None), ``stale_ranks``,
+    ``tags`` and ``config`` (from run_start; config None when none), ``host`` (the lowest rank's),
+    ``started`` (run_start time, or None), ``elapsed_s`` (to run_complete once ended, else to now),
+    ``steps_per_s`` (or None), ``logs`` (the newest 200: ``time``, ``level``, ``message``, ``rank``),
+    ``resources`` (the latest sample, or None), ``resource_history`` (``cpu_pct``, ``rss_bytes``,
+    ``gpu_util_pct``, ``gpu_mem_used_bytes`` -> [[time, value]], those sampled) and
+    ``metric_groups`` (base name -> {``train``: name or None, ``val``: name or None}: the one rule
+    pairing training and validation series).
 
     Liveness: a rank is ``stale`` once silent for ``heartbeat_interval_s * stale_after_heartbeats``
     (from its own run_start; ``stale_after`` when it sent no heartbeat interval) and ``running``

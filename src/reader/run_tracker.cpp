@@ -117,7 +117,7 @@ void run_tracker::apply(const event& e, std::string_view line) {
       // Every rank sends one; the lowest rank's says what the run is, another's fills a gap.
       if (e.tags && (lead || run.tags.empty())) run.tags = *e.tags;
       if (e.config_json && (lead || !run.config_json)) run.config_json = e.config_json;
-      run.started_us = std::min(run.started_us.value_or(e.unix_us), e.unix_us);
+      if (e.unix_us > 0) run.started_us = std::min(run.started_us.value_or(e.unix_us), e.unix_us);
       if (lead) run.ended_us.reset();  // a restarted run is going again
       if (e.total_steps) run.total_steps = e.total_steps;
       if (e.total_epochs) run.total_epochs = e.total_epochs;
@@ -196,7 +196,7 @@ void run_tracker::apply(const event& e, std::string_view line) {
       run.final_status = e.status;
       run.duration_s = e.duration_s;
       run.ended_us = e.unix_us;
-      step_samples_.erase(run.run_id);  // steps_per_s stays the last rate seen
+      step_rates_.erase(run.run_id);  // steps_per_s stays the last rate seen
       if (rank.status == run_status::completed) run.progress_pct = 100.0;  // a completed run is at 100 % whatever its last progress said
       if (!run.stages.empty() && !run.stages.back().end_us) run.stages.back().end_us = e.unix_us;
       run.eta_s.reset();
@@ -278,15 +278,18 @@ void run_tracker::update_eta(run_state& run, std::int64_t now_us) {
 }
 
 void run_tracker::update_rate(run_state& run, std::int64_t step, std::int64_t now_us) {
-  auto& samples = step_samples_[run.run_id];
-  if (!samples.empty() && step < samples.back().step) samples.clear();  // went back: a new phase
-  if (!samples.empty() && step == samples.back().step) return;  // the metrics of a step already counted
-  samples.push_back(step_sample{now_us, step});
+  auto& rate = step_rates_[run.run_id];
+  auto& samples = rate.samples;
+  if (!samples.empty() && step < rate.newest.step) samples.clear();  // went back: a new phase
+  if (!samples.empty() && step == rate.newest.step) return;  // the metrics of a step already counted
+  rate.newest = step_sample{now_us, step};
   const std::int64_t window_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.eta_window).count();
+  const std::int64_t spacing_us = window_us / static_cast<std::int64_t>(defaults::rate_samples);
+  if (samples.empty() || now_us - samples.back().unix_us >= spacing_us) samples.push_back(rate.newest);
   while (samples.size() > 2 && samples.front().unix_us < now_us - window_us) samples.pop_front();
   const auto& first = samples.front();
   const double seconds = static_cast<double>(now_us - first.unix_us) / 1e6;
-  if (samples.size() < 2 || seconds <= 0) return;  // the last rate known stands
+  if (seconds <= 0) return;  // the last rate known stands
   run.steps_per_s = static_cast<double>(step - first.step) / seconds;
 }
 

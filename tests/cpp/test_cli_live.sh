@@ -36,6 +36,9 @@ keys() { "$tmux_bin" -L "$server" send-keys -t live "$@"; }
 
 # Fourteen finished runs before the watched one: more than the run list shows at once.
 for i in $(seq -w 1 14); do "$trainer" "$dir/events.jsonl" "old-$i" 0; done
+# A hostile log line: escape sequences (clear the screen, red) must show as text, not act.
+printf '%s\n' '{"event_type":"log","run_id":"old-01","timestamp":"2026-01-01T00:00:00+00:00","seq":0,"pid":1,"host":"h","rank":0,"world_size":1,"level":"info","message":"\u001b[2J\u001b[31mRED\u009b1m"}' \
+  >> "$dir/events.jsonl"
 
 # ASCII bar and sparklines (LANG=C) so the pane text is easy to match; 80x50.
 "$tmux_bin" -L "$server" -f /dev/null new-session -d -s live -x 80 -y 50 \
@@ -108,6 +111,7 @@ keys g
 wait_for "^> old-01 " "Home did not select the first run"
 wait_for "^old-01  \[completed\]" "the detail does not show the selected run"
 wait_for "^runs 15 \(15 completed\)  showing 1-12$" "the list did not scroll to the top"
+wait_for "^  00:00:00 info     \[2J \[31mRED 1m$" "an escape sequence from the wire was not neutralised"
 keys Down
 wait_for "^> old-02 " "Down did not move the selection"
 keys NPage

@@ -320,6 +320,9 @@ TEST_CASE("steps_per_s from the steps of progress and metrics events over the ET
   tracker.apply(metrics_at("r", 41'000'000, 0, {{"loss", 1.0}}));
   CHECK(*tracker.find("r")->steps_per_s == doctest::Approx(1.0).epsilon(0.01));
   CHECK(run_json(tracker, "r", 41'000'000).at("steps_per_s").get<double>() == doctest::Approx(1.0).epsilon(0.01));
+  // Fast steps (a sample kept every window/256 at most, so memory stays bounded): 1000 steps/s.
+  for (int i = 1; i <= 30'000; ++i) tracker.apply(metrics_at("r", 41'000'000 + i * 1000, i, {{"loss", 1.0}}));
+  CHECK(*tracker.find("r")->steps_per_s == doctest::Approx(1000.0).epsilon(0.01));
 }
 
 TEST_CASE("logs: the newest, oldest first, every rank, long messages cut on a UTF-8 boundary") {

@@ -34,6 +34,8 @@ inline constexpr std::chrono::seconds stale_after{60};
 inline constexpr std::int64_t stale_after_heartbeats = 3;
 /// Progress samples this recent set the ETA's rate (and step samples the throughput, steps/s).
 inline constexpr std::chrono::seconds eta_window{120};
+/// Step samples the throughput (steps/s) keeps over the ETA window, at most.
+inline constexpr std::size_t rate_samples = 256;
 /// Log events kept per run (the newest).
 inline constexpr std::size_t recent_logs = 200;
 /// Longest log message the tracker keeps; longer ones are cut (on a UTF-8 boundary): a run's

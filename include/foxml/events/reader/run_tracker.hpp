@@ -269,7 +269,13 @@ class run_tracker {
     std::int64_t unix_us;
     std::int64_t step;
   };
-  std::map<std::string, std::deque<step_sample>, std::less<>> step_samples_;
+  /// A run's recent steps: samples at least eta_window / rate_samples apart (a bounded number
+  /// however fast the steps come), and the newest step.
+  struct step_rate {
+    std::deque<step_sample> samples;
+    step_sample newest{};
+  };
+  std::map<std::string, step_rate, std::less<>> step_rates_;
   std::deque<std::string> recent_;
   std::optional<std::size_t> latest_;
   std::string local_host_;
