@@ -4,37 +4,23 @@ a live run page (progress advancing, stage tracker and loss chart filling), a br
 rides through, and cancel -> confirm -> the trainer's own run_complete `cancelled` on the page.
 Screenshots go to build/test-artifacts/ (the README's come from here)."""
 
-import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, List, Optional
 
 import pytest
 
-from conftest import REPO, json_lines
+from conftest import REPO, installed_program, json_lines
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = REPO / "build" / "test-artifacts"
 WAIT_S = 30  # liveness only: generous for a loaded machine
-
-try:
-    from conftest import installed_program
-except ImportError:  # older conftest: look where pip puts programs, then PATH
-    import sysconfig
-
-    def installed_program(name: str) -> Optional[str]:
-        for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
-            candidate = os.path.join(folder, name)
-            if os.access(candidate, os.X_OK):
-                return candidate
-        return shutil.which(name)
-
 
 def _skip_reason() -> Optional[str]:
     if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
@@ -107,8 +93,8 @@ def _trainer(tmp_path: Path, events_path: Path, run_id: str, steps: int, delay: 
 class Bridge:
     """events-bridge on `port` (0: a free one) following one event file."""
 
-    def __init__(self, events_path: Path, port: int = 0) -> None:
-        self.process = subprocess.Popen([installed_program("events-bridge"), str(events_path), "--port", str(port)],
+    def __init__(self, events_path: Path, port: int = 0, *extra: str) -> None:
+        self.process = subprocess.Popen([installed_program("events-bridge"), str(events_path), "--port", str(port), *extra],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()  # its one stdout line, once it listens
         match = re.fullmatch(r"events-bridge: serving (http://[^/]+:(\d+)/)\n", line)
@@ -230,24 +216,27 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
         def points() -> dict:
             return _js(driver, "return window.foxmlDashboard.chartPoints()")
 
+        def loss_points(series: str) -> int:  # points of one series of the `loss` chart
+            return points()["metrics"].get("loss", {}).get(series, 0)
+
         def stages() -> List[tuple]:
             return [tuple(pair) for pair in _js(driver, """return [...document.querySelectorAll(
                 '#stage-tracker li[data-state]')].map((li) => [li.dataset.stage, li.dataset.state])""")]
 
         _wait(driver, lambda: stages() == [("prepare", "completed"), ("training", "active"), ("validation", "pending")],
               f"the stage tracker: prepare done, training active, validation pending (saw {stages()})")
-        start_pct, start_loss = pct(), points()["loss"]["loss"]
+        start_pct, start_loss = pct(), loss_points("loss")
         _wait(driver, lambda: pct() > start_pct, "progress advances")
-        _wait(driver, lambda: points()["loss"]["loss"] > start_loss + 20 and points()["loss"]["val_loss"] >= 3,
+        _wait(driver, lambda: loss_points("loss") > start_loss + 20 and loss_points("val_loss") >= 3,
               "the loss chart fills, training and validation on one chart")
-        _wait(driver, lambda: "resources" in points() and max(points()["resources"].values()) >= 2,
+        _wait(driver, lambda: max(points()["resources"].values(), default=0) >= 2,
               "the resources chart fills")
         _wait(driver, lambda: "step 0: loss" in driver.find_element(By.ID, "log-lines").text, "logs show")
         assert driver.find_element(By.ID, "run-cost").text.endswith("(at 3.5/h)")
         assert _js(driver, "return document.querySelector('#config-table tr[data-key=\"optimizer.name\"] td:last-child')"
                            ".textContent") == "sgd"
         assert {"dashboard-test", "live"} <= {t.text for t in driver.find_elements(By.CSS_SELECTOR, "#run-tags .tag")}
-        _wait(driver, lambda: points()["loss"]["loss"] >= 150, "enough of a curve for the picture")
+        _wait(driver, lambda: loss_points("loss") >= 150, "enough of a curve for the picture")
         _screenshot(driver, "dashboard-run.png", 1900)
         driver.set_window_size(1400, 1000)
 
@@ -291,6 +280,31 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
             if trainer.poll() is None:
                 trainer.kill()
             trainer.communicate()
+        bridge.stop()
+
+
+def test_dashboard_with_a_token(tmp_path, browser):
+    """Opened once as /?token=T, the page works from the bridge's cookie and drops the token from
+    the address bar; without it, nothing but a 401."""
+    events_path = tmp_path / "events.jsonl"
+    trainer = _trainer(tmp_path, events_path, "dash-token", 5, 0.0, "finishing")
+    trainer.communicate(timeout=WAIT_S)
+    assert trainer.returncode == 0
+    bridge = Bridge(events_path, 0, "--token", "s3cret-token")
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bridge.url + "app.js", timeout=WAIT_S)
+        assert refused.value.code == 401
+        driver = browser
+        driver.get(bridge.url + "?token=s3cret-token#/")
+        _wait(driver, lambda: _js(driver, "const r = document.querySelector('#runs-body tr[data-run-id=\"dash-token\"]');"
+                                          "return r && r.dataset.status") == "completed", "the run list loads")
+        assert "s3cret" not in driver.current_url and driver.current_url.endswith("/#/")
+        _wait(driver, lambda: _js(driver, "return window.foxmlDashboard.connection()") == "live", "the WebSocket is up")
+        _js(driver, "location.hash = '#/runs/dash-token'")
+        _wait(driver, lambda: status_now(driver) == "completed", "the run page loads")
+        assert _js(driver, "return document.cookie") == ""  # HttpOnly: no script reads the token
+    finally:
         bridge.stop()
 
 

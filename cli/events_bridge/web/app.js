@@ -17,26 +17,21 @@
 
   const $ = (id) => document.getElementById(id);
 
-  // --- auth: `/?token=T` once, then a cookie (browser WebSockets cannot set headers) -----------
-  let token = null;
+  // --- auth: opened once as `/?token=T`, the bridge answers with an HttpOnly cookie that every
+  // later request (fetch, the WebSocket upgrade) carries; the page only drops the token from the
+  // address bar and history, and never holds it itself.
   {
     const params = new URLSearchParams(location.search);
     if (params.has("token")) {
-      token = params.get("token");
-      document.cookie = `foxml_token=${encodeURIComponent(token)}; path=/; SameSite=Strict`;
-      sessionStorage.setItem("foxml_token", token);
-      params.delete("token");  // keep it out of the address bar and the history
+      params.delete("token");
       const rest = params.toString();
       history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
-    } else {
-      token = sessionStorage.getItem("foxml_token");
     }
   }
 
+  // The custom header marks the page's own POSTs (no cross-site form can send it).
   function headers(extra) {
-    const h = Object.assign({ "X-Foxml-Events": "1" }, extra || {});
-    if (token) h.Authorization = `Bearer ${token}`;
-    return h;
+    return Object.assign({ "X-Foxml-Events": "1" }, extra || {});
   }
 
   async function api(path, init) {
@@ -188,7 +183,8 @@
     logKeys: new Set(),
     logsClearedAt: -Infinity,
   };
-  const charts = {};   // metric group -> Chart; "resources" for the resources chart
+  const charts = {};   // metric group -> Chart
+  let resourceChart = null;
 
   // A fetcher per view: one request in flight, at most one queued, spaced MIN_REFETCH_MS apart.
   function throttled(fn, spacingMs) {
@@ -528,8 +524,8 @@
     }
     $("resources-now").replaceChildren(...facts.map(([k, v]) => el("span", {}, `${k} `, el("b", { text: v }))));
     if (!has || !window.Chart) return;
-    if (!charts.resources) {
-      charts.resources = lineChart($("resources-chart"), "seconds since start", [
+    if (!resourceChart) {
+      resourceChart = lineChart($("resources-chart"), "seconds since start", [
         { label: "CPU %", colour: "#2563eb", axis: "y" },
         { label: "GPU util % (mean)", colour: "#16a34a", axis: "y" },
         { label: "RSS GiB", colour: "#9333ea", axis: "y1" },
@@ -538,7 +534,7 @@
     }
     const origin = run.started || run.first_seen || 0;
     const series = (key, scale) => (hist[key] || []).map(([t, v]) => [t - origin, v === null ? null : v / scale]);
-    const chart = charts.resources;
+    const chart = resourceChart;
     const data = [series("cpu_pct", 1), series("gpu_util_pct", 1), series("rss_bytes", 2 ** 30), series("gpu_mem_used_bytes", 2 ** 30)];
     data.forEach((d, i) => { chart.data.datasets[i].data = d; chart.data.datasets[i].absent = d.length === 0; });
     chart.update("none");
@@ -674,7 +670,6 @@
     const params = new URLSearchParams();
     if (nextCursor !== null) params.set("since", String(nextCursor));
     params.set("max_hz", String(WS_MAX_HZ));
-    if (token) params.set("token", token);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     setConnection(attempt ? "reconnecting" : "connecting", attempt ? `reconnecting (try ${attempt + 1})` : "connecting");
     socket = new WebSocket(`${scheme}://${location.host}/ws/training?${params}`);
@@ -723,6 +718,7 @@
     const id = match ? decodeURIComponent(match[1]) : null;
     if (id !== state.runId) {
       for (const [name, chart] of Object.entries(charts)) { chart.destroy(); delete charts[name]; }
+      if (resourceChart) { resourceChart.destroy(); resourceChart = null; }
     }
     if (match) {
       if (state.runId !== id) {
@@ -756,13 +752,12 @@
   window.foxmlDashboard = {
     charts,
     state,
+    // {metrics: {group: {series label: points}}, resources: {series label: points}}
     chartPoints() {
-      const out = {};
-      for (const [name, chart] of Object.entries(charts)) {
-        out[name] = {};
-        for (const d of chart.data.datasets) out[name][d.label] = d.data.length;
-      }
-      return out;
+      const count = (chart) => Object.fromEntries(chart.data.datasets.map((d) => [d.label, d.data.length]));
+      const metrics = {};
+      for (const [name, chart] of Object.entries(charts)) metrics[name] = count(chart);
+      return { metrics, resources: resourceChart ? count(resourceChart) : {} };
     },
     connection: () => $("connection").dataset.state,
   };
