@@ -294,6 +294,7 @@ def test_dashboard_with_a_token(tmp_path, browser):
     try:
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(bridge.url + "app.js", timeout=WAIT_S)
+        refused.value.close()
         assert refused.value.code == 401
         driver = browser
         driver.get(bridge.url + "?token=s3cret-token#/")
