@@ -75,6 +75,8 @@ def main():
                 if mode == "failing" and step == steps // 2:
                     raise RuntimeError("loss diverged")
                 time.sleep(delay)
+        events.emit_target_complete("digits", "success", models_trained=2, best_auc=0.987,
+                                    metrics={"val_accuracy": 0.93})
     return 0
 
 sys.exit(main())
@@ -178,6 +180,10 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
         driver.get(bridge.url + "#/")
         row = '#runs-body tr[data-run-id="{}"]'
 
+        def stages() -> List[tuple]:
+            return [tuple(pair) for pair in _js(driver, """return [...document.querySelectorAll(
+                '#stage-tracker li[data-state]')].map((li) => [li.dataset.stage, li.dataset.state])""")]
+
         def status_of(run_id: str) -> Optional[str]:
             return _js(driver, "const r = document.querySelector(arguments[0]); return r && r.dataset.status;",
                        row.format(run_id))
@@ -205,6 +211,21 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
         _wait(driver, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#runs-body tr")) == 3, "filter cleared")
         _screenshot(driver, "dashboard-runs.png", 620)
 
+        # Finished runs show their final state from history: the failed one, its failed stage and error.
+        _js(driver, "location.hash = '#/runs/dash-fail'")
+        _wait(driver, lambda: status_now(driver) == "failed", "the failed run's page")
+        _wait(driver, lambda: stages() == [("prepare", "completed"), ("training", "failed"), ("validation", "pending")],
+              f"the stage tracker shows where it failed (saw {stages()})")
+        assert "loss diverged" in driver.find_element(By.ID, "errors-list").text
+        assert not driver.find_element(By.ID, "cancel-button").is_displayed()
+        _js(driver, "location.hash = '#/runs/dash-done'")
+        _wait(driver, lambda: status_now(driver) == "completed", "the completed run's page")
+        _wait(driver, lambda: _js(driver, "return [...document.querySelectorAll('#targets-table tbody td')].map((td) => (td.querySelector('.badge') ? td.querySelector('.badge').lastChild : td).textContent)")
+              == ["digits", "success", "2", "0.987", "val_accuracy=0.93"], "the targets table")
+        assert driver.find_element(By.ID, "progress-pct").text == "100.0%"
+        _js(driver, "history.back(); history.back()")
+        _wait(driver, lambda: driver.find_element(By.ID, "view-runs").is_displayed(), "back to the run list")
+
         # The run page, live.
         _js(driver, "document.querySelector(arguments[0]).click()", row.format("dash-live") + " a")
         _wait(driver, lambda: driver.find_element(By.ID, "run-status").get_attribute("data-status") == "running",
@@ -219,9 +240,6 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
         def loss_points(series: str) -> int:  # points of one series of the `loss` chart
             return points()["metrics"].get("loss", {}).get(series, 0)
 
-        def stages() -> List[tuple]:
-            return [tuple(pair) for pair in _js(driver, """return [...document.querySelectorAll(
-                '#stage-tracker li[data-state]')].map((li) => [li.dataset.stage, li.dataset.state])""")]
 
         _wait(driver, lambda: stages() == [("prepare", "completed"), ("training", "active"), ("validation", "pending")],
               f"the stage tracker: prepare done, training active, validation pending (saw {stages()})")
@@ -231,7 +249,17 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
               "the loss chart fills, training and validation on one chart")
         _wait(driver, lambda: max(points()["resources"].values(), default=0) >= 2,
               "the resources chart fills")
-        _wait(driver, lambda: "step 0: loss" in driver.find_element(By.ID, "log-lines").text, "logs show")
+        log_lines = driver.find_element(By.ID, "log-lines")
+        _wait(driver, lambda: "step 0: loss" in log_lines.text, "logs show")
+        # The level filter hides the info lines; clear empties the panel, and new lines come after.
+        _js(driver, "const l = document.getElementById('log-level'); l.value = 'warning'; l.dispatchEvent(new Event('change'))")
+        assert log_lines.text == ""
+        _js(driver, "const l = document.getElementById('log-level'); l.value = 'debug'; l.dispatchEvent(new Event('change'))")
+        assert "step 0: loss" in log_lines.text
+        driver.find_element(By.ID, "log-clear").click()
+        assert log_lines.text == ""
+        _wait(driver, lambda: re.search(r"step \d+: loss", log_lines.text), "new log lines after a clear")
+        assert "step 0: loss" not in log_lines.text
         assert driver.find_element(By.ID, "run-cost").text.endswith("(at 3.5/h)")
         assert _js(driver, "return document.querySelector('#config-table tr[data-key=\"optimizer.name\"] td:last-child')"
                            ".textContent") == "sgd"
