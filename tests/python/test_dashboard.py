@@ -167,7 +167,14 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
     bridge = Bridge(events_path)
     trainers: List[subprocess.Popen] = []
     try:
-        # History first: a finished run and a failed one; then the live one, which only a cancel ends.
+        driver = browser
+        driver.get(bridge.url + "#/")
+        row = '#runs-body tr[data-run-id="{}"]'
+        _wait(driver, lambda: driver.find_element(By.ID, "runs-empty").is_displayed(), "the empty state")
+        _wait(driver, lambda: driver.find_element(By.ID, "connection").get_attribute("data-state") == "live", "live")
+
+        # Runs arrive while the page is open: a finished one and a failed one (each toasts its end),
+        # then the live one, which only a cancel ends.
         history = [_trainer(tmp_path, events_path, "dash-done", 60, 0.02, "finishing"),
                    _trainer(tmp_path, events_path, "dash-fail", 60, 0.02, "failing")]
         for trainer, code in zip(history, (0, 1)):
@@ -175,10 +182,6 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
             assert trainer.returncode == code
         live = _trainer(tmp_path, events_path, "dash-live", 2000, 0.04, "live")
         trainers.append(live)
-
-        driver = browser
-        driver.get(bridge.url + "#/")
-        row = '#runs-body tr[data-run-id="{}"]'
 
         def stages() -> List[tuple]:
             return [tuple(pair) for pair in _js(driver, """return [...document.querySelectorAll(
@@ -192,7 +195,12 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
               == ("completed", "failed", "running"), "the run list shows the three runs with their statuses")
         assert _js(driver, "return document.querySelector('[data-count=running]').textContent") == "1"
         assert _js(driver, "return document.querySelector('[data-count=failed]').textContent") == "1"
-        assert driver.find_element(By.ID, "connection").get_attribute("data-state") == "live"
+        assert not driver.find_element(By.ID, "runs-empty").is_displayed()
+        for run_id, status in (("dash-done", "completed"), ("dash-fail", "failed")):
+            _wait(driver, lambda: driver.find_elements(
+                By.CSS_SELECTOR, f'#toasts .toast[data-status="{status}"][data-run-id="{run_id}"]'),
+                f"a notification for {run_id} ending {status}")
+
         def elapsed() -> str:  # rows are rebuilt on every fetch: look the cell up each time
             return _js(driver, "return document.querySelector(arguments[0]).textContent", row.format("dash-live") + " .elapsed")
 

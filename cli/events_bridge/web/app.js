@@ -142,7 +142,10 @@
   }, 1000);
 
   // --- notifications on every status transition ---------------------------------------------------
-  const knownStatus = new Map();  // run_id -> last status seen (the first sight notifies nothing)
+  // run_id -> last status seen. Runs there when the page opened notify nothing; a run that shows up
+  // later does (it may already have ended between two fetches: that is a transition too).
+  const knownStatus = new Map();
+  let seeded = false;
 
   function toast(text, attrs) {
     const node = el("div", Object.assign({ class: "toast" }, attrs || {}), text);
@@ -153,8 +156,9 @@
   function noteStatus(run) {
     const before = knownStatus.get(run.run_id);
     knownStatus.set(run.run_id, run.status);
-    if (before === undefined || before === run.status) return;
-    const text = `${run.name || run.run_id}: ${before} \u2192 ${run.status}`;
+    if (before === run.status || (before === undefined && !seeded)) return;
+    const text = before === undefined ? `${run.name || run.run_id}: new run, ${run.status}`
+      : `${run.name || run.run_id}: ${before} \u2192 ${run.status}`;
     toast(text, { "data-status": run.status, "data-run-id": run.run_id });
     if ("Notification" in window && Notification.permission === "granted") {
       try { new Notification("foxml-events", { body: text, tag: `${run.run_id}-${run.status}` }); } catch (_) { /* not in this context */ }
@@ -216,6 +220,7 @@
     state.counts = body.counts || {};
     state.runsFetchedAt = Date.now();
     for (const run of state.runs) noteStatus(run);
+    seeded = true;
     if (state.view === "runs") renderRuns();
   }
 
