@@ -130,11 +130,12 @@ def browser():
     # preloaded libasan either: the browser is no code of ours.
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "PYTHONMALLOC")}
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER, env=env), options=options)
+    driver.expected_errors = ["WebSocket", "ERR_CONNECTION_REFUSED"]  # while the bridge restarts
     yield driver
     try:
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
-                  and "WebSocket" not in e["message"] and "ERR_CONNECTION_REFUSED" not in e["message"]]
-        # Script errors fail the test; connection failures while the bridge restarts are expected.
+                  and not any(expected in e["message"] for expected in driver.expected_errors)]
+        # Script errors fail the test, and so does any failed request the test did not ask for.
         assert not errors, errors
     finally:
         driver.quit()
@@ -322,6 +323,8 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
 def test_dashboard_with_a_token(tmp_path, browser):
     """Opened once as /?token=T, the page works from the bridge's cookie and drops the token from
     the address bar; without it, nothing but a 401."""
+    from selenium.webdriver.common.by import By
+
     events_path = tmp_path / "events.jsonl"
     trainer = _trainer(tmp_path, events_path, "dash-token", 5, 0.0, "finishing")
     trainer.communicate(timeout=WAIT_S)
@@ -341,6 +344,10 @@ def test_dashboard_with_a_token(tmp_path, browser):
         _js(driver, "location.hash = '#/runs/dash-token'")
         _wait(driver, lambda: status_now(driver) == "completed", "the run page loads")
         assert _js(driver, "return document.cookie") == ""  # HttpOnly: no script reads the token
+        driver.expected_errors.append("/api/runs/no-such-run")  # the page asks, the bridge says 404
+        _js(driver, "location.hash = '#/runs/no-such-run'")
+        _wait(driver, lambda: driver.find_element(By.ID, "run-missing").is_displayed(), "an unknown run says so")
+        assert not driver.find_element(By.ID, "stage-tracker").is_displayed()
     finally:
         bridge.stop()
 

@@ -280,7 +280,7 @@
         el("td", { text: run.step === null || run.step === undefined ? "\u2014" : (run.total_steps ? `${run.step} / ${run.total_steps}` : String(run.step)) }),
         el("td", { text: run.epoch === null || run.epoch === undefined ? "\u2014" : (run.total_epochs ? `${run.epoch} / ${run.total_epochs}` : String(run.epoch)) }),
         el("td", { class: "loss", text: number(loss) }),
-        ticking(el("td", { class: "elapsed" }), elapsedOf(run, at), at, running && run.status === "running" ? 1 : 0),
+        ticking(el("td", { class: "elapsed" }), elapsedOf(run, at), at, running ? 1 : 0),
         ticking(el("td", { class: "eta" }), run.status === "running" ? run.eta_s : null, at, -1),
         el("td", { "data-ago": String(run.last_seen), text: ago(run.last_seen) }));
     });
@@ -308,11 +308,16 @@
     try {
       run = await api(`/api/runs/${encodeURIComponent(id)}`);
     } catch (e) {
-      if (e.status === 404 && state.runId === id) { $("run-missing").hidden = false; return; }
+      if (e.status === 404 && state.runId === id && !state.run) {
+        $("run-missing").hidden = false;
+        $("view-run").dataset.missing = "1";
+        return;
+      }
       throw e;
     }
     if (state.view !== "run" || state.runId !== id) return;
     $("run-missing").hidden = true;
+    delete $("view-run").dataset.missing;
     state.run = run;
     state.runFetchedAt = Date.now();
     noteStatus(run);
@@ -349,7 +354,7 @@
       meta("Host", run.host || firstRankHost(run) || "\u2014"),
       meta("Ranks", run.world_size > 1 ? `${rankCount} of ${run.world_size}` : String(Math.max(rankCount, 1))),
       meta("Started", clock(run.started || run.first_seen)),
-      meta("Elapsed", ticking(el("span", { id: "run-elapsed" }), elapsed, at, run.status === "running" ? 1 : 0)),
+      meta("Elapsed", ticking(el("span", { id: "run-elapsed" }), elapsed, at, live ? 1 : 0)),
       meta("Last event", el("span", { "data-ago": String(run.last_seen), text: ago(run.last_seen) })),
     ];
     if (!live && typeof run.duration_s === "number") items.push(meta("Duration", duration(run.duration_s)));
@@ -358,7 +363,7 @@
       const cost = el("span", { id: "run-cost" });
       const price = config.price_per_hour, currency = typeof config.currency === "string" ? `${config.currency} ` : "";
       const show = () => {
-        const seconds = elapsed + (run.status === "running" ? (Date.now() - at) / 1000 : 0);
+        const seconds = elapsed + (live ? (Date.now() - at) / 1000 : 0);
         cost.textContent = `${currency}${(price * seconds / 3600).toFixed(2)} (at ${price}/h)`;
       };
       show();
