@@ -6,6 +6,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -76,6 +77,11 @@ int main(int argc, char** argv) {
   app.add_option("--ring-size", ring_size, "events kept for late joiners and ?since= resumes")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  double command_timeout_s = std::chrono::duration<double>(events_bridge::defaults::command_timeout).count();
+  app.add_option("--command-timeout", command_timeout_s,
+                 "seconds POST .../commands waits for the trainer's acknowledgement (then 504)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 600.0));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -84,6 +90,7 @@ int main(int argc, char** argv) {
     app.exit(e);
     return exit_usage;
   }
+  options.command_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(command_timeout_s * 1000));
   try {
     if (!token_file.empty()) options.token = read_token_file(token_file);
   } catch (const std::exception& e) {

@@ -274,7 +274,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
     if (result.unknown_run) {
       status = 404;
     } else if (!result.ok) {
-      status = 502;
+      // A control endpoint that never answered is a timeout too (commands.cpp words it so).
+      status = result.error.find("no answer in time") != std::string::npos ? 504 : 502;
     } else if (!result.acknowledged) {
       status = 504;
       if (result.error.empty()) out["error"] = "the trainer did not acknowledge the command in time";

@@ -5,6 +5,7 @@ disconnected while two others get everything, bad requests and oversize frames a
 server stays up, seed 004's consumer logic, and POST cancel reaching a real trainer."""
 
 import base64
+import datetime
 import http.client
 import json
 import os
@@ -609,3 +610,27 @@ def test_no_arguments_reads_the_default_file_and_socket(short_dir, bridges):
     finally:
         trainer.kill()
     assert wait_for(lambda: bridge.get_json("/api/runs/on-the-socket")["status"] == "cancelled")
+
+
+def test_a_command_nobody_acknowledges_gets_504(short_dir, bridges):
+    sock = short_dir / "events.sock"
+    bridge = bridges(f"unix://{sock}", "--command-timeout", "1")
+    # An emitter that sends its run_start and then never reads: the relay delivers the command
+    # to it, and no acknowledgement ever comes back.
+    mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mute.connect(str(sock))
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+    mute.sendall(json.dumps({"event_type": "run_start", "run_id": "mute", "timestamp": now, "seq": 1, "pid": 7,
+                             "host": "h", "rank": 0, "world_size": 1}, separators=(",", ":")).encode() + b"\n")
+    try:
+        assert wait_for(lambda: bridge.get_json("/api/runs")["counts"] == {"running": 1})
+        status, _, body = bridge.request("POST", "/api/runs/mute/commands", body=b'{"command": "cancel"}',
+                                         headers={"Content-Type": "application/json", "X-Foxml-Events": "1"})
+        answer = json.loads(body)
+        assert status == 504 and answer["ok"] and not answer["acknowledged"] and answer["delivered"] == 1, answer
+        # Bad commands are refused before anything is sent.
+        status, _, body = bridge.request("POST", "/api/runs/mute/commands", body=b'{"command": "no such!"}',
+                                         headers={"Content-Type": "application/json", "X-Foxml-Events": "1"})
+        assert status == 400 and "error" in json.loads(body)
+    finally:
+        mute.close()
