@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <thread>
 
 #include "defaults.hpp"
 #include "foxml/events/defaults.hpp"
@@ -167,6 +168,11 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   for (const auto& s : options.sources) fmt::print(stderr, "events-bridge: reading {}\n", s);
   io.run();
+  // Commands still waiting for an acknowledgement hold the server: they end within their timeout.
+  const auto give_up = std::chrono::steady_clock::now() + options.command_timeout + std::chrono::seconds(1);
+  while (server->pending_commands() > 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   reader->close();
   server.reset();
   return exit_ok;
