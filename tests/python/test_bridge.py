@@ -10,12 +10,9 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,6 +22,7 @@ import pytest
 
 import foxml_events as fe
 from conftest import installed_program
+from test_control_e2e import Trainer, check_cancelled, short_dir  # noqa: F401 (short_dir: a fixture)
 
 websockets = pytest.importorskip("websockets")
 from websockets.sync.client import connect  # noqa: E402
@@ -33,14 +31,6 @@ BRIDGE = installed_program("events-bridge")
 pytestmark = pytest.mark.skipif(BRIDGE is None, reason="events-bridge is not built (no Boost.Beast or Chart.js)")
 
 DEADLINE = 30.0  # liveness only: generous on a shared machine
-
-
-@pytest.fixture
-def short_dir():
-    # Unix socket paths hold at most 107 bytes; pytest's tmp_path can be longer.
-    path = tempfile.mkdtemp(prefix="fe-br-")
-    yield Path(path)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 class Bridge:
@@ -554,8 +544,6 @@ def test_max_hz_coalesces_per_step_events_but_never_lifecycle(short_dir, bridges
 
 
 def test_post_cancel_reaches_a_real_trainer(short_dir, bridges):
-    from test_control_e2e import Trainer, check_cancelled
-
     path = short_dir / "events.jsonl"
     trainer = Trainer(short_dir, "to-cancel", str(path))
     bridge = bridges(str(path))
@@ -578,8 +566,6 @@ def test_post_cancel_reaches_a_real_trainer(short_dir, bridges):
 
 
 def test_no_arguments_reads_the_default_file_and_socket(short_dir, bridges):
-    from test_control_e2e import Trainer
-
     env = {**os.environ, "FOXML_TRAINING_EVENT_FILE": str(short_dir / "default.jsonl"),
            "FOXML_TRAINING_EVENT_SOCKET": str(short_dir / "default.sock")}
     env.pop("FOXML_EVENTS_SINKS", None)
