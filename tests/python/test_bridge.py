@@ -217,6 +217,22 @@ def test_resume_with_since_and_missed_report(short_dir, bridges):
         assert following["cursor"] == first_message["cursor"] == first_message["count"]
 
 
+def test_a_backlog_larger_than_the_queue_waits_in_the_ring(short_dir, bridges):
+    path = short_dir / "events.jsonl"
+    e = fe.TrainingEventEmitter("backlog", str(path))
+    e.emit_run_start()
+    emit_steps(e, 1, 1000)
+    e.emit_run_complete("success")
+    e.close()
+    bridge = bridges(str(path), "--client-queue", "50", "--ring-size", "5000")
+    # 2002 events to resume, 50 queued at a time: the rest wait in the ring, nobody is cut off.
+    assert wait_for(lambda: bridge.get_json("/api/health")["events"] == 2002)
+    with bridge.ws("?since=0") as ws:
+        got = collect_until(ws, is_end("backlog"))
+    assert [m["cursor"] for m in got] == list(range(2002))
+    assert bridge.get_json("/api/health")["bridge"]["slow_client_disconnects"] == 0
+
+
 def test_ping_after_five_seconds_of_silence(short_dir, bridges):
     path = short_dir / "events.jsonl"
     e = fe.TrainingEventEmitter("quiet", str(path))
@@ -253,7 +269,9 @@ def stalled_client(host: str, port: int) -> socket.socket:
 
 def test_a_stalled_client_is_disconnected_while_two_others_get_every_event(short_dir, bridges):
     path = short_dir / "events.jsonl"
-    bridge = bridges(str(path), "--client-queue", "500", "--ring-size", "100000", "--ws-history", "0")
+    # The stalled client is disconnected once its queue is full and the ring has moved past its
+    # cursor: 500 + 2000 events behind.
+    bridge = bridges(str(path), "--client-queue", "500", "--ring-size", "2000", "--ws-history", "0")
     stalled = stalled_client(bridge.host, bridge.port)
     received: List[List[int]] = [[], []]
     ends = [threading.Event(), threading.Event()]
@@ -297,7 +315,7 @@ def test_a_stalled_client_is_disconnected_while_two_others_get_every_event(short
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) and len(seqs) == sent + 1
     health = bridge.get_json("/api/health")
     assert health["bridge"]["slow_client_disconnects"] == 1
-    assert "fell" in bridge.errors() and "disconnected (1008)" in bridge.errors()
+    assert "fell behind" in bridge.errors() and "disconnected (1008)" in bridge.errors()
     metrics = bridge.request("GET", "/metrics")[2].decode()
     assert "foxml_bridge_slow_client_disconnects_total 1" in metrics
     # The stalled client's connection is gone: reading it now ends (close frame or reset) soon.
@@ -511,6 +529,7 @@ def test_runs_run_events_health_and_metrics(short_dir, bridges):
     assert f'foxml_run_step{{{escaped}}} 1200' in text
     assert f'foxml_run_metric{{{escaped},metric="loss"}} ' in text
     assert "foxml_reader_events_total 2403" in text and "foxml_bridge_ws_clients 0" in text
+    assert "# TYPE foxml_reader_gaps gauge" in text and "foxml_reader_gaps 0" in text
     for line in text.splitlines():
         assert line.startswith("#") or re.fullmatch(r'[a-z_]+(\{.*\})? \S+', line), line
     # The page and Chart.js are served from the binary.
