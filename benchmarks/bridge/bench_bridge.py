@@ -122,8 +122,9 @@ class Server:
     def __init__(self, kind: str, bridge: str, path: Path, work: Path) -> None:
         self.kind = kind
         if kind == "events-bridge":
-            self.proc = subprocess.Popen([bridge, str(path), "--port", "0", "--ws-history", "0",
-                                          "--ring-size", "200000", "--client-queue", "1000000"],
+            # Default ring and queues: the figures are what a user gets (a client too slow for
+            # the flood would be disconnected or told what it missed, and the table shows it).
+            self.proc = subprocess.Popen([bridge, str(path), "--port", "0", "--ws-history", "0"],
                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             line = self.proc.stdout.readline()  # type: ignore[union-attr]
             self.port = int(line.rsplit(":", 1)[1].strip("/\n"))

@@ -6,10 +6,12 @@
 #include <boost/asio/signal_set.hpp>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <thread>
 
 #include "defaults.hpp"
 #include "foxml/events/defaults.hpp"
@@ -76,6 +78,11 @@ int main(int argc, char** argv) {
   app.add_option("--ring-size", ring_size, "events kept for late joiners and ?since= resumes")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  double command_timeout_s = std::chrono::duration<double>(events_bridge::defaults::command_timeout).count();
+  app.add_option("--command-timeout", command_timeout_s,
+                 "seconds POST .../commands waits for the trainer's acknowledgement (then 504)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 600.0));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -84,6 +91,7 @@ int main(int argc, char** argv) {
     app.exit(e);
     return exit_usage;
   }
+  options.command_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(command_timeout_s * 1000));
   try {
     if (!token_file.empty()) options.token = read_token_file(token_file);
   } catch (const std::exception& e) {
@@ -160,6 +168,11 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   for (const auto& s : options.sources) fmt::print(stderr, "events-bridge: reading {}\n", s);
   io.run();
+  // Commands still waiting for an acknowledgement hold the server: they end within their timeout.
+  const auto give_up = std::chrono::steady_clock::now() + options.command_timeout + std::chrono::seconds(1);
+  while (server->pending_commands() > 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   reader->close();
   server.reset();
   return exit_ok;

@@ -112,8 +112,11 @@ reply metrics_reply(server& s) {
   out.sample("foxml_reader_events_per_second", s.events_per_s());
   counter("foxml_reader_duplicates_total", "Duplicate events dropped.", stat("duplicates"));
   counter("foxml_reader_malformed_total", "Malformed lines skipped.", stat("malformed"));
-  counter("foxml_reader_gaps_total", "Unexplained seq gaps outstanding.", stat("gaps"));
-  counter("foxml_reader_missing_total", "Events missing in gaps.", stat("missing"));
+  // Outstanding gaps shrink when a late event fills one: gauges, not counters.
+  out.family("foxml_reader_gaps", "gauge", "Unexplained seq gaps outstanding.");
+  out.sample("foxml_reader_gaps", stat("gaps"));
+  out.family("foxml_reader_missing", "gauge", "Events missing in the outstanding gaps.");
+  out.sample("foxml_reader_missing", stat("missing"));
   counter("foxml_reader_reported_drops_total", "Events emitters reported dropped (their `dropped` events).", stat("reported_drops"));
   counter("foxml_reader_late_total", "Events that arrived after their seq was declared missing.", stat("late"));
   auto& c = s.counters();

@@ -239,12 +239,15 @@ class http_session : public std::enable_shared_from_this<http_session> {
       return respond(req, error_reply(503, "too many commands waiting for an answer; try again"));
     }
     owner_.counters().commands += 1;
-    std::thread([self = shared_from_this(), req = std::move(req), run_id, command = name->get<std::string>(),
-                 arg = std::move(arg)]() mutable {
+    // The executor is taken here, on the io thread: the worker touches nothing of the stream.
+    std::thread([self = shared_from_this(), executor = stream_.get_executor(), req = std::move(req), run_id,
+                 command = name->get<std::string>(), arg = std::move(arg)]() mutable {
       reply r = self->send(run_id, command, arg);
-      self->owner_.pending_commands() -= 1;
-      asio::post(self->stream_.get_executor(),
-                 [self, req = std::move(req), r = std::move(r)]() mutable { self->respond(req, std::move(r)); });
+      server& owner = self->owner_;
+      asio::post(executor, [self = std::move(self), req = std::move(req), r = std::move(r)]() mutable {
+        self->respond(req, std::move(r));
+      });
+      owner.pending_commands() -= 1;  // last: the server waits for this before it goes away
     }).detach();
   }
 
@@ -274,7 +277,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
     if (result.unknown_run) {
       status = 404;
     } else if (!result.ok) {
-      status = 502;
+      // A control endpoint that never answered is a timeout too (commands.cpp words it so).
+      status = result.error.find("no answer in time") != std::string::npos ? 504 : 502;
     } else if (!result.acknowledged) {
       status = 504;
       if (result.error.empty()) out["error"] = "the trainer did not acknowledge the command in time";

@@ -88,20 +88,36 @@ void ws_session::send_history() {
 }
 
 void ws_session::pump() {
+  // The ring is the backlog: events move into the queue only while it has room, so a burst or a
+  // resume from an old cursor waits in the ring, not in per-client copies. A client whose queue
+  // is full when the ring overwrites its next event has stopped keeping up: it is disconnected.
   const auto& ring = owner_.reader().buffer();
+  const std::size_t limit = owner_.options().client_queue;
   while (!closing_) {
-    fr::ring_read r = ring.read_since(cursor_, ring_chunk);
+    if (queue_.size() >= limit) {
+      backlogged_ = true;
+      if (ring.begin() > cursor_) too_slow();
+      return;
+    }
+    fr::ring_read r = ring.read_since(cursor_, std::min(ring_chunk, limit - queue_.size()));
     std::uint64_t position = r.next - r.events.size();
     if (r.missed > 0) {
+      if (backlogged_) {
+        too_slow();
+        return;
+      }
+      // A resume from a cursor the ring no longer holds (or an io thread that fell behind the
+      // reader): said, never silent.
       owner_.counters().ws_missed += r.missed;
       enqueue(fmt::format("{{\"type\":\"missed\",\"count\":{},\"cursor\":{}}}", r.missed, position));
     }
+    backlogged_ = false;
     cursor_ = r.next;
     for (const auto& e : r.events) {
       if (closing_) return;
       offer(e, position++);
     }
-    if (r.events.size() < ring_chunk) break;
+    if (r.events.empty()) return;
   }
 }
 
@@ -166,10 +182,8 @@ void ws_session::arm_coalesce_timer() {
 
 void ws_session::enqueue(std::string message) {
   if (closing_) return;
-  if (queue_.size() >= owner_.options().client_queue) {
-    too_slow();
-    return;
-  }
+  // pump() fills the queue only to its limit; pings, missed reports and coalesced events come on
+  // top, a few at most.
   queue_.push_back(std::move(message));
   owner_.counters().ws_messages += 1;
   last_sent_ = clock::now();
@@ -188,9 +202,11 @@ void ws_session::write_next() {
     self->queue_.pop_front();
     if (self->close_after_write_) {
       self->close_with(*self->close_after_write_);
-    } else if (!self->queue_.empty() && !self->closing_) {
-      self->write_next();
+      return;
     }
+    if (self->closing_) return;
+    if (self->backlogged_) self->pump();  // room again: take more from the ring
+    if (!self->queue_.empty() && !self->writing_ && !self->closing_) self->write_next();
   });
 }
 
@@ -227,8 +243,9 @@ void ws_session::too_slow() {
   owner_.counters().slow_disconnects += 1;
   boost::system::error_code ignored;
   const auto peer = beast::get_lowest_layer(ws_).socket().remote_endpoint(ignored);
-  fmt::print(stderr, "events-bridge: WebSocket client {}:{} fell {} messages behind; disconnected (1008)\n",
-             peer.address().to_string(), peer.port(), queue_.size());
+  fmt::print(stderr, "events-bridge: WebSocket client {}:{} fell behind by its whole queue ({} messages) and "
+                     "the ring; disconnected (1008)\n",
+             peer.address().to_string(), peer.port(), owner_.options().client_queue);
   // The message being written stays (its buffer is in use); the rest go.
   while (queue_.size() > (writing_ ? 1U : 0U)) queue_.pop_back();
   close_with(websocket::close_code::policy_error);

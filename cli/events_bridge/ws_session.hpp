@@ -74,6 +74,7 @@ class ws_session : public std::enable_shared_from_this<ws_session> {
   bool writing_ = false;
   bool open_ = false;     // accepted and registered with the server
   bool closing_ = false;  // no more messages: a close is under way
+  bool backlogged_ = false;  // the queue was full: events wait in the ring past cursor_
   std::optional<boost::beast::websocket::close_code> close_after_write_;
   boost::beast::flat_buffer incoming_;
   boost::asio::steady_timer ping_timer_;

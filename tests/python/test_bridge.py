@@ -5,16 +5,14 @@ disconnected while two others get everything, bad requests and oversize frames a
 server stays up, seed 004's consumer logic, and POST cancel reaching a real trainer."""
 
 import base64
+import datetime
 import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 
 import foxml_events as fe
 from conftest import installed_program
+from test_control_e2e import Trainer, check_cancelled, short_dir  # noqa: F401 (short_dir: a fixture)
 
 websockets = pytest.importorskip("websockets")
 from websockets.sync.client import connect  # noqa: E402
@@ -32,14 +31,6 @@ BRIDGE = installed_program("events-bridge")
 pytestmark = pytest.mark.skipif(BRIDGE is None, reason="events-bridge is not built (no Boost.Beast or Chart.js)")
 
 DEADLINE = 30.0  # liveness only: generous on a shared machine
-
-
-@pytest.fixture
-def short_dir():
-    # Unix socket paths hold at most 107 bytes; pytest's tmp_path can be longer.
-    path = tempfile.mkdtemp(prefix="fe-br-")
-    yield Path(path)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 class Bridge:
@@ -226,6 +217,22 @@ def test_resume_with_since_and_missed_report(short_dir, bridges):
         assert following["cursor"] == first_message["cursor"] == first_message["count"]
 
 
+def test_a_backlog_larger_than_the_queue_waits_in_the_ring(short_dir, bridges):
+    path = short_dir / "events.jsonl"
+    e = fe.TrainingEventEmitter("backlog", str(path))
+    e.emit_run_start()
+    emit_steps(e, 1, 1000)
+    e.emit_run_complete("success")
+    e.close()
+    bridge = bridges(str(path), "--client-queue", "50", "--ring-size", "5000")
+    # 2002 events to resume, 50 queued at a time: the rest wait in the ring, nobody is cut off.
+    assert wait_for(lambda: bridge.get_json("/api/health")["events"] == 2002)
+    with bridge.ws("?since=0") as ws:
+        got = collect_until(ws, is_end("backlog"))
+    assert [m["cursor"] for m in got] == list(range(2002))
+    assert bridge.get_json("/api/health")["bridge"]["slow_client_disconnects"] == 0
+
+
 def test_ping_after_five_seconds_of_silence(short_dir, bridges):
     path = short_dir / "events.jsonl"
     e = fe.TrainingEventEmitter("quiet", str(path))
@@ -262,7 +269,9 @@ def stalled_client(host: str, port: int) -> socket.socket:
 
 def test_a_stalled_client_is_disconnected_while_two_others_get_every_event(short_dir, bridges):
     path = short_dir / "events.jsonl"
-    bridge = bridges(str(path), "--client-queue", "500", "--ring-size", "100000", "--ws-history", "0")
+    # The stalled client is disconnected once its queue is full and the ring has moved past its
+    # cursor: 500 + 2000 events behind.
+    bridge = bridges(str(path), "--client-queue", "500", "--ring-size", "2000", "--ws-history", "0")
     stalled = stalled_client(bridge.host, bridge.port)
     received: List[List[int]] = [[], []]
     ends = [threading.Event(), threading.Event()]
@@ -306,7 +315,7 @@ def test_a_stalled_client_is_disconnected_while_two_others_get_every_event(short
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) and len(seqs) == sent + 1
     health = bridge.get_json("/api/health")
     assert health["bridge"]["slow_client_disconnects"] == 1
-    assert "fell" in bridge.errors() and "disconnected (1008)" in bridge.errors()
+    assert "fell behind" in bridge.errors() and "disconnected (1008)" in bridge.errors()
     metrics = bridge.request("GET", "/metrics")[2].decode()
     assert "foxml_bridge_slow_client_disconnects_total 1" in metrics
     # The stalled client's connection is gone: reading it now ends (close frame or reset) soon.
@@ -520,6 +529,7 @@ def test_runs_run_events_health_and_metrics(short_dir, bridges):
     assert f'foxml_run_step{{{escaped}}} 1200' in text
     assert f'foxml_run_metric{{{escaped},metric="loss"}} ' in text
     assert "foxml_reader_events_total 2403" in text and "foxml_bridge_ws_clients 0" in text
+    assert "# TYPE foxml_reader_gaps gauge" in text and "foxml_reader_gaps 0" in text
     for line in text.splitlines():
         assert line.startswith("#") or re.fullmatch(r'[a-z_]+(\{.*\})? \S+', line), line
     # The page and Chart.js are served from the binary.
@@ -553,8 +563,6 @@ def test_max_hz_coalesces_per_step_events_but_never_lifecycle(short_dir, bridges
 
 
 def test_post_cancel_reaches_a_real_trainer(short_dir, bridges):
-    from test_control_e2e import Trainer, check_cancelled
-
     path = short_dir / "events.jsonl"
     trainer = Trainer(short_dir, "to-cancel", str(path))
     bridge = bridges(str(path))
@@ -577,8 +585,6 @@ def test_post_cancel_reaches_a_real_trainer(short_dir, bridges):
 
 
 def test_no_arguments_reads_the_default_file_and_socket(short_dir, bridges):
-    from test_control_e2e import Trainer
-
     env = {**os.environ, "FOXML_TRAINING_EVENT_FILE": str(short_dir / "default.jsonl"),
            "FOXML_TRAINING_EVENT_SOCKET": str(short_dir / "default.sock")}
     env.pop("FOXML_EVENTS_SINKS", None)
@@ -609,3 +615,27 @@ def test_no_arguments_reads_the_default_file_and_socket(short_dir, bridges):
     finally:
         trainer.kill()
     assert wait_for(lambda: bridge.get_json("/api/runs/on-the-socket")["status"] == "cancelled")
+
+
+def test_a_command_nobody_acknowledges_gets_504(short_dir, bridges):
+    sock = short_dir / "events.sock"
+    bridge = bridges(f"unix://{sock}", "--command-timeout", "1")
+    # An emitter that sends its run_start and then never reads: the relay delivers the command
+    # to it, and no acknowledgement ever comes back.
+    mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mute.connect(str(sock))
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+    mute.sendall(json.dumps({"event_type": "run_start", "run_id": "mute", "timestamp": now, "seq": 1, "pid": 7,
+                             "host": "h", "rank": 0, "world_size": 1}, separators=(",", ":")).encode() + b"\n")
+    try:
+        assert wait_for(lambda: bridge.get_json("/api/runs")["counts"] == {"running": 1})
+        status, _, body = bridge.request("POST", "/api/runs/mute/commands", body=b'{"command": "cancel"}',
+                                         headers={"Content-Type": "application/json", "X-Foxml-Events": "1"})
+        answer = json.loads(body)
+        assert status == 504 and answer["ok"] and not answer["acknowledged"] and answer["delivered"] == 1, answer
+        # Bad commands are refused before anything is sent.
+        status, _, body = bridge.request("POST", "/api/runs/mute/commands", body=b'{"command": "no such!"}',
+                                         headers={"Content-Type": "application/json", "X-Foxml-Events": "1"})
+        assert status == 400 and "error" in json.loads(body)
+    finally:
+        mute.close()
