@@ -42,6 +42,7 @@
       const message = (body && body.error) || `${response.status} ${response.statusText}`;
       const error = new Error(message);
       error.status = response.status;
+      if (response.status === 401) setConnection("offline", "token needed: open this page as /?token=T");
       throw error;
     }
     return body;
