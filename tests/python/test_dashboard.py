@@ -260,6 +260,14 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
               "the resources chart fills")
         log_lines = driver.find_element(By.ID, "log-lines")
         _wait(driver, lambda: "step 0: loss" in log_lines.text, "logs show")
+        assert driver.find_element(By.ID, "run-cost").text.endswith("(at 3.5/h)")
+        assert _js(driver, "return document.querySelector('#config-table tr[data-key=\"optimizer.name\"] td:last-child')"
+                           ".textContent") == "sgd"
+        assert {"dashboard-test", "live"} <= {t.text for t in driver.find_elements(By.CSS_SELECTOR, "#run-tags .tag")}
+        _wait(driver, lambda: loss_points("loss") >= 150, "enough of a curve for the picture")
+        _js(driver, "document.getElementById('toasts').replaceChildren()")  # a clean picture
+        _screenshot(driver, "dashboard-run.png", 1900)
+        driver.set_window_size(1400, 1000)
         # The level filter hides the info lines; clear empties the panel, and new lines come after.
         _js(driver, "const l = document.getElementById('log-level'); l.value = 'warning'; l.dispatchEvent(new Event('change'))")
         assert log_lines.text == ""
@@ -269,13 +277,6 @@ def test_dashboard_live_run_restart_and_cancel(tmp_path, browser):
         assert log_lines.text == ""
         _wait(driver, lambda: re.search(r"step \d+: loss", log_lines.text), "new log lines after a clear")
         assert "step 0: loss" not in log_lines.text
-        assert driver.find_element(By.ID, "run-cost").text.endswith("(at 3.5/h)")
-        assert _js(driver, "return document.querySelector('#config-table tr[data-key=\"optimizer.name\"] td:last-child')"
-                           ".textContent") == "sgd"
-        assert {"dashboard-test", "live"} <= {t.text for t in driver.find_elements(By.CSS_SELECTOR, "#run-tags .tag")}
-        _wait(driver, lambda: loss_points("loss") >= 150, "enough of a curve for the picture")
-        _screenshot(driver, "dashboard-run.png", 1900)
-        driver.set_window_size(1400, 1000)
 
         # The bridge goes away and comes back on the same port: the page says so and goes on.
         port = bridge.port
