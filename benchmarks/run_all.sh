@@ -35,6 +35,7 @@ if [ -n "$quick" ]; then
   "$venv/bin/python" benchmarks/python/bench_emit.py --calls 2000 --no-peers
   "$venv/bin/python" benchmarks/python/bench_training_overhead.py --epochs-per-variant 2
   "$venv/bin/python" benchmarks/python/bench_adapters.py --quick
+  "$venv/bin/python" benchmarks/bridge/bench_bridge.py --events 2000 --clients 1,10 --paced 50
 else
   build/release/benchmarks/hot_path_latency
   echo; build/release/benchmarks/backend_throughput
@@ -49,4 +50,5 @@ else
   echo; "$venv/bin/python" benchmarks/python/bench_emit.py
   echo; "$venv/bin/python" benchmarks/python/bench_training_overhead.py
   echo; "$venv/bin/python" benchmarks/python/bench_adapters.py
+  echo; "$venv/bin/python" benchmarks/bridge/bench_bridge.py
 fi

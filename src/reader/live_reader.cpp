@@ -5,6 +5,7 @@
 #include <future>
 #include <stdexcept>
 
+#include "foxml/events/reader/merged_source.hpp"
 #include "foxml/events/reader/socket_source.hpp"
 
 #include "stats_json.hpp"
@@ -328,6 +329,24 @@ command_result live_reader::send_command(const std::string& run_id, const std::s
                                          const std::string& arg_json, std::chrono::milliseconds timeout) {
   command_request request{run_id, name, arg_json, "", ""};
   encode_command(request);  // refuses a bad command here, in the caller's thread
+  if (const auto* merged = dynamic_cast<const merged_source*>(source_.get())) {
+    // Each child is polled by its own thread (which serves a socket's relay): ask them in turn
+    // until one knows the run.
+    command_result result;
+    for (std::size_t i = 0; i < merged->size(); ++i) {
+      const source& child = merged->child(i);
+      const std::string origin = child.describe();
+      if (origin.rfind("file://", 0) == 0) {
+        result = send_command_control(control_directory_for(origin.substr(7)), request, timeout);
+      } else if (const auto* listener = dynamic_cast<const socket_source*>(&child)) {
+        result = send_command_relay(listener->path(), request, timeout);
+      } else {
+        result = send_command_zmq(origin, "", request, timeout);
+      }
+      if (!result.unknown_run) return result;
+    }
+    return result;
+  }
   const std::string origin = description_;
   if (origin.rfind("file://", 0) == 0) {
     return send_command_control(control_directory_for(origin.substr(7)), std::move(request), timeout);

@@ -51,3 +51,15 @@ def memory_lines(e) -> List[str]:
     """Flushes an emitter with a memory sink and returns its lines."""
     e.flush()
     return list(e._memory_lines())
+
+
+def installed_program(name: str) -> "str | None":
+    """The path of a program `pip install .` put next to this interpreter (or on PATH), if any."""
+    import shutil
+    import sysconfig
+
+    for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+        candidate = os.path.join(folder, name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which(name)

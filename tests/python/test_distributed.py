@@ -95,25 +95,19 @@ import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import selectors  # noqa: E402
-import shutil  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import sysconfig  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from conftest import REPO  # noqa: E402
+from conftest import REPO, installed_program  # noqa: E402
 from foxml_events import _core  # noqa: E402
 
 
 def _proxy_program():
-    for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
-        candidate = os.path.join(folder, "events-proxy")
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return shutil.which("events-proxy")
+    return installed_program("events-proxy")
 
 
 needs_proxy = pytest.mark.skipif(
