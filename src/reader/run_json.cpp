@@ -63,7 +63,7 @@ json resources_json(const resource_snapshot& r) {
 
 // One series of the resource history, when some sample has a value for it; times in Unix seconds.
 template <class T>
-void add_resource_series(json& out, const char* name, const std::deque<resource_point>& history,
+void add_resource_series(json& out, const std::string& name, const std::deque<resource_point>& history,
                          std::optional<T> resource_point::*member, std::size_t max_points) {
   const bool sampled = std::any_of(history.begin(), history.end(), [&](const resource_point& p) { return (p.*member).has_value(); });
   if (!sampled) return;
@@ -75,8 +75,8 @@ void add_resource_series(json& out, const char* name, const std::deque<resource_
 
 json resource_history_json(const std::deque<resource_point>& history, std::size_t max_points) {
   json out = json::object();
-  add_resource_series(out, "cpu_pct", history, &resource_point::cpu_pct, max_points);
-  add_resource_series(out, "rss_bytes", history, &resource_point::rss_bytes, max_points);
+  add_resource_series(out, key(names::cpu_pct), history, &resource_point::cpu_pct, max_points);
+  add_resource_series(out, key(names::rss_bytes), history, &resource_point::rss_bytes, max_points);
   add_resource_series(out, "gpu_util_pct", history, &resource_point::gpu_util_pct, max_points);
   add_resource_series(out, "gpu_mem_used_bytes", history, &resource_point::gpu_mem_used_bytes, max_points);
   return out;
