@@ -69,7 +69,10 @@ class Bridge:
         return json.loads(body)
 
     def ws(self, query: str = "", **kwargs: Any):
-        return connect(self.ws_url + query, proxy=None, open_timeout=DEADLINE, compression=None, **kwargs)
+        # max_queue=None: a client that leaves with messages unread still reads the bridge's close
+        # frame behind them (a bounded queue stops reading, and its close waits out close_timeout).
+        return connect(self.ws_url + query, proxy=None, open_timeout=DEADLINE, compression=None, max_queue=None,
+                       **kwargs)
 
     def stop(self) -> int:
         if self.proc.poll() is None:
