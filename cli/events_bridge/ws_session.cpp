@@ -270,6 +270,12 @@ void ws_session::close_with(websocket::close_code code) {
   }
   close_after_write_.reset();
   grace_timer_.cancel();
+  if (code == websocket::close_code::policy_error) {
+    // A client that stopped reading will not answer the close frame either: don't wait for it.
+    websocket::stream_base::timeout quick = websocket::stream_base::timeout::suggested(beast::role_type::server);
+    quick.handshake_timeout = defaults::close_grace;
+    ws_.set_option(quick);
+  }
   ws_.async_close(code, [self = shared_from_this()](beast::error_code) { self->finish(); });
 }
 

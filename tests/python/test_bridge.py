@@ -69,7 +69,10 @@ class Bridge:
         return json.loads(body)
 
     def ws(self, query: str = "", **kwargs: Any):
-        return connect(self.ws_url + query, proxy=None, open_timeout=DEADLINE, compression=None, **kwargs)
+        # max_queue=None: a client that leaves with messages unread still reads the bridge's close
+        # frame behind them (a bounded queue stops reading, and its close waits out close_timeout).
+        return connect(self.ws_url + query, proxy=None, open_timeout=DEADLINE, compression=None, max_queue=None,
+                       **kwargs)
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -204,12 +207,14 @@ def test_resume_with_since_and_missed_report(short_dir, bridges):
         rest = collect_until(again, is_end("resume"))
     assert [m["cursor"] for m in rest] == list(range(last + 1, last + 1 + len(rest)))
     assert seqs_of(got + rest, "resume") == list(range(got[0]["seq"], got[0]["seq"] + len(got) + len(rest)))
-    # A cursor older than the ring holds (100 of 63 + 20 events: none lost yet); flood past it.
+    # A cursor older than the ring holds: flood past the ring's 100 events, then resume from 0.
     e2 = fe.TrainingEventEmitter("flood", str(path))
     emit_steps(e2, 1, 100)
     e2.emit_run_complete("success")
     e2.close()
     e.close()
+    written = len(path.read_text().splitlines())
+    assert wait_for(lambda: bridge.get_json("/api/health")["events"] == written)
     with bridge.ws("?since=0") as late:
         first_message = recv_json(late)
         assert first_message["type"] == "missed" and first_message["count"] > 0
