@@ -7,10 +7,12 @@
 #include <map>
 
 #include "foxml/events/reader/run_json.hpp"
+#include "foxml/events/schema_keys.hpp"
 #include "server.hpp"
 
 namespace events_bridge {
 namespace fr = foxml::events::reader;
+namespace names = foxml::events::schema::names;  // wire keys, spelled once
 using json = nlohmann::ordered_json;
 
 namespace {
@@ -53,7 +55,7 @@ reply runs_reply(server& s) {
   std::map<std::string, std::size_t> counts;
   for (const auto& run : s.reader().runs()) {
     json one = run_json(run, now, true, 0);
-    counts[one.value("status", "unknown")] += 1;
+    counts[one.value(std::string(names::status), "unknown")] += 1;
     runs.push_back(std::move(one));
   }
   json count_json = json::object();
@@ -125,9 +127,9 @@ reply training_status_reply(server& s) {
   }
   json out = {{"running", status.running},
               {"run_id", status.run_id ? json(*status.run_id) : json(nullptr)},
-              {"stage", status.stage ? json(*status.stage) : json(nullptr)},
-              {"progress_pct", status.progress_pct},
-              {"current_target", status.current_target ? json(*status.current_target) : json(nullptr)},
+              {std::string(names::stage), status.stage ? json(*status.stage) : json(nullptr)},
+              {std::string(names::progress_pct), status.progress_pct},
+              {std::string(names::current_target), status.current_target ? json(*status.current_target) : json(nullptr)},
               {"events", std::move(events)}};
   return {200, out.dump()};
 }
@@ -136,7 +138,7 @@ reply health_reply(server& s) {
   auto& c = s.counters();
   const double uptime =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - s.started()).count();
-  json out = {{"status", "ok"},
+  json out = {{std::string(names::status), "ok"},
               {"sources", s.options().sources},
               {"uptime_s", uptime},
               {"clients", c.ws_clients.load()},
@@ -155,7 +157,7 @@ reply health_reply(server& s) {
                 {"commands", c.commands.load()},
                 {"events_per_s", s.events_per_s()}}}};
   if (auto error = s.reader().error()) {
-    out["status"] = "degraded";
+    out[std::string(names::status)] = "degraded";
     out["error"] = *error;
   }
   return {200, out.dump()};

@@ -7,10 +7,12 @@
 
 #include "api.hpp"
 #include "foxml/events/reader/run_json.hpp"
+#include "foxml/events/schema_keys.hpp"
 #include "server.hpp"
 
 namespace events_bridge {
 namespace fr = foxml::events::reader;
+namespace names = foxml::events::schema::names;  // wire keys, spelled once
 
 namespace {
 
@@ -57,14 +59,16 @@ reply metrics_reply(server& s) {
   const auto runs = s.reader().runs();
   const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
                        std::chrono::system_clock::now().time_since_epoch()).count();
+  fr::run_json_options summary;
+  summary.history = false;
   std::vector<nlohmann::json> states;
   states.reserve(runs.size());
-  for (const auto& run : runs) states.push_back(nlohmann::json::parse(fr::to_json(run, now)));
+  for (const auto& run : runs) states.push_back(nlohmann::json::parse(fr::to_json(run, now, summary)));  // no histories: only latest values are exported
   const auto run_label = [](const nlohmann::json& r) {
     return fmt::format("run_id=\"{}\"", label(r.value("run_id", "")));
   };
-  const auto numeric = [](const nlohmann::json& r, const char* key) -> std::optional<double> {
-    auto it = r.find(key);
+  const auto numeric = [](const nlohmann::json& r, std::string_view key) -> std::optional<double> {
+    auto it = r.find(std::string(key));
     if (it == r.end() || !it->is_number()) return std::nullopt;
     return it->get<double>();
   };
@@ -72,15 +76,15 @@ reply metrics_reply(server& s) {
   out.family("foxml_run_info", "gauge", "Runs the bridge has seen (1 per run), labelled with name and status.");
   for (const auto& r : states) {
     out.sample("foxml_run_info", 1,
-               fmt::format("{},name=\"{}\",status=\"{}\"", run_label(r),
-                           label(r["name"].is_string() ? r["name"].get<std::string>() : ""),
-                           label(r.value("status", ""))));
+               fmt::format("{},{}=\"{}\",{}=\"{}\"", run_label(r), names::name,
+                           label(r.value(std::string(names::name), nlohmann::json()).is_string() ? r.at(std::string(names::name)).get<std::string>() : ""),
+                           names::status, label(r.value(std::string(names::status), ""))));
   }
-  const std::pair<const char*, const char*> per_run[] = {
-      {"progress_pct", "Percent complete."}, {"step", "Latest step."}, {"epoch", "Latest epoch."},
+  const std::pair<std::string_view, const char*> per_run[] = {
+      {names::progress_pct, "Percent complete."}, {names::step, "Latest step."}, {names::epoch, "Latest epoch."},
       {"eta_s", "Estimated seconds left."}, {"events", "Events seen for the run."}};
   for (const auto& [key, help] : per_run) {
-    const std::string name = std::string("foxml_run_") + key;
+    const std::string name = "foxml_run_" + std::string(key);
     out.family(name.c_str(), "gauge", help);
     for (const auto& r : states) {
       if (auto v = numeric(r, key)) out.sample(name.c_str(), *v, run_label(r));
@@ -88,7 +92,7 @@ reply metrics_reply(server& s) {
   }
   out.family("foxml_run_metric", "gauge", "Latest value of each metric a run reports, by `metric` label.");
   for (const auto& r : states) {
-    auto it = r.find("metrics");
+    auto it = r.find(std::string(names::metrics));
     if (it == r.end() || !it->is_object()) continue;
     for (const auto& [metric, value] : it->items()) {
       if (value.is_number()) {

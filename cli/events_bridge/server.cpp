@@ -15,6 +15,7 @@
 #include "assets.hpp"
 #include "query.hpp"
 #include "ws_session.hpp"
+#include "foxml/events/schema_keys.hpp"
 
 namespace events_bridge {
 namespace asio = boost::asio;
@@ -23,6 +24,7 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 namespace fr = foxml::events::reader;
+namespace names = foxml::events::schema::names;  // wire keys, spelled once
 
 namespace {
 
@@ -222,13 +224,13 @@ class http_session : public std::enable_shared_from_this<http_session> {
     }
     const auto body = nlohmann::json::parse(req.body(), nullptr, false);
     if (body.is_discarded() || !body.is_object()) return respond(req, error_reply(400, "the body must be a JSON object"));
-    const auto name = body.find("command");
+    const auto name = body.find(std::string(names::command));
     if (name == body.end() || !name->is_string() || name->get<std::string>().empty()) {
-      return respond(req, error_reply(400, "the body needs \"command\": a non-empty string"));
+      return respond(req, error_reply(400, fmt::format("the body needs \"{}\": a non-empty string", names::command)));
     }
     std::string arg;
-    if (auto a = body.find("arg"); a != body.end() && !a->is_null()) {
-      if (!a->is_object()) return respond(req, error_reply(400, "\"arg\" must be a JSON object"));
+    if (auto a = body.find(std::string(names::arg)); a != body.end() && !a->is_null()) {
+      if (!a->is_object()) return respond(req, error_reply(400, fmt::format("\"{}\" must be a JSON object", names::arg)));
       arg = a->dump();
     }
     const auto run = owner_.reader().run(run_id);

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "api.hpp"
+#include "foxml/events/schema_keys.hpp"
 #include "server.hpp"
 
 namespace events_bridge {
@@ -109,7 +110,7 @@ void ws_session::pump() {
       // A resume from a cursor the ring no longer holds (or an io thread that fell behind the
       // reader): said, never silent.
       owner_.counters().ws_missed += r.missed;
-      enqueue(fmt::format("{{\"type\":\"missed\",\"count\":{},\"cursor\":{}}}", r.missed, position));
+      enqueue(fmt::format("{{\"type\":\"missed\",\"{}\":{},\"cursor\":{}}}", foxml::events::schema::names::count, r.missed, position));
     }
     backlogged_ = false;
     cursor_ = r.next;
