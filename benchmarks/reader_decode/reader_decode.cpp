@@ -304,6 +304,8 @@ class ratio_reporter : public benchmark::ConsoleReporter {
   void print_table() const {
     const auto base = rates_.find("bm_decode_line");
     if (base == rates_.end()) return;
+    std::printf("\nDecode, the same %zu emitter lines, lines/s (the median when repeated), ratios from this run\n",
+                emitter_lines().size());
     std::printf("\n| %-28s | %14s | %16s |\n|%s|\n", "decoder", "lines/s", "vs decode_line", std::string(66, '-').c_str());
     for (const char* name : {"bm_decode_line", "bm_decode_buffer", "bm_simdjson_ondemand_line", "bm_simdjson_iterate_many",
                              "bm_simdjson_dom_validate", "bm_nlohmann_parse"}) {

@@ -190,6 +190,10 @@ std::string filler(std::size_t line_bytes) {
   return std::string(line_bytes > header ? line_bytes - header : 0, 'x');
 }
 
+std::string size_label(std::size_t line_bytes) {
+  return line_bytes >= 1000 ? std::to_string(line_bytes / 1000) + " KB" : std::to_string(line_bytes) + " B";
+}
+
 void throughput_row(const transport_case& tc, std::size_t events, std::size_t line_bytes) {
   std::filesystem::remove(tc.endpoint);
   auto sink = fe::make_sink(tc.sink_uri);  // a binding PUB exists before its SUB connects
@@ -219,7 +223,8 @@ void throughput_row(const transport_case& tc, std::size_t events, std::size_t li
   const summary s = finish(c);
   const double seconds = s.last_ns > start_ns ? static_cast<double>(s.last_ns - start_ns) / 1e9 : 0.0;
   const double bytes = static_cast<double>(s.bytes) / std::max<double>(1.0, static_cast<double>(s.decoded));
-  std::printf("| %-30s | %7.0f | %12.0f | %9.1f | %9zu/%zu | %7llu | %s\n", tc.name, bytes,
+  const std::string row = std::string(tc.name) + ", " + size_label(line_bytes);
+  std::printf("| %-36s | %7.0f | %12.0f | %9.1f | %9zu/%zu | %7llu | %s\n", row.c_str(), bytes,
               seconds > 0 ? static_cast<double>(s.decoded) / seconds : 0.0,
               seconds > 0 ? static_cast<double>(s.decoded) * bytes / seconds / 1e6 : 0.0, s.decoded, events,
               static_cast<unsigned long long>(stats.dropped()),
@@ -282,8 +287,8 @@ int main(int argc, char** argv) {
 
   std::printf("Cross-process transports: one emitter thread, the reader in another process decoding and tracking\n");
   std::printf("every line; overflow blocks, so the run is lossless when every line is decoded.\n\n");
-  std::printf("| %-30s | %7s | %12s | %9s | %13s | %7s | %s\n|%s|\n", "transport", "B/line", "events/s", "MB/s",
-              "decoded", "dropped", "result |", std::string(112, '-').c_str());
+  std::printf("| %-36s | %7s | %12s | %9s | %13s | %7s | %s\n|%s|\n", "transport, line size", "B/line", "events/s",
+              "MB/s", "decoded", "dropped", "result |", std::string(118, '-').c_str());
   for (const auto line_bytes : sizes) {
     // Fewer of the big lines: the same volume order, and a 10 KB run stays seconds.
     const std::size_t n = line_bytes >= 10000 ? std::max<std::size_t>(events / 20, 1000)
