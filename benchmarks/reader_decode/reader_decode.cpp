@@ -1,7 +1,8 @@
 // Reader-side decode throughput on the same emitter lines, in one binary so every peer sees the
 // same machine: foxml::events::decode_line (per line, and over one read buffer split at '\n'),
-// simdjson 3 On-Demand (per line, and iterate_many over the buffer) landing the same fields in the
-// same fe::event, simdjson's validating DOM parser, and nlohmann::json::parse (DOM). Key lookup is
+// simdjson 3 On-Demand (per line, and iterate_many over the buffer) and simdjson's validating DOM
+// parser landing the same fields in the same fe::event, the DOM parse alone (no fields), and
+// nlohmann::json::parse (DOM). Key lookup is
 // the decoder's own (detail::lookup_field) for every variant that fills an event, so the figures
 // compare parsing, not key matching. After the Google Benchmark output, one table gives lines/s
 // and each variant's ratio to decode_line, all from this run.
@@ -267,6 +268,111 @@ void bm_simdjson_iterate_many(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * joined_lines().size()));
 }
 
+// ---- simdjson DOM: validates the whole line first (as strict as decode_line on syntax), then
+// the same fields from its tape into the same fe::event.
+namespace dom = simdjson::dom;
+
+bool dom_integer(dom::element v, std::int64_t& out) {
+  if (!v.get_int64().get(out)) return true;
+  double d;
+  if (v.get_double().get(d) || d != static_cast<double>(static_cast<std::int64_t>(d))) return false;
+  out = static_cast<std::int64_t>(d);
+  return true;
+}
+
+template <field_kind kind, class T>
+bool dom_member(dom::element v, std::optional<T>& member) {
+  if (v.is_null()) {
+    member.reset();
+    return true;
+  }
+  if constexpr (kind == field_kind::string) {
+    std::string_view s;
+    if (v.get_string().get(s)) return false;
+    member.emplace(s);
+    return true;
+  } else if constexpr (kind == field_kind::number) {
+    return !v.get_double().get(member.emplace());
+  } else if constexpr (kind == field_kind::integer) {
+    return dom_integer(v, member.emplace());
+  } else if constexpr (kind == field_kind::boolean) {
+    return !v.get_bool().get(member.emplace());
+  } else if constexpr (kind == field_kind::metric_map) {
+    dom::object metrics;
+    if (v.get_object().get(metrics)) return false;
+    auto& values = member.emplace();
+    values.reserve(4);
+    for (auto [name, value] : metrics) {
+      double d;
+      if (value.get_double().get(d)) return false;
+      values.emplace_back(std::string(name), d);
+    }
+    return true;
+  } else if constexpr (kind == field_kind::string_list) {
+    dom::array tags;
+    if (v.get_array().get(tags)) return false;
+    auto& out = member.emplace();
+    for (auto tag : tags) {
+      std::string_view s;
+      if (tag.get_string().get(s)) return false;
+      out.emplace_back(s);
+    }
+    return true;
+  } else {
+    (void)member;
+    return true;
+  }
+}
+
+bool dom_event(dom::element doc, fe::event& ev) {
+  dom::object object;
+  if (doc.get_object().get(object)) return false;
+  bool has_type = false, has_run_id = false;
+  for (auto [key, v] : object) {
+    const field f = fe::detail::lookup_field(key);
+    bool ok = true;
+    std::string_view s;
+    switch (f) {
+#define FOXML_EVENTS_DOM_KEY(wire_key, member_name, wire_kind) \
+  case field::wire_key: ok = dom_member<field_kind::wire_kind>(v, ev.member_name); break;
+      FOXML_EVENTS_WIRE_KEYS(FOXML_EVENTS_DOM_KEY)
+#undef FOXML_EVENTS_DOM_KEY
+      case field::event_type: {
+        ok = !v.get_string().get(s);
+        const auto type = ok ? fe::parse_event_type(s) : std::nullopt;
+        ok = type.has_value();
+        if (ok) ev.type = *type;
+        has_type = true;
+        break;
+      }
+      case field::run_id: ok = !v.get_string().get(s); ev.run_id.assign(s); has_run_id = true; break;
+      case field::timestamp: ok = !v.get_string().get(s); ev.timestamp.assign(s); break;
+      case field::host: ok = !v.get_string().get(s); ev.host.assign(s); break;
+      case field::seq: ok = !v.get_uint64().get(ev.seq); break;
+      case field::pid: ok = dom_integer(v, ev.pid); break;
+      case field::rank: ok = dom_integer(v, ev.rank); break;
+      case field::world_size: ok = dom_integer(v, ev.world_size); break;
+      case field::local_rank: ok = dom_integer(v, ev.local_rank); break;
+      case field::truncated: ok = !v.get_bool().get(ev.truncated); break;
+      default: break;
+    }
+    if (!ok) return false;
+  }
+  if (!has_type || !has_run_id) return false;
+  ev.unix_us = fe::parse_timestamp_us(ev.timestamp).value_or(0);
+  return true;
+}
+
+void bm_simdjson_dom_line(benchmark::State& state) {
+  dom::parser parser;
+  run_over_lines(state, [&](const std::string& line) {
+    dom::element doc;
+    fe::event ev;
+    if (parser.parse(line).get(doc) || !dom_event(doc, ev)) state.SkipWithError("simdjson DOM rejected an emitter line");
+    benchmark::DoNotOptimize(ev);
+  });
+}
+
 // simdjson's DOM parser validates the whole line (grammar, numbers, UTF-8) as our decoder does;
 // building its tape is the price. Only the parse: no fields are extracted.
 void bm_simdjson_dom_validate(benchmark::State& state) {
@@ -282,6 +388,7 @@ BENCHMARK(bm_decode_line);
 BENCHMARK(bm_decode_buffer);
 BENCHMARK(bm_simdjson_ondemand_line);
 BENCHMARK(bm_simdjson_iterate_many);
+BENCHMARK(bm_simdjson_dom_line);
 BENCHMARK(bm_simdjson_dom_validate);
 BENCHMARK(bm_nlohmann_parse);
 
@@ -308,7 +415,7 @@ class ratio_reporter : public benchmark::ConsoleReporter {
                 emitter_lines().size());
     std::printf("\n| %-28s | %14s | %16s |\n|%s|\n", "decoder", "lines/s", "vs decode_line", std::string(66, '-').c_str());
     for (const char* name : {"bm_decode_line", "bm_decode_buffer", "bm_simdjson_ondemand_line", "bm_simdjson_iterate_many",
-                             "bm_simdjson_dom_validate", "bm_nlohmann_parse"}) {
+                             "bm_simdjson_dom_line", "bm_simdjson_dom_validate", "bm_nlohmann_parse"}) {
       const auto it = rates_.find(name);
       if (it == rates_.end()) continue;
       std::printf("| %-28s | %14.0f | %15.2fx |\n", name + 3, it->second.first, it->second.first / base->second.first);
