@@ -7,7 +7,8 @@
 //    to the reader decoding the last line, and the reader's count must equal what was emitted;
 //  - latency: 10k events/s paced for one second, default emitter options, emit call -> reader's
 //    decode, p50/p99/max (CLOCK_MONOTONIC is one clock for both processes).
-// Usage: cross_process [events] [line sizes, e.g. 100,1000,10000]
+// Usage: cross_process [events] [line sizes, e.g. 100,1000,10000] [only rows whose name holds this;
+//        it also skips the latency table, for `perf stat` of one transport]
 //        cross_process --reader TRANSPORT ENDPOINT EVENTS TIMES_FILE   (the child; not for users)
 #include <fcntl.h>
 #include <poll.h>
@@ -281,6 +282,7 @@ int main(int argc, char** argv) {
     std::istringstream list(argv[2]);
     for (std::string item; std::getline(list, item, ',');) sizes.push_back(std::stoul(item));
   }
+  const std::string only = argc > 3 ? argv[3] : "";
   fe::enable_zmq_sink_uris();
   const auto dir = std::filesystem::temp_directory_path() / ("foxml-bench-xproc-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
@@ -294,7 +296,13 @@ int main(int argc, char** argv) {
     const std::size_t n = line_bytes >= 10000 ? std::max<std::size_t>(events / 20, 1000)
                           : line_bytes >= 1000 ? std::max<std::size_t>(events / 4, 1000)
                                                : events;
-    for (const auto& tc : cases(dir)) throughput_row(tc, n, line_bytes);
+    for (const auto& tc : cases(dir)) {
+      if (std::string(tc.name).find(only) != std::string::npos) throughput_row(tc, n, line_bytes);
+    }
+  }
+  if (!only.empty()) {
+    std::filesystem::remove_all(dir);
+    return 0;
   }
   const std::size_t latency_events = std::min<std::size_t>(events, 10000);
   std::printf("\nEmit -> reader (other process) latency at 10k events/s, microseconds, default emitter options\n\n");
