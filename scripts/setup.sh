@@ -5,6 +5,7 @@ set -euo pipefail
 
 APT_PACKAGES=(build-essential pkg-config nlohmann-json3-dev libzmq3-dev cppzmq-dev libfmt-dev doctest-dev
   libcli11-dev libspdlog-dev libbenchmark-dev tmux
+  libsimdjson-dev   # simdjson, the reader_decode benchmark's peer
   libboost-dev      # Boost.Beast (header-only): events-bridge's HTTP and WebSocket server
   libjs-chart.js    # Chart.js, built into events-bridge's dashboard (no CDN: it works offline)
   chromium chromium-driver  # the dashboard's browser test (headless, through Selenium)

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -90,16 +91,21 @@ inline bool top_level_seq(std::string_view s, std::uint64_t& out) {
   bool in_string = false, key_is_seq = false;
   std::size_t string_start = 0;
   for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
     if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-        key_is_seq = depth == 1 && s.substr(string_start, i - string_start) == "seq";
-      }
+      // Straight to the next quote (memchr: most of a line is string bytes, and this runs for
+      // every line the socket server acknowledges); a quote after an odd run of backslashes is
+      // escaped, which is what skipping each backslash's next byte amounts to.
+      const void* q = std::memchr(s.data() + i, '"', s.size() - i);
+      if (q == nullptr) return false;
+      i = static_cast<std::size_t>(static_cast<const char*>(q) - s.data());
+      std::size_t backslashes = 0;
+      while (i - backslashes > string_start && s[i - backslashes - 1] == '\\') ++backslashes;
+      if (backslashes % 2 == 1) continue;
+      in_string = false;
+      key_is_seq = depth == 1 && s.substr(string_start, i - string_start) == "seq";
       continue;
     }
+    const char c = s[i];
     switch (c) {
       case '"': in_string = true; string_start = i + 1; break;
       case '{': case '[': ++depth; key_is_seq = false; break;
