@@ -86,10 +86,12 @@ std::vector<double> time_calls(Call&& call, std::size_t calls, std::size_t burst
   return samples;
 }
 
-inline void print_row(const std::string& name, const percentiles& ours, const percentiles& peer) {
-  std::printf("| %-34s | %6.1f | %6.1f | %7.1f | %6.1f | %6.1f | %7.1f | %5.1fx | %5.1fx |\n", name.c_str(), ours.p50,
-              ours.p99, ours.p999, peer.p50, peer.p99, peer.p999, peer.p50 / std::max(ours.p50, 0.1),
-              peer.p999 / std::max(ours.p999, 0.1));
+// One library's row of a latency table, with its ratio to ours (`ours` is our own row's figures).
+inline void print_row(const std::string& name, const std::string& library, const percentiles& p,
+                      const percentiles& ours) {
+  std::printf("| %-36s | %-12s | %7.1f | %7.1f | %7.1f | %7.1f | %8.2fx | %10.2fx | %9.2fx |\n", name.c_str(),
+              library.c_str(), p.p50, p.p99, p.p999, p.mean, p.p50 / std::max(ours.p50, 0.1),
+              p.p999 / std::max(ours.p999, 0.1), p.mean / std::max(ours.mean, 0.1));
 }
 
 }  // namespace foxml::events::bench
