@@ -24,6 +24,7 @@ echo "## Machine"; echo; echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpu
 if [ -n "$quick" ]; then
   build/release/benchmarks/hot_path_latency 20000
   build/release/benchmarks/backend_throughput 200000
+  build/release/benchmarks/scaling 20000 20000
   build/release/benchmarks/stalled_consumer 1000000
   build/release/benchmarks/transport_throughput 100000
   build/release/benchmarks/end_to_end_latency 200
@@ -36,6 +37,7 @@ if [ -n "$quick" ]; then
 else
   build/release/benchmarks/hot_path_latency
   echo; build/release/benchmarks/backend_throughput
+  echo; build/release/benchmarks/scaling
   echo; build/release/benchmarks/stalled_consumer
   echo; build/release/benchmarks/transport_throughput
   echo; build/release/benchmarks/end_to_end_latency
