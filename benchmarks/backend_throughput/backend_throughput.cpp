@@ -50,12 +50,9 @@ double spdlog_async(std::size_t events) {
     auto pool = std::make_shared<spdlog::details::thread_pool>(1 << 16, 1);
     auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(fb::scratch_file("spdlog.jsonl"), true);
     auto logger = std::make_shared<spdlog::async_logger>("peer", sink, pool, spdlog::async_overflow_policy::block);
-    logger->set_pattern(R"({"timestamp":"%Y-%m-%dT%H:%M:%S.%f+00:00",%v})", spdlog::pattern_time_type::utc);
+    logger->set_pattern(R"({"timestamp":"%Y-%m-%dT%H:%M:%S.%f+00:00",%v)", spdlog::pattern_time_type::utc);
     for (std::size_t i = 0; i < events; ++i) {
-      logger->info(R"("event_type":"progress","run_id":"{}","seq":{},"pid":{},"host":"{}","rank":0,"world_size":1,)"
-                   R"("stage":"{}","progress_pct":{},"current_target":null,"targets_complete":0,"targets_total":0,)"
-                   R"("step":{},"total_steps":{}}})",
-                   "bench-run", i, 1234, "bench-host", "training", static_cast<double>(i) * 1e-4, i, 1'000'000);
+      logger->info(FOXML_BENCH_PROGRESS_SHORT_FORMAT, FOXML_BENCH_PROGRESS_SHORT_ARGS(i, i));
     }
     logger->flush();
     logger.reset();
@@ -67,39 +64,37 @@ double spdlog_async(std::size_t events) {
 #ifdef FOXML_BENCH_HAVE_QUILL
 // Quill's backend thread from the first log call until flush_log() saw every line written. Its
 // default frontend queue grows instead of blocking, so the producer never waits on the backend.
-double quill_lines(std::size_t events, int round) {
-  const std::string name = "quill-line-" + std::to_string(round);
-  quill::Logger* logger = fb::quill_json_line_logger(name, fb::scratch_file((name + ".jsonl").c_str()));
+template <class Log>
+double quill_rate(quill::Logger* logger, std::size_t events, Log log) {
   quill::Frontend::preallocate();
   const auto start = clock_type::now();
-  for (std::size_t i = 0; i < events; ++i) {
-    LOG_INFO(logger,
-             R"("event_type":"progress","run_id":"{}","seq":{},"pid":{},"host":"{}","rank":0,"world_size":1,)"
-             R"("stage":"{}","progress_pct":{},"current_target":null,"targets_complete":0,"targets_total":0,)"
-             R"("step":{},"total_steps":{}}})",
-             "bench-run", i, 1234, "bench-host", "training", static_cast<double>(i) * 1e-4, i, 1'000'000);
-  }
+  for (std::size_t i = 0; i < events; ++i) log(logger, i);
   logger->flush_log();
   const double rate = static_cast<double>(events) / std::chrono::duration<double>(clock_type::now() - start).count();
   quill::Frontend::remove_logger_blocking(logger);
   return rate;
 }
 
+// The same line as ours, through a FileSink whose pattern adds only the timestamp.
+double quill_lines(std::size_t events, int round) {
+  const std::string name = "quill-line-" + std::to_string(round);
+  return quill_rate(fb::quill_json_line_logger(name, fb::scratch_file((name + ".jsonl").c_str())), events,
+                    [](quill::Logger* logger, std::size_t i) {
+                      LOG_INFO(logger, FOXML_BENCH_PROGRESS_SHORT_FORMAT, FOXML_BENCH_PROGRESS_SHORT_ARGS(i, i));
+                    });
+}
+
 // Quill's JsonFileSink: the same fields as named arguments, laid out by Quill's JSON writer.
 double quill_json_sink(std::size_t events, int round) {
   const std::string name = "quill-json-" + std::to_string(round);
-  quill::Logger* logger = fb::quill_json_sink_logger(name, fb::scratch_file((name + ".jsonl").c_str()));
-  quill::Frontend::preallocate();
-  const auto start = clock_type::now();
-  for (std::size_t i = 0; i < events; ++i) {
-    LOG_INFO(logger,
-             "progress {run_id} {seq} {pid} {host} {rank} {world_size} {stage} {progress_pct} {step} {total_steps}",
-             "bench-run", i, 1234, "bench-host", 0, 1, "training", static_cast<double>(i) * 1e-4, i, 1'000'000);
-  }
-  logger->flush_log();
-  const double rate = static_cast<double>(events) / std::chrono::duration<double>(clock_type::now() - start).count();
-  quill::Frontend::remove_logger_blocking(logger);
-  return rate;
+  return quill_rate(fb::quill_json_sink_logger(name, fb::scratch_file((name + ".jsonl").c_str())), events,
+                    [](quill::Logger* logger, std::size_t i) {
+                      LOG_INFO(logger,
+                               "progress {run_id} {seq} {pid} {host} {rank} {world_size} {stage} {progress_pct} "
+                               "{step} {total_steps}",
+                               "bench-run", i, 1234, "bench-host", 0, 1, "training", static_cast<double>(i) * 1e-4, i,
+                               1'000'000);
+                    });
 }
 #endif
 

@@ -13,6 +13,24 @@
 #include <thread>
 #include <vector>
 
+// The peers' format strings and arguments for the lines foxml-events writes (the progress event
+// with and without its epoch fields, the 4-scalar metrics event). Macros: Quill takes its format
+// string as a literal.
+#define FOXML_BENCH_PROGRESS_HEAD                                                                     \
+  R"("event_type":"progress","run_id":"{}","seq":{},"pid":{},"host":"{}","rank":0,"world_size":1,)" \
+  R"("stage":"{}","progress_pct":{},"current_target":null,"targets_complete":0,"targets_total":0,)"
+#define FOXML_BENCH_PROGRESS_FORMAT FOXML_BENCH_PROGRESS_HEAD R"("step":{},"total_steps":{},"epoch":{},"total_epochs":{}}})"
+#define FOXML_BENCH_PROGRESS_ARGS(seq, host, i) \
+  "bench-run", seq, 1234, host, "training", static_cast<double>(i) * 1e-3, i, 1'000'000, 1, 10
+#define FOXML_BENCH_PROGRESS_SHORT_FORMAT FOXML_BENCH_PROGRESS_HEAD R"("step":{},"total_steps":{}}})"
+#define FOXML_BENCH_PROGRESS_SHORT_ARGS(seq, i) \
+  "bench-run", seq, 1234, "bench-host", "training", static_cast<double>(i) * 1e-4, i, 1'000'000
+#define FOXML_BENCH_METRICS_FORMAT                                                                   \
+  R"("event_type":"metrics","run_id":"{}","seq":{},"pid":{},"host":"{}","rank":0,"world_size":1,)" \
+  R"("step":{},"metrics":{{"loss":{},"accuracy":{},"lr":{},"grad_norm":{}}}}})"
+#define FOXML_BENCH_METRICS_ARGS(seq, host, i) \
+  "bench-run", seq, 1234, host, i, 1 / (static_cast<double>(i) + 1), static_cast<double>(i) * 1e-6, 1e-3, 0.5
+
 namespace foxml::events::bench {
 
 // A fresh path for `name` under $TMPDIR/foxml-bench (any old file there is removed).

@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   auto peer = std::make_shared<spdlog::async_logger>("peer", peer_sink, spdlog::thread_pool(),
                                                      spdlog::async_overflow_policy::overrun_oldest);
   // The peer's line carries the same fields; its timestamp comes from its own pattern.
-  peer->set_pattern(R"({"timestamp":"%Y-%m-%dT%H:%M:%S.%f+00:00",%v})", spdlog::pattern_time_type::utc);
+  peer->set_pattern(R"({"timestamp":"%Y-%m-%dT%H:%M:%S.%f+00:00",%v)", spdlog::pattern_time_type::utc);
   std::atomic<std::uint64_t> peer_seq{0};
   const std::string host = "bench-host";
 
@@ -67,22 +67,14 @@ int main(int argc, char** argv) {
     emitter.emit_progress(p);
   };
   auto peer_progress = [&](std::size_t i) {
-    peer->info(R"("event_type":"progress","run_id":"{}","seq":{},"pid":{},"host":"{}","rank":0,"world_size":1,)"
-               R"("stage":"{}","progress_pct":{},"current_target":null,"targets_complete":0,"targets_total":0,)"
-               R"("step":{},"total_steps":{},"epoch":{},"total_epochs":{}}})",
-               "bench-run", peer_seq.fetch_add(1, std::memory_order_relaxed), 1234, host, "training",
-               static_cast<double>(i) * 1e-3, i, 1'000'000, 1, 10);
+    peer->info(FOXML_BENCH_PROGRESS_FORMAT, FOXML_BENCH_PROGRESS_ARGS(peer_seq.fetch_add(1, std::memory_order_relaxed), host, i));
   };
   auto ours_metrics = [&](std::size_t i) {
     const double x = static_cast<double>(i);
     emitter.emit_metrics(static_cast<std::int64_t>(i), {{"loss", 1 / (x + 1)}, {"accuracy", x * 1e-6}, {"lr", 1e-3}, {"grad_norm", 0.5}});
   };
   auto peer_metrics = [&](std::size_t i) {
-    const double x = static_cast<double>(i);
-    peer->info(R"("event_type":"metrics","run_id":"{}","seq":{},"pid":{},"host":"{}","rank":0,"world_size":1,)"
-               R"("step":{},"metrics":{{"loss":{},"accuracy":{},"lr":{},"grad_norm":{}}}}})",
-               "bench-run", peer_seq.fetch_add(1, std::memory_order_relaxed), 1234, host, i, 1 / (x + 1), x * 1e-6,
-               1e-3, 0.5);
+    peer->info(FOXML_BENCH_METRICS_FORMAT, FOXML_BENCH_METRICS_ARGS(peer_seq.fetch_add(1, std::memory_order_relaxed), host, i));
   };
 
 #ifdef FOXML_BENCH_HAVE_QUILL
@@ -90,20 +82,12 @@ int main(int argc, char** argv) {
   // Quill's per-thread queue is allocated on a thread's first log call unless preallocated.
   void (*quill_thread_init)() = [] { quill::Frontend::preallocate(); };
   auto quill_progress = [&](std::size_t i) {
-    LOG_INFO(quill_logger,
-             R"("event_type":"progress","run_id":"{}","seq":{},"pid":{},"host":"{}","rank":0,"world_size":1,)"
-             R"("stage":"{}","progress_pct":{},"current_target":null,"targets_complete":0,"targets_total":0,)"
-             R"("step":{},"total_steps":{},"epoch":{},"total_epochs":{}}})",
-             "bench-run", peer_seq.fetch_add(1, std::memory_order_relaxed), 1234, host, "training",
-             static_cast<double>(i) * 1e-3, i, 1'000'000, 1, 10);
+    LOG_INFO(quill_logger, FOXML_BENCH_PROGRESS_FORMAT,
+             FOXML_BENCH_PROGRESS_ARGS(peer_seq.fetch_add(1, std::memory_order_relaxed), host, i));
   };
   auto quill_metrics = [&](std::size_t i) {
-    const double x = static_cast<double>(i);
-    LOG_INFO(quill_logger,
-             R"("event_type":"metrics","run_id":"{}","seq":{},"pid":{},"host":"{}","rank":0,"world_size":1,)"
-             R"("step":{},"metrics":{{"loss":{},"accuracy":{},"lr":{},"grad_norm":{}}}}})",
-             "bench-run", peer_seq.fetch_add(1, std::memory_order_relaxed), 1234, host, i, 1 / (x + 1), x * 1e-6,
-             1e-3, 0.5);
+    LOG_INFO(quill_logger, FOXML_BENCH_METRICS_FORMAT,
+             FOXML_BENCH_METRICS_ARGS(peer_seq.fetch_add(1, std::memory_order_relaxed), host, i));
   };
 #endif
 
