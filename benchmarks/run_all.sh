@@ -50,6 +50,7 @@ py=$venv/bin/python
 if [ -n "$quick" ]; then
   bench hot_path_latency $b/hot_path_latency 20000
   bench backend_throughput $b/backend_throughput 200000
+  bench scaling $b/scaling 20000 20000
   bench stalled_consumer $b/stalled_consumer 1000000
   bench transport_throughput $b/transport_throughput 100000
   bench cross_process $b/cross_process 50000
@@ -67,6 +68,7 @@ if [ -n "$quick" ]; then
 else
   bench hot_path_latency $b/hot_path_latency
   bench backend_throughput $b/backend_throughput
+  bench scaling $b/scaling
   bench stalled_consumer $b/stalled_consumer
   bench transport_throughput $b/transport_throughput
   bench cross_process $b/cross_process

@@ -1,5 +1,6 @@
 // Worker throughput: events per second encoded and written to a JSONL file by one background
-// thread, foxml-events against spdlog's async logger writing an equivalent line, same process.
+// thread, foxml-events against spdlog's async logger and Quill (when built with its headers)
+// writing an equivalent line, and Quill's own JSON file sink; same process, interleaved rounds.
 // Usage: backend_throughput [events]
 #include <spdlog/async.h>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -11,6 +12,9 @@
 #include <foxml/events.hpp>
 
 #include "../common/bench_support.hpp"
+#ifdef FOXML_BENCH_HAVE_QUILL
+#include "../common/quill_peer.hpp"
+#endif
 
 namespace fe = foxml::events;
 namespace fb = foxml::events::bench;
@@ -46,12 +50,9 @@ double spdlog_async(std::size_t events) {
     auto pool = std::make_shared<spdlog::details::thread_pool>(1 << 16, 1);
     auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(fb::scratch_file("spdlog.jsonl"), true);
     auto logger = std::make_shared<spdlog::async_logger>("peer", sink, pool, spdlog::async_overflow_policy::block);
-    logger->set_pattern(R"({"timestamp":"%Y-%m-%dT%H:%M:%S.%f+00:00",%v})", spdlog::pattern_time_type::utc);
+    logger->set_pattern(R"({"timestamp":"%Y-%m-%dT%H:%M:%S.%f+00:00",%v)", spdlog::pattern_time_type::utc);
     for (std::size_t i = 0; i < events; ++i) {
-      logger->info(R"("event_type":"progress","run_id":"{}","seq":{},"pid":{},"host":"{}","rank":0,"world_size":1,)"
-                   R"("stage":"{}","progress_pct":{},"current_target":null,"targets_complete":0,"targets_total":0,)"
-                   R"("step":{},"total_steps":{}}})",
-                   "bench-run", i, 1234, "bench-host", "training", static_cast<double>(i) * 1e-4, i, 1'000'000);
+      logger->info(FOXML_BENCH_PROGRESS_SHORT_FORMAT, FOXML_BENCH_PROGRESS_SHORT_ARGS(i, i));
     }
     logger->flush();
     logger.reset();
@@ -59,6 +60,43 @@ double spdlog_async(std::size_t events) {
   }
   return static_cast<double>(events) / std::chrono::duration<double>(clock_type::now() - start).count();
 }
+
+#ifdef FOXML_BENCH_HAVE_QUILL
+// Quill's backend thread from the first log call until flush_log() saw every line written. Its
+// default frontend queue grows instead of blocking, so the producer never waits on the backend.
+template <class Log>
+double quill_rate(quill::Logger* logger, std::size_t events, Log log) {
+  quill::Frontend::preallocate();
+  const auto start = clock_type::now();
+  for (std::size_t i = 0; i < events; ++i) log(logger, i);
+  logger->flush_log();
+  const double rate = static_cast<double>(events) / std::chrono::duration<double>(clock_type::now() - start).count();
+  quill::Frontend::remove_logger_blocking(logger);
+  return rate;
+}
+
+// The same line as ours, through a FileSink whose pattern adds only the timestamp.
+double quill_lines(std::size_t events, int round) {
+  const std::string name = "quill-line-" + std::to_string(round);
+  return quill_rate(fb::quill_json_line_logger(name, fb::scratch_file((name + ".jsonl").c_str())), events,
+                    [](quill::Logger* logger, std::size_t i) {
+                      LOG_INFO(logger, FOXML_BENCH_PROGRESS_SHORT_FORMAT, FOXML_BENCH_PROGRESS_SHORT_ARGS(i, i));
+                    });
+}
+
+// Quill's JsonFileSink: the same fields as named arguments, laid out by Quill's JSON writer.
+double quill_json_sink(std::size_t events, int round) {
+  const std::string name = "quill-json-" + std::to_string(round);
+  return quill_rate(fb::quill_json_sink_logger(name, fb::scratch_file((name + ".jsonl").c_str())), events,
+                    [](quill::Logger* logger, std::size_t i) {
+                      LOG_INFO(logger,
+                               "progress {run_id} {seq} {pid} {host} {rank} {world_size} {stage} {progress_pct} "
+                               "{step} {total_steps}",
+                               "bench-run", i, 1234, "bench-host", 0, 1, "training", static_cast<double>(i) * 1e-4, i,
+                               1'000'000);
+                    });
+}
+#endif
 
 }  // namespace
 
@@ -68,15 +106,28 @@ int main(int argc, char** argv) {
     std::printf("foxml-events file_sink: %.0f events/s\n", ours(events));
     return 0;
   }
-  double best_ours = 0, best_peer = 0;
+  double best_ours = 0, best_peer = 0, best_quill = 0, best_quill_json = 0;
   for (int round = 0; round < 3; ++round) {  // interleaved rounds; the best of each is reported
     best_ours = std::max(best_ours, ours(events));
     best_peer = std::max(best_peer, spdlog_async(events));
+#ifdef FOXML_BENCH_HAVE_QUILL
+    best_quill = std::max(best_quill, quill_lines(events, round));
+    best_quill_json = std::max(best_quill_json, quill_json_sink(events, round));
+#endif
   }
   std::printf("JSONL file, one worker thread, %zu progress events (best of 3 interleaved rounds)\n\n", events);
-  std::printf("| %-28s | %12s |\n|%s|\n", "writer", "events/s", std::string(45, '-').c_str());
-  std::printf("| %-28s | %12.0f |\n", "foxml-events file_sink", best_ours);
-  std::printf("| %-28s | %12.0f |\n", "spdlog async (basic_file)", best_peer);
-  std::printf("\nratio foxml-events / spdlog: %.2fx\n", best_ours / best_peer);
+  std::printf("| %-36s | %12s | %10s |\n|%s|\n", "writer", "events/s", "vs ours", std::string(66, '-').c_str());
+  auto row = [&](const char* name, double rate) {
+    std::printf("| %-36s | %12.0f | %9.2fx |\n", name, rate, rate / best_ours);
+  };
+  row("foxml-events file_sink", best_ours);
+  row("spdlog async (basic_file)", best_peer);
+#ifdef FOXML_BENCH_HAVE_QUILL
+  row("quill FileSink (same line)", best_quill);
+  row("quill JsonFileSink (its JSON layout)", best_quill_json);
+  quill::Backend::stop();
+#else
+  std::printf("\n(Quill rows left out: built without its headers, see benchmarks/CMakeLists.txt)\n");
+#endif
   return 0;
 }

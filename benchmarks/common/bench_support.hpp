@@ -13,6 +13,24 @@
 #include <thread>
 #include <vector>
 
+// The peers' format strings and arguments for the lines foxml-events writes (the progress event
+// with and without its epoch fields, the 4-scalar metrics event). Macros: Quill takes its format
+// string as a literal.
+#define FOXML_BENCH_PROGRESS_HEAD                                                                     \
+  R"("event_type":"progress","run_id":"{}","seq":{},"pid":{},"host":"{}","rank":0,"world_size":1,)" \
+  R"("stage":"{}","progress_pct":{},"current_target":null,"targets_complete":0,"targets_total":0,)"
+#define FOXML_BENCH_PROGRESS_FORMAT FOXML_BENCH_PROGRESS_HEAD R"("step":{},"total_steps":{},"epoch":{},"total_epochs":{}}})"
+#define FOXML_BENCH_PROGRESS_ARGS(seq, host, i) \
+  "bench-run", seq, 1234, host, "training", static_cast<double>(i) * 1e-3, i, 1'000'000, 1, 10
+#define FOXML_BENCH_PROGRESS_SHORT_FORMAT FOXML_BENCH_PROGRESS_HEAD R"("step":{},"total_steps":{}}})"
+#define FOXML_BENCH_PROGRESS_SHORT_ARGS(seq, i) \
+  "bench-run", seq, 1234, "bench-host", "training", static_cast<double>(i) * 1e-4, i, 1'000'000
+#define FOXML_BENCH_METRICS_FORMAT                                                                   \
+  R"("event_type":"metrics","run_id":"{}","seq":{},"pid":{},"host":"{}","rank":0,"world_size":1,)" \
+  R"("step":{},"metrics":{{"loss":{},"accuracy":{},"lr":{},"grad_norm":{}}}}})"
+#define FOXML_BENCH_METRICS_ARGS(seq, host, i) \
+  "bench-run", seq, 1234, host, i, 1 / (static_cast<double>(i) + 1), static_cast<double>(i) * 1e-6, 1e-3, 0.5
+
 namespace foxml::events::bench {
 
 // A fresh path for `name` under $TMPDIR/foxml-bench (any old file there is removed).
@@ -86,10 +104,12 @@ std::vector<double> time_calls(Call&& call, std::size_t calls, std::size_t burst
   return samples;
 }
 
-inline void print_row(const std::string& name, const percentiles& ours, const percentiles& peer) {
-  std::printf("| %-34s | %6.1f | %6.1f | %7.1f | %6.1f | %6.1f | %7.1f | %5.1fx | %5.1fx |\n", name.c_str(), ours.p50,
-              ours.p99, ours.p999, peer.p50, peer.p99, peer.p999, peer.p50 / std::max(ours.p50, 0.1),
-              peer.p999 / std::max(ours.p999, 0.1));
+// One library's row of a latency table, with its ratio to ours (`ours` is our own row's figures).
+inline void print_row(const std::string& name, const std::string& library, const percentiles& p,
+                      const percentiles& ours) {
+  std::printf("| %-36s | %-12s | %7.1f | %7.1f | %7.1f | %7.1f | %8.2fx | %10.2fx | %9.2fx |\n", name.c_str(),
+              library.c_str(), p.p50, p.p99, p.p999, p.mean, p.p50 / std::max(ours.p50, 0.1),
+              p.p999 / std::max(ours.p999, 0.1), p.mean / std::max(ours.mean, 0.1));
 }
 
 }  // namespace foxml::events::bench

@@ -1,5 +1,6 @@
-// Producer cost of one event: foxml-events' emit calls against spdlog's async logger writing an
-// equivalent JSON line, in the same process, single thread and 4 threads. Prints p50/p99/p99.9.
+// Producer cost of one event: foxml-events' emit calls against spdlog's async logger and Quill
+// (when built with its headers) writing an equivalent JSON line, in the same process, single
+// thread and 4 threads. Prints p50/p99/p99.9 and each peer's ratio to ours, all from one run.
 // Usage: hot_path_latency [calls-per-thread]
 #include <spdlog/async.h>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -11,6 +12,9 @@
 #include <mutex>
 
 #include "../common/bench_support.hpp"
+#ifdef FOXML_BENCH_HAVE_QUILL
+#include "../common/quill_peer.hpp"
+#endif
 
 namespace fe = foxml::events;
 namespace fb = foxml::events::bench;
@@ -19,10 +23,15 @@ namespace {
 
 // Runs `body(thread_index)` on `threads` threads and gathers their samples.
 template <class Body>
-std::vector<double> on_threads(int threads, Body body) {
+std::vector<double> on_threads(int threads, Body body, void (*thread_init)() = nullptr) {
   std::vector<std::vector<double>> parts(threads);
   std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) pool.emplace_back([&, t] { parts[t] = body(t); });
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      if (thread_init != nullptr) thread_init();
+      parts[t] = body(t);
+    });
+  }
   for (auto& th : pool) th.join();
   std::vector<double> all;
   for (auto& p : parts) all.insert(all.end(), p.begin(), p.end());
@@ -43,7 +52,7 @@ int main(int argc, char** argv) {
   auto peer = std::make_shared<spdlog::async_logger>("peer", peer_sink, spdlog::thread_pool(),
                                                      spdlog::async_overflow_policy::overrun_oldest);
   // The peer's line carries the same fields; its timestamp comes from its own pattern.
-  peer->set_pattern(R"({"timestamp":"%Y-%m-%dT%H:%M:%S.%f+00:00",%v})", spdlog::pattern_time_type::utc);
+  peer->set_pattern(R"({"timestamp":"%Y-%m-%dT%H:%M:%S.%f+00:00",%v)", spdlog::pattern_time_type::utc);
   std::atomic<std::uint64_t> peer_seq{0};
   const std::string host = "bench-host";
 
@@ -58,52 +67,90 @@ int main(int argc, char** argv) {
     emitter.emit_progress(p);
   };
   auto peer_progress = [&](std::size_t i) {
-    peer->info(R"("event_type":"progress","run_id":"{}","seq":{},"pid":{},"host":"{}","rank":0,"world_size":1,)"
-               R"("stage":"{}","progress_pct":{},"current_target":null,"targets_complete":0,"targets_total":0,)"
-               R"("step":{},"total_steps":{},"epoch":{},"total_epochs":{}}})",
-               "bench-run", peer_seq.fetch_add(1, std::memory_order_relaxed), 1234, host, "training",
-               static_cast<double>(i) * 1e-3, i, 1'000'000, 1, 10);
+    peer->info(FOXML_BENCH_PROGRESS_FORMAT, FOXML_BENCH_PROGRESS_ARGS(peer_seq.fetch_add(1, std::memory_order_relaxed), host, i));
   };
   auto ours_metrics = [&](std::size_t i) {
     const double x = static_cast<double>(i);
     emitter.emit_metrics(static_cast<std::int64_t>(i), {{"loss", 1 / (x + 1)}, {"accuracy", x * 1e-6}, {"lr", 1e-3}, {"grad_norm", 0.5}});
   };
   auto peer_metrics = [&](std::size_t i) {
-    const double x = static_cast<double>(i);
-    peer->info(R"("event_type":"metrics","run_id":"{}","seq":{},"pid":{},"host":"{}","rank":0,"world_size":1,)"
-               R"("step":{},"metrics":{{"loss":{},"accuracy":{},"lr":{},"grad_norm":{}}}}})",
-               "bench-run", peer_seq.fetch_add(1, std::memory_order_relaxed), 1234, host, i, 1 / (x + 1), x * 1e-6,
-               1e-3, 0.5);
+    peer->info(FOXML_BENCH_METRICS_FORMAT, FOXML_BENCH_METRICS_ARGS(peer_seq.fetch_add(1, std::memory_order_relaxed), host, i));
   };
 
-  std::printf("Producer cost per event, ns (%zu calls per thread, bursts of 1000 with 2 ms pauses)\n\n", calls);
-  std::printf("| %-34s | %6s | %6s | %7s | %6s | %6s | %7s | %6s | %6s |\n", "case", "p50", "p99", "p99.9",
-              "spdlog", "p99", "p99.9", "p50 x", "p99.9 x");
-  std::printf("|%s|\n", std::string(118, '-').c_str());
+#ifdef FOXML_BENCH_HAVE_QUILL
+  quill::Logger* quill_logger = fb::quill_json_line_logger("peer", fb::scratch_file("quill.jsonl"));
+  // Quill's per-thread queue is allocated on a thread's first log call unless preallocated.
+  void (*quill_thread_init)() = [] { quill::Frontend::preallocate(); };
+  auto quill_progress = [&](std::size_t i) {
+    LOG_INFO(quill_logger, FOXML_BENCH_PROGRESS_FORMAT,
+             FOXML_BENCH_PROGRESS_ARGS(peer_seq.fetch_add(1, std::memory_order_relaxed), host, i));
+  };
+  auto quill_metrics = [&](std::size_t i) {
+    LOG_INFO(quill_logger, FOXML_BENCH_METRICS_FORMAT,
+             FOXML_BENCH_METRICS_ARGS(peer_seq.fetch_add(1, std::memory_order_relaxed), host, i));
+  };
+#endif
+
+  std::printf("Producer cost per event, ns (%zu calls per thread, bursts of 1000 with 2 ms pauses; "
+              "libraries interleaved, 2 rounds)\n\n", calls);
+#ifndef FOXML_BENCH_HAVE_QUILL
+  std::printf("(Quill rows left out: built without its headers, see benchmarks/CMakeLists.txt)\n\n");
+#endif
+  // The TSC here ticks in steps of ~10 ns (see the p50s): the mean, unbiased by that step, tells
+  // apart what the percentiles round together.
+  std::printf("| %-36s | %-12s | %7s | %7s | %7s | %7s | %9s | %11s | %10s |\n", "case", "library", "p50", "p99",
+              "p99.9", "mean", "p50/ours", "p99.9/ours", "mean/ours");
+  std::printf("|%s|\n", std::string(133, '-').c_str());
+  struct peer_case {
+    const char* library;
+    std::function<void(std::size_t)> call;
+    void (*thread_init)();
+  };
   struct bench_case {
     const char* name;
-    std::function<void(std::size_t)> ours, theirs;
     int threads;
+    std::vector<peer_case> libraries;  // the first is ours
   };
+  auto libraries = [&](std::function<void(std::size_t)> ours, std::function<void(std::size_t)> spd,
+                       [[maybe_unused]] std::function<void(std::size_t)> quill) {
+    std::vector<peer_case> all{{"foxml-events", std::move(ours), nullptr}, {"spdlog", std::move(spd), nullptr}};
+#ifdef FOXML_BENCH_HAVE_QUILL
+    all.push_back({"quill", std::move(quill), quill_thread_init});
+#endif
+    return all;
+  };
+  std::function<void(std::size_t)> no_quill_progress, no_quill_metrics;
+#ifdef FOXML_BENCH_HAVE_QUILL
+  no_quill_progress = quill_progress;
+  no_quill_metrics = quill_metrics;
+#endif
   const bench_case cases[] = {
-      {"emit_progress, 1 thread", ours_progress, peer_progress, 1},
-      {"emit_metrics (4 scalars), 1 thread", ours_metrics, peer_metrics, 1},
-      {"emit_progress, 4 threads", ours_progress, peer_progress, 4},
-      {"emit_metrics (4 scalars), 4 threads", ours_metrics, peer_metrics, 4},
+      {"emit_progress, 1 thread", 1, libraries(ours_progress, peer_progress, no_quill_progress)},
+      {"emit_metrics (4 scalars), 1 thread", 1, libraries(ours_metrics, peer_metrics, no_quill_metrics)},
+      {"emit_progress, 4 threads", 4, libraries(ours_progress, peer_progress, no_quill_progress)},
+      {"emit_metrics (4 scalars), 4 threads", 4, libraries(ours_metrics, peer_metrics, no_quill_metrics)},
   };
   for (const auto& c : cases) {
-    // Interleave the two so that drift of the shared machine hits both alike.
-    std::vector<double> ours, theirs;
+    // Interleave the libraries so that drift of the shared machine hits all alike.
+    std::vector<std::vector<double>> samples(c.libraries.size());
     for (int round = 0; round < 2; ++round) {
-      auto a = on_threads(c.threads, [&](int) { return fb::time_calls(c.ours, calls / 2); });
-      auto b = on_threads(c.threads, [&](int) { return fb::time_calls(c.theirs, calls / 2); });
-      ours.insert(ours.end(), a.begin(), a.end());
-      theirs.insert(theirs.end(), b.begin(), b.end());
+      for (std::size_t k = 0; k < c.libraries.size(); ++k) {
+        const auto& lib = c.libraries[k];
+        auto part = on_threads(c.threads, [&](int) { return fb::time_calls(lib.call, calls / 2); }, lib.thread_init);
+        samples[k].insert(samples[k].end(), part.begin(), part.end());
+      }
     }
-    fb::print_row(c.name, fb::summarize(ours), fb::summarize(theirs));
+    const fb::percentiles ours = fb::summarize(samples[0]);
+    for (std::size_t k = 0; k < c.libraries.size(); ++k) {
+      fb::print_row(k == 0 ? c.name : "", c.libraries[k].library, fb::summarize(samples[k]), ours);
+    }
   }
   emitter.close();
   spdlog::shutdown();
+#ifdef FOXML_BENCH_HAVE_QUILL
+  quill_logger->flush_log();
+  quill::Backend::stop();
+#endif
   const auto stats = emitter.stats();
   std::printf("\nours: %llu written, %llu dropped\n", static_cast<unsigned long long>(stats.written),
               static_cast<unsigned long long>(stats.dropped()));

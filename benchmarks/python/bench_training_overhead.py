@@ -1,9 +1,14 @@
 """Training overhead of per-step emission: the digits PyTorch loop with and without foxml_events.
 
-Epochs alternate between the two variants (same model, data and batch order), so the machine's
-drift hits both alike; the overhead is the ratio of their median epoch times.
+Blocks of steps (an epoch by default) run in triples (without, with, without again: an A/A control), their order
+rotated from triple to triple, so the machine's drift and any position effect hit all alike; The overhead is the
+median over triples of (with - without) / without; the A/A noise floor, the median of
+(control - without) / without, is printed beside it: a difference below it is not a measured cost. The loop without events
+makes the same `.item()` calls a logging loop makes (log_metrics converts tensors the same way),
+so only emitting differs. The worker thread's CPU time and wake-ups per step come from
+/proc/self/task/<tid>/schedstat.
 
-    python benchmarks/python/bench_training_overhead.py [--epochs-per-variant N]
+    python benchmarks/python/bench_training_overhead.py [--epochs-per-variant N] [--sink file|unix]
 """
 
 from __future__ import annotations
@@ -21,9 +26,28 @@ from sklearn.datasets import load_digits
 import foxml_events as fe
 
 
+def thread_schedstat(name: str) -> tuple[int, int] | None:
+    """(on-CPU ns, times run) of this process's thread called `name`, or None."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                if f.read().strip() != name:
+                    continue
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                run_ns, _wait_ns, slices = f.read().split()
+            return int(run_ns), int(slices)
+        except OSError:
+            continue
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs-per-variant", type=int, default=15)
+    parser.add_argument("--epochs-per-variant", type=int, default=15,
+                        help="epochs' worth of steps per variant (cut into blocks)")
+    parser.add_argument("--block-steps", type=int, default=0,
+                        help="steps per timed block (default: one epoch; much shorter blocks time the "
+                             "emit path's cold start after each switch, which a loop emitting every step never pays)")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
@@ -36,48 +60,86 @@ def main() -> int:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     loss_fn = torch.nn.CrossEntropyLoss()
     steps_per_epoch = (len(x) + args.batch_size - 1) // args.batch_size
+    args.block_steps = args.block_steps or steps_per_epoch
     total_steps = steps_per_epoch * args.epochs_per_variant * 2
 
     with tempfile.TemporaryDirectory(prefix="foxml-bench-") as workdir:
         events = fe.TrainingEventEmitter("bench-overhead", path=os.path.join(workdir, "events.jsonl"))
         step = 0
 
-        def epoch(emit: bool) -> float:
-            nonlocal step
-            order = torch.randperm(len(x))
+        order = torch.randperm(len(x))
+        cursor = 0
+
+        cpu_times: dict[str, list[float]] = {"without": [], "with": [], "control": []}
+
+        def block(emit: bool) -> float:
+            nonlocal step, order, cursor
+            start_cpu = time.thread_time()
             start = time.perf_counter()
-            for k in range(steps_per_epoch):
-                index = order[k * args.batch_size:(k + 1) * args.batch_size]
+            for _ in range(args.block_steps):
+                if cursor >= steps_per_epoch:
+                    order, cursor = torch.randperm(len(x)), 0
+                index = order[cursor * args.batch_size:(cursor + 1) * args.batch_size]
+                cursor += 1
                 logits = model(x[index])
                 loss = loss_fn(logits, y[index])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                # Both variants compute what a loop that logs would compute; only emitting differs.
                 accuracy = (logits.argmax(1) == y[index]).float().mean()
                 if emit:
                     events.log_metrics({"loss": loss, "accuracy": accuracy, "lr": 0.05}, step=step)
                     events.emit_progress("training", 100.0 * step / total_steps, step=step, total_steps=total_steps)
+                else:
+                    # What any logging loop computes: the two tensors' values (log_metrics calls .item()).
+                    loss.item()
+                    accuracy.item()
                 step += 1
-            return time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            block.cpu = time.thread_time() - start_cpu
+            return elapsed
 
-        epoch(False)  # warm-up
-        # Two identical variants without events (an A/A control) show the noise floor: a
-        # difference between "with" and "without" below it is not a measured cost.
+        for _ in range(3 * steps_per_epoch // args.block_steps):  # warm-up
+            block(False)
+            block(True)
+        triples = max(1, steps_per_epoch * args.epochs_per_variant // args.block_steps)
         without, control, with_events = [], [], []
-        for _ in range(args.epochs_per_variant):
-            without.append(epoch(False))
-            with_events.append(epoch(True))
-            control.append(epoch(False))
+        worker_ns = worker_runs = 0
+        for t in range(triples):
+            # Rotated order: without / with / control, then with / control / without, ...
+            times = {}
+            for variant in [("without", "with", "control"), ("with", "control", "without"),
+                            ("control", "without", "with")][t % 3]:
+                before = thread_schedstat("foxml-events") if variant == "with" else None
+                times[variant] = block(variant == "with")
+                cpu_times[variant].append(block.cpu)
+                if before:
+                    after = thread_schedstat("foxml-events")
+                    if after:
+                        worker_ns += after[0] - before[0]
+                        worker_runs += after[1] - before[1]
+            without.append(times["without"])
+            with_events.append(times["with"])
+            control.append(times["control"])
         report = events.close()
+        overhead = statistics.median((w - b) / b for w, b in zip(with_events, without))
+        floor = statistics.median((c - b) / b for c, b in zip(control, without))
         a, b, c = statistics.median(with_events), statistics.median(without), statistics.median(control)
-        print(f"digits MLP, batch {args.batch_size}, {steps_per_epoch} steps per epoch, "
-              f"{args.epochs_per_variant} epochs per variant (interleaved), 1 torch thread")
-        print("| variant | median epoch s | per step us |\n|---|---|---|")
-        print(f"| without events | {b:.4f} | {1e6 * b / steps_per_epoch:.1f} |")
-        print(f"| without events (A/A control) | {c:.4f} | {1e6 * c / steps_per_epoch:.1f} |")
-        print(f"| log_metrics(3 values, 2 of them tensors) + emit_progress per step | {a:.4f} | {1e6 * a / steps_per_epoch:.1f} |")
-        print(f"\noverhead: {100.0 * (a - b) / b:+.2f}% of step time; noise floor (A/A): {100.0 * (c - b) / b:+.2f}%"
+        steps = triples * args.block_steps
+        per_step = 1e6 / args.block_steps
+        print(f"digits MLP, batch {args.batch_size}, {triples} block triples of {args.block_steps} steps "
+              f"(without / with / without, order rotated), 1 torch thread")
+        print("| variant | median per step us |\n|---|---|")
+        print(f"| without events (same .item() calls) | {per_step * b:.1f} |")
+        print(f"| without events (A/A control) | {per_step * c:.1f} |")
+        print(f"| log_metrics(3 values, 2 of them tensors) + emit_progress per step | {per_step * a:.1f} |")
+        print(f"\noverhead (median of paired epochs): {100.0 * overhead:+.2f}% of step time; "
+              f"noise floor (A/A, same pairing): {100.0 * floor:+.2f}%")
+        cpu = statistics.median((w - b) / b for w, b in zip(cpu_times["with"], cpu_times["without"]))
+        cpu_floor = statistics.median((c - b) / b for c, b in zip(cpu_times["control"], cpu_times["without"]))
+        print(f"training thread's own CPU time (blind to preemption): overhead {100.0 * cpu:+.2f}%, "
+              f"A/A floor {100.0 * cpu_floor:+.2f}%")
+        print(f"worker thread while emitting: {worker_ns / 1e3 / steps:.2f} us CPU and {worker_runs / steps:.3f} runs per step"
               f"  (events: {report})")
     return 0
 

@@ -25,7 +25,12 @@ int tensor_item(PyObject* value, PyObject*& item) {
   }
   const int is_tensor = PyObject_IsInstance(value, tensor_type);
   if (is_tensor <= 0) return is_tensor;
-  PyObject* numel = PyObject_CallMethod(value, "numel", nullptr);
+  // Interned names and no-argument calls: this runs every training step (PyObject_CallMethod
+  // would build the name and an empty argument tuple each time).
+  static PyObject* const numel_name = PyUnicode_InternFromString("numel");
+  static PyObject* const item_name = PyUnicode_InternFromString("item");
+  if (numel_name == nullptr || item_name == nullptr) return -1;
+  PyObject* numel = PyObject_CallMethodNoArgs(value, numel_name);
   if (numel == nullptr) return -1;
   const long long count = PyLong_AsLongLong(numel);
   Py_DECREF(numel);
@@ -35,7 +40,7 @@ int tensor_item(PyObject* value, PyObject*& item) {
     }
     return -1;
   }
-  item = PyObject_CallMethod(value, "item", nullptr);
+  item = PyObject_CallMethodNoArgs(value, item_name);
   return item == nullptr ? -1 : 1;
 }
 

@@ -41,6 +41,15 @@ def test_torch_tensors(emitter):
     assert (progress["progress_pct"], progress["step"]) == (50.0, 3)
 
 
+def test_tensor_that_is_not_a_scalar_is_refused(emitter):
+    import torch
+
+    with pytest.raises(TypeError, match=r"metrics\['loss'\].*2 elements is not a scalar"):
+        emitter.log_metrics({"loss": torch.tensor([0.5, 0.25])})
+    with pytest.raises(TypeError, match=r"progress_pct.*0 elements is not a scalar"):
+        emitter.emit_progress("training", torch.tensor([]))
+
+
 def test_python_numbers(emitter):
     emitter.emit_progress("training", 7, step=True)  # an int percentage; bool is an int
     emitter.log_metrics({"big": 10**30, "f": 1.5})
