@@ -77,11 +77,12 @@ void file_sink::end_with_newline(const struct stat& st) noexcept {
   // line onto it would make that line unreadable. Live appenders write whole lines with a single
   // O_APPEND write(), but a large one becomes visible page by page: a file that seems to end
   // inside a line may just be mid-write. So a missing '\n' only counts once the size has held
-  // still for 50 ms (a live write of a few MiB finishes well within that, even on a loaded machine
-  // where 6 ms was seen to be too short); only files that end badly pay the wait, at set-up time.
-  constexpr int settle_checks = 10;
+  // still for 200 ms (a live write of a few MiB finishes well within that; on a loaded 2-vCPU
+  // machine 6 ms was seen to be too short, and 50 ms once at a load average of 9: a writer
+  // descheduled inside its write()); only files that end badly pay the wait, at set-up time.
+  constexpr int settle_checks = 40;
   constexpr auto check_every = std::chrono::milliseconds(5);
-  constexpr int max_checks = 200;  // a file that never stops growing has a live writer: leave it
+  constexpr int max_checks = 400;  // a file that never stops growing has a live writer: leave it
   off_t size = st.st_size;
   int still = 0;
   for (int checks = 0; size > 0 && checks < max_checks; ++checks) {
