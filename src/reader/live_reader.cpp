@@ -42,6 +42,7 @@ live_reader::live_reader(const source_uri& parsed, live_reader_options options)
   source_ = make_source(parsed, options_.source);
   live_ = is_live(parsed, options_.source);
   description_ = source_->describe();
+  source_stats_ = source_->stats_json();  // its counters (at zero) before the first poll: every key present
   waker_ = source_.get();
 }
 
@@ -53,7 +54,10 @@ live_reader::live_reader(std::unique_ptr<source> input, bool live, live_reader_o
       tracker_(options_.tracker),
       ring_(std::make_shared<ring_buffer>(options_.ring_size)) {
   if (options_.ring_size == 0) throw std::invalid_argument("foxml::events: live_reader ring_size must be at least 1");
-  if (source_) description_ = source_->describe();
+  if (source_) {
+    description_ = source_->describe();
+    source_stats_ = source_->stats_json();  // no thread polls it yet
+  }
   waker_ = source_.get();
 }
 

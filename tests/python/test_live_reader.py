@@ -108,6 +108,18 @@ def test_stop_ends_a_blocked_iteration(tmp_path):
     reader.close()
 
 
+def test_source_counters_are_there_before_the_first_poll(tmp_path):
+    # stats()["source"] was {} until the pump's first poll: a caller reading a counter right after
+    # start() raced it (KeyError 'accepted' under load).
+    sock = f"{short_sock_dir(tmp_path)}/early.sock"
+    with fe.EventReader(f"unix://{sock}") as reader:
+        assert reader.stats()["source"]["accepted"] == 0
+    events = tmp_path / "early.jsonl"
+    events.write_text("")
+    with fe.EventReader(str(events), follow=True) as reader:
+        assert reader.stats()["source"]["bytes"] == 0
+
+
 def test_socket_source_two_emitters_with_acks_and_dedup(tmp_path):
     sock = f"{short_sock_dir(tmp_path)}/x.sock"
     per_emitter = 500
