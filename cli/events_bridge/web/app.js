@@ -597,12 +597,19 @@
   // --- the live log panel -----------------------------------------------------------------------
   // Lines come from the run's `logs` (REST: the newest the tracker keeps) and from log events on the
   // WebSocket; both carry the event's time, so one key deduplicates them across the seam.
+  // Milliseconds: a WebSocket line's time comes from its timestamp text (ms), a REST line's from
+  // the tracker (us), so the same line must compare equal at ms.
+  function logMillis(time) {
+    return Math.floor(time * 1000 + 1e-3);
+  }
+
   function logKey(line) {
-    return `${Math.floor(line.time * 1000 + 1e-3)}|${line.rank}|${line.level}|${line.message}`;
+    return `${logMillis(line.time)}|${line.rank}|${line.level}|${line.message}`;
   }
 
   function addLog(line) {
-    if (line.time <= state.logsClearedAt) return false;
+    // A line cleared from the panel comes back in the next refetch of the run's `logs`: keep it out.
+    if (logMillis(line.time) <= logMillis(state.logsClearedAt)) return false;
     const key = logKey(line);
     if (state.logKeys.has(key)) return false;
     state.logKeys.add(key);
