@@ -168,31 +168,60 @@ def start_proxy(capture: Optional[Path] = None) -> Proxy:
 from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
 
+def wait_until_subscribed(proxy: Proxy, reader: fe.EventReader) -> None:
+    """Returns once the reader's subscription has reached the proxy's XPUB: until then the proxy
+    forwards to nobody (PUB/SUB's slow joiner; CI once lost seqs 0-34 that way). A probe run emits
+    until the reader sees it; callers measure the proxy's counters from after the probe."""
+    probe = fe.TrainingEventEmitter("probe", "zmq+" + proxy.emitters)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            probe.log("info", "probe")
+            ev = reader.next(0.1)
+            while ev is not None and ev["run_id"] != "probe":
+                ev = reader.next(0.1)
+            if ev is not None:
+                return
+        raise AssertionError("the reader's subscription never reached events-proxy")
+    finally:
+        assert probe.close(10.0).ok
+        while reader.next(0.3) is not None:  # the probe's later lines
+            pass
+
+
 @needs_proxy
 def test_proxy_forwards_counts_captures_and_stops_cleanly(tmp_path):
     capture = tmp_path / "capture.jsonl"
     proxy = start_proxy(capture)
     try:
         # The emitter's close() only says libzmq took the lines; the proxy forwards them later, so
-        # the reader waits up to 5 s for each (0.5 s ran out once in CI with all 52 still coming).
+        # the reader waits up to 5 s for each.
         reader = fe.EventReader(proxy.subscribers, idle_timeout=5.0)
+        wait_until_subscribed(proxy, reader)
+        before = proxy.statistics()
         e = fe.TrainingEventEmitter("via-proxy", "zmq+" + proxy.emitters, rank=1, world_size=2)
         e.emit_run_start()
         for step in range(50):
             e.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
         e.emit_run_complete()
         assert e.close(10.0).ok
-        got = [ev for ev in reader if ev["run_id"] == "via-proxy"]
+        got = []
+        for ev in reader:
+            got.append(ev)
+            if len(got) == 52:
+                break
+        assert [ev["run_id"] for ev in got] == ["via-proxy"] * 52
         assert [ev["seq"] for ev in got] == list(range(52))
         stats = proxy.statistics()
-        assert stats["events"]["emitters"]["msg_in"] == 52
-        assert stats["events"]["subscribers"]["msg_out"] == 52
-        assert stats["captured"] == 52
+        for side, counter in (("emitters", "msg_in"), ("subscribers", "msg_out")):
+            assert stats["events"][side][counter] - before["events"][side][counter] == 52
+        assert stats["captured"] - before["captured"] == 52
     finally:
         rc, err = proxy.stop()
     assert rc == 0, err
     assert oct(capture.stat().st_mode & 0o777) == "0o600"
-    assert [ev["seq"] for ev in json_lines(capture)] == list(range(52))
+    captured = [ev for ev in json_lines(capture) if ev["run_id"] == "via-proxy"]
+    assert [ev["seq"] for ev in captured] == list(range(52))
 
 
 @needs_proxy
