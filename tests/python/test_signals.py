@@ -26,9 +26,10 @@ import signal, sys
 import foxml_events as fe
 
 # Started from a background job, a child inherits SIGINT ignored (then Python installs no handler
-# and the hook leaves it alone): give it the dispositions a terminal gives.
+# and the hook leaves it alone; under nohup, SIGHUP): give it the dispositions a terminal gives.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 path, mode, user = sys.argv[1:4]
 stop = []
 
@@ -80,7 +81,7 @@ def run_until_signal(path: Path, mode: str, user: str, signum: int) -> "tuple[in
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.communicate()  # also closes the pipes, so no ResourceWarning lands on a later test
     assert "Traceback" not in err or "KeyboardInterrupt" in err, err
     return proc.returncode, out
 
