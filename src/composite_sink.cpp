@@ -30,6 +30,11 @@ void composite_sink::poll(std::chrono::steady_clock::time_point now) noexcept {
   for (auto& child : children_) child->poll(now);
 }
 
+void composite_sink::note_consumer(std::chrono::steady_clock::time_point now,
+                                   std::chrono::steady_clock::time_point& last_seen) noexcept {
+  for (auto& child : children_) child->note_consumer(now, last_seen);
+}
+
 bool composite_sink::take_notice(std::string& message) noexcept {
   for (auto& child : children_) {
     if (child->take_notice(message)) return true;

@@ -75,6 +75,10 @@ void validate(const emitter_options& o) {
   if (o.max_idle_wait.count() <= 0 || o.max_idle_wait > std::chrono::seconds(1)) {
     reject("emitter_options.max_idle_wait must be between 1 us and 1 s");
   }
+  if (o.unwatched_idle_wait.count() <= 0 || o.unwatched_idle_wait > std::chrono::seconds(1)) {
+    reject("emitter_options.unwatched_idle_wait must be between 1 us and 1 s");
+  }
+  require_non_negative(o.unwatched_after, "unwatched_after");
 }
 
 detail::stamp make_identity(std::string run_id, const emitter_options& o) {

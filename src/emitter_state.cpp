@@ -91,10 +91,21 @@ class emitter_state::worker {
         continue;
       }
       // A trickle (a training loop's pace) settles at max_idle_wait: one write per interval
-      // rather than one wake-up and write() per event, which would cost the loop's CPU.
+      // rather than one wake-up and write() per event, which would cost the loop's CPU. With
+      // nobody reading, it settles at unwatched_idle_wait: each wake-up costs the machine tens of
+      // us of CPU (more in a VM), which a loop with few cores feels.
+      const auto longest = watched() ? s_.options_.max_idle_wait
+                                     : std::max(s_.options_.max_idle_wait, s_.options_.unwatched_idle_wait);
       std::unique_lock<std::mutex> lock(s_.control_mutex_);
-      s_.worker_wakeup_.wait_for(lock, idle_wait, [&] { return s_.flush_wanted_ || s_.stop_wanted_; });
-      idle_wait = std::min(idle_wait * 2, s_.options_.max_idle_wait);
+      s_.worker_wakeup_.wait_for(lock, idle_wait, [&] {
+        return s_.flush_wanted_ || s_.stop_wanted_ || s_.nudged_.load(std::memory_order_acquire);
+      });
+      lock.unlock();
+      if (s_.nudged_.exchange(false, std::memory_order_acq_rel)) {
+        idle_wait = shortest_idle_wait;  // producers are waiting for room: look again soon
+        continue;
+      }
+      idle_wait = std::min(idle_wait * 2, longest);
     }
   }
 
@@ -102,33 +113,71 @@ class emitter_state::worker {
   // Moves what the producers queued into one batch, encodes it and hands it to the sink. While the
   // sink refuses lines it took none of the queue: the refused lines are retried first, and the
   // queue fills up behind them, so the overflow policy at emit decides what is lost.
+  //
+  // Records get their seqs here, in the order they are encoded. A lifecycle record from the side
+  // lane goes in before the first queue record claimed after it (its `seq` field holds that queue
+  // position until then), so one thread's events keep their order across the lane and the queue.
   std::size_t drain() {
     if (!batch_.empty()) return deliver() ? 1 : 0;
     std::size_t taken = 0;
     clock_.refresh();
+    take_lane();
     while (batch_.bytes() < s_.options_.max_batch_bytes) {
       record* r = s_.queue_.front();
       if (r == nullptr) break;
+      taken += encode_lane_before(s_.queue_.consumed());
+      r->seq = next_seq_++;
       encode(*r);
       s_.release_spill(*r);
       s_.queue_.pop();
       ++taken;
     }
-    if (s_.lane_pushed_.load(std::memory_order_acquire) != lane_done_) {
-      {
-        std::lock_guard<std::mutex> lock(s_.lane_mutex_);
-        lane_taken_.swap(s_.lane_);  // both keep their reserved capacity: no allocation here
-      }
-      for (record& r : lane_taken_) {
-        encode(r);
-        s_.release_spill(r);
-      }
-      lane_done_ += lane_taken_.size();
-      taken += lane_taken_.size();
-      lane_taken_.clear();
-    }
+    // The queue is empty (or the batch is full and the lane record's position is past it all).
+    if (s_.queue_.front() == nullptr) taken += encode_lane_before(UINT64_MAX);
+    sequence_drops();
     deliver();
     return taken;
+  }
+
+  // Whether the sink has seen a consumer within unwatched_after; asks it at most every 10 ms.
+  bool watched() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_consumer_check_ >= std::chrono::milliseconds(10)) {
+      last_consumer_check_ = now;
+      s_.sink_->note_consumer(now, consumer_seen_);
+    }
+    return now - consumer_seen_ < s_.options_.unwatched_after;
+  }
+
+  // Moves lifecycle records from the shared lane to the worker's own, once the last ones are done.
+  void take_lane() {
+    if (lane_next_ < lane_taken_.size() || s_.lane_pushed_.load(std::memory_order_acquire) == lane_done_) return;
+    lane_taken_.clear();
+    lane_next_ = 0;
+    std::lock_guard<std::mutex> lock(s_.lane_mutex_);
+    lane_taken_.swap(s_.lane_);  // both keep their reserved capacity: no allocation here
+  }
+
+  // Encodes the taken lane records pushed before queue position `position`; returns how many.
+  std::size_t encode_lane_before(std::uint64_t position) {
+    std::size_t encoded = 0;
+    for (; lane_next_ < lane_taken_.size() && lane_taken_[lane_next_].seq <= position; ++lane_next_, ++encoded) {
+      record& r = lane_taken_[lane_next_];
+      r.seq = next_seq_++;
+      encode(r);
+      s_.release_spill(r);
+    }
+    lane_done_ += encoded;
+    return encoded;
+  }
+
+  // Numbers the drops producers counted since the last call, after the records already taken.
+  void sequence_drops() {
+    if (s_.unsequenced_drops_.load(std::memory_order_relaxed) == 0) return;
+    const std::uint64_t count = s_.unsequenced_drops_.exchange(0, std::memory_order_relaxed);
+    if (count == 0) return;
+    s_.note_drops(count, next_seq_, next_seq_ + count - 1);
+    next_seq_ += count;
   }
 
   void encode(const record& r) {
@@ -219,7 +268,7 @@ class emitter_state::worker {
       encode(r);
       deliver();
     }
-    if (force || now - last_drop_report_ >= drop_report_interval) report_drops(now);
+    if (force || now - last_drop_report_ >= drop_report_interval) report_drops(now, force);
     report_notices();
   }
 
@@ -247,7 +296,10 @@ class emitter_state::worker {
     }
   }
 
-  void report_drops(std::chrono::steady_clock::time_point now) {
+  void report_drops(std::chrono::steady_clock::time_point now, bool force) {
+    // A flush or close reports everything; otherwise drops are numbered by drain(), after the
+    // records queued before them.
+    if (force) sequence_drops();
     std::uint64_t count = 0, first = 0, last = 0;
     {
       std::lock_guard<std::mutex> lock(s_.drops_mutex_);
@@ -275,8 +327,9 @@ class emitter_state::worker {
 
   record synthesized(event_type type) {
     s_.generated_.fetch_add(1, std::memory_order_relaxed);
+    s_.synthesized_.fetch_add(1, std::memory_order_relaxed);
     record r;
-    r.seq = s_.next_seq_.fetch_add(1, std::memory_order_relaxed);
+    r.seq = next_seq_++;
     r.ticks = read_ticks(s_.use_tsc_);
     r.type = type;
     r.flags = 0;
@@ -339,7 +392,11 @@ class emitter_state::worker {
   bool refusing_ = false;  // the sink refused the head of batch_ on the last try
   std::chrono::steady_clock::time_point refused_since_;
   std::vector<record> lane_taken_;
-  std::uint64_t lane_done_ = 0;
+  std::size_t lane_next_ = 0;   // the first record of lane_taken_ not encoded yet
+  std::uint64_t lane_done_ = 0;  // lane records encoded
+  std::uint64_t next_seq_ = 0;
+  std::chrono::steady_clock::time_point consumer_seen_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_consumer_check_{};
   std::chrono::steady_clock::time_point last_drop_report_;
   std::chrono::steady_clock::time_point last_heartbeat_;
 };
@@ -364,6 +421,7 @@ emitter_state::emitter_state(stamp identity, std::unique_ptr<sink> destination, 
       created_(std::chrono::steady_clock::now()),
       kept_back_types_(kept_back_by_rank_policy(identity_, options)),
       queue_(round_up_power_of_two(options.queue_capacity)),
+      nudge_mask_(std::max<std::uint64_t>(queue_.capacity() / 4, 1) - 1),
       sink_(std::move(destination)),
       inbox_(identity_.run_id) {
   lane_.reserve(options.lifecycle_reserve);
@@ -513,6 +571,8 @@ bool emitter_state::push_when_full(record& staged, std::chrono::steady_clock::ti
   if (is_lifecycle(staged.type)) {
     std::lock_guard<std::mutex> lock(lane_mutex_);
     if (lane_.size() < options_.lifecycle_reserve) {
+      // Read under the lock, so positions ascend along the lane (drain() relies on it).
+      staged.seq = queue_.claimed();
       lane_.push_back(staged);
       lane_pushed_.fetch_add(1, std::memory_order_release);
       lifecycle_reserved_.fetch_add(1, std::memory_order_relaxed);
@@ -523,7 +583,8 @@ bool emitter_state::push_when_full(record& staged, std::chrono::steady_clock::ti
       deadline = std::chrono::steady_clock::now() + options_.block_timeout;
     }
     for (unsigned attempt = 0;; ++attempt) {
-      if (queue_.try_push([&](record& r) noexcept { r = staged; })) return true;
+      std::uint64_t position = 0;
+      if (queue_.try_push([&](record& r) noexcept { r = staged; }, position)) return true;
       if (std::chrono::steady_clock::now() >= deadline) break;
       if (attempt < 64) {
         cpu_relax();
@@ -533,18 +594,18 @@ bool emitter_state::push_when_full(record& staged, std::chrono::steady_clock::ti
     }
   }
   release_spill(staged);
-  return count_drop(staged.seq);
+  return count_drop();
 }
 
-bool emitter_state::count_drop(std::uint64_t seq) noexcept {
+bool emitter_state::count_drop() noexcept {
   dropped_queue_full_.fetch_add(1, std::memory_order_relaxed);
-  note_drop(seq);
+  unsequenced_drops_.fetch_add(1, std::memory_order_relaxed);
   return false;
 }
 
-bool emitter_state::count_spill_drop(std::uint64_t seq) noexcept {
+bool emitter_state::count_spill_drop() noexcept {
   dropped_spill_budget_.fetch_add(1, std::memory_order_relaxed);
-  note_drop(seq);
+  unsequenced_drops_.fetch_add(1, std::memory_order_relaxed);
   return false;
 }
 
@@ -597,7 +658,10 @@ void emitter_state::release_spill(record& r) noexcept {
   spill_bytes_.fetch_sub(r.size, std::memory_order_relaxed);
 }
 
-void emitter_state::wake_worker() noexcept { worker_wakeup_.notify_one(); }
+void emitter_state::wake_worker() noexcept {
+  nudged_.store(true, std::memory_order_release);
+  worker_wakeup_.notify_one();
+}
 
 delivery_report emitter_state::flush(std::chrono::nanoseconds timeout) noexcept {
   if (closed_.load(std::memory_order_relaxed) || !started_) {
@@ -653,10 +717,18 @@ delivery_report emitter_state::close(std::chrono::nanoseconds timeout) noexcept 
 
 emitter_stats emitter_state::stats() const noexcept {
   emitter_stats s;
-  // Read `generated` first: a report synthesized between the two loads then shows as one more
-  // emitted call for an instant, never as an underflow.
+  // Every emit call either claimed a queue position, went into the lifecycle lane, was dropped at
+  // the producer or was refused; the library's own pushed events did the same and come off again.
+  // The counters are read one by one while others count, so a figure can be off by an event in
+  // flight for an instant; it is kept from going below zero.
+  const std::uint64_t synthesized = synthesized_.load(std::memory_order_acquire);
   s.generated = generated_.load(std::memory_order_acquire);
-  s.emitted = next_seq_.load(std::memory_order_acquire) - s.generated + refused_.load(std::memory_order_relaxed);
+  const std::uint64_t pushed_generated = s.generated > synthesized ? s.generated - synthesized : 0;
+  const std::uint64_t calls = queue_.claimed() + lane_pushed_.load(std::memory_order_acquire) +
+                              dropped_queue_full_.load(std::memory_order_relaxed) +
+                              dropped_spill_budget_.load(std::memory_order_relaxed) +
+                              refused_.load(std::memory_order_relaxed);
+  s.emitted = calls > pushed_generated ? calls - pushed_generated : 0;
   s.written = written_.load(std::memory_order_relaxed);
   s.dropped_queue_full = dropped_queue_full_.load(std::memory_order_relaxed);
   s.dropped_spill_budget = dropped_spill_budget_.load(std::memory_order_relaxed);

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,6 +71,25 @@ file_sink::file_sink(std::string path, bool repair_tail) : path_(std::move(path)
     throw path_error(EINVAL, "not a regular file:", path_);
   }
   if (repair_tail && S_ISREG(st.st_mode)) end_with_newline(st);
+  // A read updates the file's atime when the atime is not newer than the mtime (relatime, the
+  // default), so a follower reading each new batch moves it; a noatime mount never does, and
+  // then readers cannot be told from none.
+  struct statvfs fs{};
+  reads_seen_ = S_ISREG(st.st_mode) && ::fstatvfs(fd_.get(), &fs) == 0 && (fs.f_flag & ST_NOATIME) == 0;
+  if (reads_seen_ && ::fstat(fd_.get(), &st) == 0) last_atime_ = st.st_atim;
+}
+
+void file_sink::note_consumer(std::chrono::steady_clock::time_point now,
+                              std::chrono::steady_clock::time_point& last_seen) noexcept {
+  struct stat st{};
+  if (!reads_seen_ || !fd_ || ::fstat(fd_.get(), &st) != 0) {
+    last_seen = now;  // cannot tell: keep the short latency
+    return;
+  }
+  if (st.st_atim.tv_sec != last_atime_.tv_sec || st.st_atim.tv_nsec != last_atime_.tv_nsec) {
+    last_atime_ = st.st_atim;
+    last_seen = now;
+  }
 }
 
 void file_sink::end_with_newline(const struct stat& st) noexcept {

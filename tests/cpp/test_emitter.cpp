@@ -3,9 +3,12 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -207,7 +210,28 @@ TEST_CASE("flush on a healthy sink delivers everything emitted before it") {
   CHECK(store->flush_count() >= 5);
 }
 
-TEST_CASE("4 threads x 100k events into one file: every line parses, every seq present") {
+TEST_CASE("a lifecycle event through the full queue's lane is written before events emitted after it") {
+  fe::emitter_options options;
+  options.queue_capacity = 8;
+  options.overflow = fe::overflow_policy::block;
+  options.block_timeout = std::chrono::seconds(30);
+  stalled_emitter s(options);
+  for (int i = 0; i < 8; ++i) REQUIRE(s.emitter->emit_metrics(i, {{"loss", 0.5}}));
+  CHECK(s.emitter->emit_run_complete("completed"));  // the queue is full: the lane takes it
+  CHECK(s.emitter->stats().lifecycle_reserved == 1);
+  s.gate->open();
+  for (int i = 8; i < 58; ++i) REQUIRE(s.emitter->emit_metrics(i, {{"loss", 0.5}}));
+  REQUIRE(s.emitter->close().ok());
+  const auto lines = parse_all(s.store->lines());
+  REQUIRE(lines.size() == 1 + 58 + 1);
+  for (std::size_t i = 0; i < lines.size(); ++i) CHECK(lines[i]["seq"] == i);  // file order is seq order
+  CHECK(lines[0]["message"] == "first");
+  for (std::size_t i = 1; i <= 8; ++i) CHECK(lines[i]["step"] == i - 1);
+  CHECK(lines[9]["event_type"] == "run_complete");
+  for (std::size_t i = 10; i < lines.size(); ++i) CHECK(lines[i]["step"] == i - 2);
+}
+
+TEST_CASE("4 threads x 100k events into one file: every line parses, every seq present, in file order") {
   ft::temp_dir dir;
   const std::string path = dir.file("threads.jsonl");
   constexpr int threads = 4, per_thread = 100'000;
@@ -244,6 +268,8 @@ TEST_CASE("4 threads x 100k events into one file: every line parses, every seq p
     REQUIRE(seq < seen.size());
     CHECK_FALSE(seen[seq]);
     seen[seq] = true;
+    // The worker numbers records as it writes them, so seqs ascend along the file.
+    CHECK(seq == static_cast<std::uint64_t>(&line - lines.data()));
     // Within one producer thread, events keep their order.
     const auto thread_id = *decoded.value->targets_complete;
     const auto step = *decoded.value->step;
@@ -421,6 +447,12 @@ TEST_CASE("bad configuration is a clear error at construction") {
   o = {};
   o.block_timeout = std::chrono::microseconds(-1);
   CHECK(message_of("r", o).find("block_timeout") != std::string::npos);
+  o = {};
+  o.unwatched_idle_wait = std::chrono::seconds(2);
+  CHECK(message_of("r", o).find("unwatched_idle_wait") != std::string::npos);
+  o = {};
+  o.unwatched_after = std::chrono::milliseconds(-1);
+  CHECK(message_of("r", o).find("unwatched_after") != std::string::npos);
   o = {};
   o.rank = 4;
   o.world_size = 4;
@@ -712,4 +744,99 @@ TEST_CASE("lines a sink reports lost without their text are still counted as dro
   const fe::emitter_stats stats = emitter.stats();
   CHECK(stats.dropped_sink == 3);
   CHECK(stats.emitted + stats.generated == stats.written + stats.dropped());
+}
+
+namespace {
+
+bool atime_moves_on_read(const std::string& path) {
+  struct statvfs fs{};
+  return ::statvfs(path.c_str(), &fs) == 0 && (fs.f_flag & ST_NOATIME) == 0;
+}
+
+// How many times this process's thread called `name` has been scheduled in (schedstat's third field).
+std::uint64_t thread_runs(const std::string& name) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(entry.path() / "comm");
+    std::string comm_name;
+    std::getline(comm, comm_name);
+    if (comm_name != name) continue;
+    std::ifstream stat(entry.path() / "schedstat");
+    std::uint64_t run_ns = 0, wait_ns = 0, runs = 0;
+    stat >> run_ns >> wait_ns >> runs;
+    return runs;
+  }
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("the file sink sees a consumer when another descriptor reads what it wrote") {
+  ft::temp_dir dir;
+  const std::string path = dir.file("watched.jsonl");
+  fe::file_sink sink(path);
+  if (!atime_moves_on_read(dir.path())) return;  // noatime: the sink says "always" (below)
+  const auto long_ago = std::chrono::steady_clock::time_point{};
+  auto seen = long_ago;
+  fe::line_batch batch;
+  batch.append("{\"a\":1}\n", 0);
+  REQUIRE(sink.write(batch) == 1);
+  sink.note_consumer(std::chrono::steady_clock::now(), seen);
+  CHECK(seen == long_ago);  // written, not read: nobody
+  REQUIRE(ft::read_lines(path).size() == 1);
+  const auto now = std::chrono::steady_clock::now();
+  sink.note_consumer(now, seen);
+  CHECK(seen == now);  // read after the write: a consumer
+  auto later = seen;
+  sink.note_consumer(now + std::chrono::seconds(1), later);
+  CHECK(later == now);  // nothing new read since
+}
+
+TEST_CASE("an emitter nobody reads wakes its worker far less often, and a reader brings the short wait back" *
+          doctest::skip(under_tsan)) {
+  ft::temp_dir dir;
+  const std::string path = dir.file("idle.jsonl");
+  if (!atime_moves_on_read(dir.path())) return;
+  fe::emitter_options options;
+  options.unwatched_after = std::chrono::milliseconds(100);
+  fe::training_event_emitter emitter("run-idle", std::make_unique<fe::file_sink>(path), options);
+  std::atomic<bool> reading{false}, done{false};
+  // Emits every 5 ms throughout, as a slow training loop would; the reader thread reads the file
+  // only while `reading`.
+  std::thread loop([&] {
+    for (int step = 0; !done; ++step) {
+      emitter.emit_metrics(step, {{"loss", 1.0}});
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  std::thread reader([&] {
+    std::ifstream in(path);
+    std::string line;
+    while (!done) {
+      if (reading) {
+        while (std::getline(in, line)) {
+        }
+        in.clear();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  const auto runs_over = [&](std::chrono::milliseconds span) {
+    const auto before = thread_runs("foxml-events");
+    std::this_thread::sleep_for(span);
+    return thread_runs("foxml-events") - before;
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // past unwatched_after, settled
+  const auto unwatched = runs_over(std::chrono::milliseconds(1000));
+  reading = true;
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // noticed within one long wait
+  const auto watched = runs_over(std::chrono::milliseconds(1000));
+  done = true;
+  loop.join();
+  reader.join();
+  REQUIRE(emitter.close().ok());
+  MESSAGE("worker runs per second: unwatched " << unwatched << ", watched " << watched);
+  // 20 ms waits: about 50 a second (a 5 ms loop's emits do not wake it); 500 us waits: up to 2000.
+  CHECK(unwatched < 150);
+  CHECK(watched > 3 * unwatched);
+  CHECK(ft::read_lines(path).size() == emitter.stats().written);
 }

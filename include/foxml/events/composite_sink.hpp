@@ -25,6 +25,9 @@ class composite_sink : public sink {
   bool healthy() noexcept override;
   /// Polls every child.
   void poll(std::chrono::steady_clock::time_point now) noexcept override;
+  /// A consumer of any child counts.
+  void note_consumer(std::chrono::steady_clock::time_point now,
+                     std::chrono::steady_clock::time_point& last_seen) noexcept override;
   /// Passes on the first notice any child has.
   bool take_notice(std::string& message) noexcept override;
   /// The same composite over the children that can be reopened; nullptr when none can.

@@ -3,6 +3,8 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
+#include <ctime>
 #include <string>
 
 #include "foxml/events/detail/unique_fd.hpp"
@@ -29,6 +31,9 @@ class file_sink final : public sink {
   std::size_t write(const line_batch& batch) noexcept override;
   void close() noexcept override;
   bool healthy() noexcept override { return fd_ && !failing_; }
+  /// A process reading the file (a follower, `tail -f`) moves its atime: that is a consumer.
+  void note_consumer(std::chrono::steady_clock::time_point now,
+                     std::chrono::steady_clock::time_point& last_seen) noexcept override;
   std::unique_ptr<sink> reopen_after_fork() const override;
   std::string describe() const override { return "file://" + path_; }
   /// Names `control/` next to the file as the control directory (control.hpp).
@@ -43,6 +48,8 @@ class file_sink final : public sink {
   std::string path_;
   detail::unique_fd fd_;
   bool failing_ = false;  // the last write failed (ENOSPC, EIO...); cleared by the next success
+  bool reads_seen_ = false;  // reads move the atime (a regular file on a mount without noatime)
+  struct timespec last_atime_{};
 };
 
 /// Creates missing directories of `dir` with mode 0700. Throws std::system_error on failure.

@@ -64,6 +64,13 @@ struct emitter_options {
   std::chrono::milliseconds sink_retry_timeout{1000};
   /// Longest the idle worker sleeps before looking at the queue again (emit -> sink latency).
   std::chrono::microseconds max_idle_wait{500};
+  /// The same while the sink says nobody is reading (sink::consumer_live: a file no process has
+  /// read for `unwatched_after`). Fewer wake-ups leave the training loop's cores alone; a reader
+  /// that starts following is noticed within one such wait. A value below max_idle_wait counts
+  /// as max_idle_wait.
+  std::chrono::microseconds unwatched_idle_wait{20'000};
+  /// How long a sink's consumer may go unseen before the worker takes `unwatched_idle_wait`.
+  std::chrono::milliseconds unwatched_after{5'000};
   /// Interval of `heartbeat` events, which let a reader tell a slow run from a dead one. Unset
   /// (the default): on while the resource sampler runs (every `resources_interval`) or when the
   /// sink chain has a Unix socket sink (every `default_heartbeat_interval`), else off. Zero turns

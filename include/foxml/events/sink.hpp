@@ -165,6 +165,16 @@ class sink {
   /// acknowledgements, retries held lines. Keep it cheap: it runs thousands of times a second.
   virtual void poll(std::chrono::steady_clock::time_point now) noexcept { (void)now; }
 
+  /// Whether anyone reads what this sink writes, as far as it can tell; `last_seen` is when a
+  /// consumer was last noticed (the worker keeps it between calls; the sink moves it forward).
+  /// While no consumer has been seen for emitter_options::unwatched_after, the idle worker
+  /// sleeps up to unwatched_idle_wait instead of max_idle_wait. The default says "always": a sink
+  /// that cannot tell keeps the short latency. A composite asks its children.
+  virtual void note_consumer(std::chrono::steady_clock::time_point now,
+                             std::chrono::steady_clock::time_point& last_seen) noexcept {
+    last_seen = now;
+  }
+
   /// Called in a fork()ed child the first time it emits: returns a fresh sink to the same
   /// destination for the child, or nullptr when the destination cannot be shared with a child
   /// (the child's events are then counted as dropped); throwing counts as nullptr. The default

@@ -27,8 +27,9 @@ class bounded_queue {
   std::size_t capacity() const noexcept { return mask_ + 1; }
 
   // Claims a slot and calls `fill(T&)` on it; returns false, without calling `fill`, when full.
+  // `position` receives the claimed queue position.
   template <class Fill>
-  bool try_push(Fill&& fill) noexcept {
+  bool try_push(Fill&& fill, std::uint64_t& position) noexcept {
     std::uint64_t pos = head_.load(std::memory_order_relaxed);
     for (;;) {
       cell& c = cells_[pos & mask_];
@@ -39,6 +40,7 @@ class bounded_queue {
           fill(c.value);
           c.turn.store(pos + 1, std::memory_order_release);
           prefetch(cells_[(pos + 1) & mask_]);
+          position = pos;
           return true;
         }
       } else if (lag < 0) {

@@ -79,15 +79,15 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
     if (FOXML_EVENTS_UNLIKELY(size > record_inline_bytes)) {
       heap = take_spill(size);
       if (heap == nullptr) heap = wait_for_spill(size, deadline);
-      if (heap == nullptr) return count_spill_drop(next_seq_.fetch_add(1, std::memory_order_relaxed));
+      if (heap == nullptr) return count_spill_drop();
       payload_writer writer(heap, max_string_);
       visit(writer);
     }
-    const std::uint64_t seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+    // No seq here: the worker numbers records in the order it takes them, so an emit costs one
+    // locked instruction (the ring's claim), not two, and seqs ascend in the order lines are written.
     const std::uint64_t ticks = read_ticks(use_tsc_);
     const std::uint8_t flags = measure.truncates() ? record_flag_truncated : 0;
     auto fill = [&](record& r) noexcept {
-      r.seq = seq;
       r.ticks = ticks;
       r.type = type;
       r.flags = flags;
@@ -98,7 +98,13 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
         visit(writer);
       }
     };
-    if (FOXML_EVENTS_LIKELY(queue_.try_push(fill))) return true;
+    std::uint64_t position = 0;
+    if (FOXML_EVENTS_LIKELY(queue_.try_push(fill, position))) {
+      // Every quarter of the ring, a nudge: a worker in a long idle wait starts on a burst before
+      // the ring fills up (a notify with nobody waiting is a few loads).
+      if (FOXML_EVENTS_UNLIKELY((position & nudge_mask_) == 0)) wake_worker();
+      return true;
+    }
     record staged;
     fill(staged);
     return push_when_full(staged, deadline);
@@ -143,8 +149,10 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   friend class worker;
 
   bool push_when_full(record& staged, std::chrono::steady_clock::time_point deadline) noexcept;
-  bool count_drop(std::uint64_t seq) noexcept;
-  bool count_spill_drop(std::uint64_t seq) noexcept;
+  // A producer's drop has no seq yet: the worker gives it one between the records it takes
+  // (sequence_drops), so every drop still falls inside a `dropped` report's seq range.
+  bool count_drop() noexcept;
+  bool count_spill_drop() noexcept;
   void note_drop(std::uint64_t seq) noexcept;  // adds a seq to the next `dropped` report
   // Adds `count` drops with seqs in [first, last] to the next report (a lost report's own count).
   void note_drops(std::uint64_t count, std::uint64_t first, std::uint64_t last) noexcept;
@@ -170,8 +178,8 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
 
   // Producer side.
   bounded_queue<record> queue_;
-  alignas(cache_line) std::atomic<std::uint64_t> next_seq_{0};
-  std::atomic<bool> closed_{false};
+  const std::uint64_t nudge_mask_;  // a push at a multiple of capacity/4 wakes the worker
+  alignas(cache_line) std::atomic<bool> closed_{false};
   std::atomic<std::size_t> spill_bytes_{0};
 
   // Overflow paths: taken only when the queue is full, so their locks never touch the common path.
@@ -180,7 +188,7 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   std::uint64_t pending_drop_first_ = 0;
   std::uint64_t pending_drop_last_ = 0;
   std::mutex lane_mutex_;
-  std::vector<record> lane_;
+  std::vector<record> lane_;  // a lane record's `seq` holds the queue position it was pushed at
   std::atomic<std::uint64_t> lane_pushed_{0};
 
   // Counters, written by whichever side counts the event, read by stats().
@@ -192,13 +200,18 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   std::atomic<std::uint64_t> dropped_closed_{0};
   std::atomic<std::uint64_t> truncated_{0};
   std::atomic<std::uint64_t> lifecycle_reserved_{0};
-  std::atomic<std::uint64_t> generated_{0};  // seqs the worker took for its own events
+  std::atomic<std::uint64_t> generated_{0};    // the library's own events (pushed or synthesized)
+  std::atomic<std::uint64_t> synthesized_{0};  // of those, the worker's (heartbeats, reports)
+  std::atomic<std::uint64_t> unsequenced_drops_{0};  // producers' drops the worker has not numbered
   std::atomic<std::uint64_t> refused_{0};    // emit calls refused before they took a seq
   std::atomic<std::uint64_t> dropped_by_policy_{0};
 
   // Control between callers of flush/close and the worker.
   std::mutex control_mutex_;
   std::condition_variable worker_wakeup_;
+  // Set by wake_worker() without the mutex (an emit must not wait for it): a wake-up this misses
+  // (set between the worker's check and its wait) costs at most one idle wait.
+  std::atomic<bool> nudged_{false};
   std::condition_variable delivered_cv_;
   std::uint64_t flush_target_ = 0;      // queue position a flush waits for
   std::uint64_t lane_flush_target_ = 0;
