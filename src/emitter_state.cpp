@@ -96,11 +96,13 @@ class emitter_state::worker {
       // us of CPU (more in a VM), which a loop with few cores feels.
       const auto longest = watched() ? s_.options_.max_idle_wait
                                      : std::max(s_.options_.max_idle_wait, s_.options_.unwatched_idle_wait);
+      s_.waiting_long_.store(idle_wait > s_.options_.max_idle_wait, std::memory_order_relaxed);
       std::unique_lock<std::mutex> lock(s_.control_mutex_);
       s_.worker_wakeup_.wait_for(lock, idle_wait, [&] {
         return s_.flush_wanted_ || s_.stop_wanted_ || s_.nudged_.load(std::memory_order_acquire);
       });
       lock.unlock();
+      s_.waiting_long_.store(false, std::memory_order_relaxed);
       if (s_.nudged_.exchange(false, std::memory_order_acq_rel)) {
         idle_wait = shortest_idle_wait;  // producers are waiting for room: look again soon
         continue;

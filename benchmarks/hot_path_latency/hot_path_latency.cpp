@@ -42,9 +42,12 @@ std::vector<double> on_threads(int threads, Body body, void (*thread_init)() = n
 
 int main(int argc, char** argv) {
   const std::size_t calls = argc > 1 ? std::stoul(argv[1]) : 200'000;
+  // Our ring's slots (default 65536 x 256 B = 16 MiB, larger than any cache here): a second
+  // argument sizes it, to measure what the ring's footprint costs the tail.
+  const std::size_t slots = argc > 2 ? std::stoul(argv[2]) : std::size_t{1} << 16;
 
   fe::emitter_options options;
-  options.queue_capacity = 1 << 16;
+  options.queue_capacity = slots;
   fe::training_event_emitter emitter("bench-run", std::make_unique<fe::file_sink>(fb::scratch_file("ours.jsonl")), options);
 
   spdlog::init_thread_pool(1 << 16, 1);

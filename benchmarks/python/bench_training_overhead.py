@@ -8,7 +8,7 @@ makes the same `.item()` calls a logging loop makes (log_metrics converts tensor
 so only emitting differs. The worker thread's CPU time and wake-ups per step come from
 /proc/self/task/<tid>/schedstat.
 
-    python benchmarks/python/bench_training_overhead.py [--epochs-per-variant N] [--sink file|unix]
+    python benchmarks/python/bench_training_overhead.py [--epochs-per-variant N] [--settle S] [--reader]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +50,10 @@ def main() -> int:
                         help="steps per timed block (default: one epoch; much shorter blocks time the "
                              "emit path's cold start after each switch, which a loop emitting every step never pays)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--settle", type=float, default=6.0,
+                        help="seconds of emitting before timing (the emitter's unwatched_after is 5 s)")
+    parser.add_argument("--reader", action="store_true",
+                        help="a thread follows the event file throughout (fe.follow), as events-tail would")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -64,7 +69,13 @@ def main() -> int:
     total_steps = steps_per_epoch * args.epochs_per_variant * 2
 
     with tempfile.TemporaryDirectory(prefix="foxml-bench-") as workdir:
-        events = fe.TrainingEventEmitter("bench-overhead", path=os.path.join(workdir, "events.jsonl"))
+        path = os.path.join(workdir, "events.jsonl")
+        events = fe.TrainingEventEmitter("bench-overhead", path=path)
+        follower = None
+        if args.reader:
+            # Another process, as a terminal or dashboard would be (a thread here would take the GIL).
+            follower = subprocess.Popen([sys.executable, "-c",
+                                         "import sys, foxml_events as fe\nfor _ in fe.follow(sys.argv[1]): pass", path])
         step = 0
 
         order = torch.randperm(len(x))
@@ -99,8 +110,14 @@ def main() -> int:
             block.cpu = time.thread_time() - start_cpu
             return elapsed
 
-        for _ in range(3 * steps_per_epoch // args.block_steps):  # warm-up
+        # Warm-up, emitting for at least --settle seconds: an emitter whose file nobody reads
+        # keeps the short idle wait for its first 5 s (unwatched_after), then settles on the long
+        # one. A training run spends nearly all its time settled, so that is what is timed.
+        settle_until = time.perf_counter() + args.settle
+        for _ in range(3 * steps_per_epoch // args.block_steps):
             block(False)
+            block(True)
+        while time.perf_counter() < settle_until:
             block(True)
         triples = max(1, steps_per_epoch * args.epochs_per_variant // args.block_steps)
         without, control, with_events = [], [], []
@@ -122,13 +139,17 @@ def main() -> int:
             with_events.append(times["with"])
             control.append(times["control"])
         report = events.close()
+        if follower is not None:
+            follower.terminate()
+            follower.wait()
         overhead = statistics.median((w - b) / b for w, b in zip(with_events, without))
         floor = statistics.median((c - b) / b for c, b in zip(control, without))
         a, b, c = statistics.median(with_events), statistics.median(without), statistics.median(control)
         steps = triples * args.block_steps
         per_step = 1e6 / args.block_steps
         print(f"digits MLP, batch {args.batch_size}, {triples} block triples of {args.block_steps} steps "
-              f"(without / with / without, order rotated), 1 torch thread")
+              f"(without / with / without, order rotated), 1 torch thread, "
+              f"{'a follower process reading the file' if args.reader else 'nobody reading the file'}")
         print("| variant | median per step us |\n|---|---|")
         print(f"| without events (same .item() calls) | {per_step * b:.1f} |")
         print(f"| without events (A/A control) | {per_step * c:.1f} |")

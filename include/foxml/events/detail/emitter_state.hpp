@@ -100,9 +100,11 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
     };
     std::uint64_t position = 0;
     if (FOXML_EVENTS_LIKELY(queue_.try_push(fill, position))) {
-      // Every quarter of the ring, a nudge: a worker in a long idle wait starts on a burst before
-      // the ring fills up (a notify with nobody waiting is a few loads).
-      if (FOXML_EVENTS_UNLIKELY((position & nudge_mask_) == 0)) wake_worker();
+      // Every quarter of the ring, a worker in its long (unwatched) idle wait is nudged, so it
+      // starts on a burst before the ring fills up. Only then: the wake-up is a futex call (~1.5 us).
+      if (FOXML_EVENTS_UNLIKELY((position & nudge_mask_) == 0) && waiting_long_.load(std::memory_order_relaxed)) {
+        wake_worker();
+      }
       return true;
     }
     record staged;
@@ -212,6 +214,7 @@ class emitter_state : public std::enable_shared_from_this<emitter_state> {
   // Set by wake_worker() without the mutex (an emit must not wait for it): a wake-up this misses
   // (set between the worker's check and its wait) costs at most one idle wait.
   std::atomic<bool> nudged_{false};
+  std::atomic<bool> waiting_long_{false};  // the worker sleeps longer than max_idle_wait
   std::condition_variable delivered_cv_;
   std::uint64_t flush_target_ = 0;      // queue position a flush waits for
   std::uint64_t lane_flush_target_ = 0;
