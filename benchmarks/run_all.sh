@@ -62,7 +62,8 @@ if [ -n "$quick" ]; then
   bench proxy_fan_in $b/proxy_fan_in build/release/cli/events-proxy 8 500 2
   bench bench_emit "$py" benchmarks/python/bench_emit.py --calls 2000 --no-peers
   bench bench_readers "$py" benchmarks/python/bench_readers.py --events 20000 --rounds 2
-  bench bench_training_overhead "$py" benchmarks/python/bench_training_overhead.py --epochs-per-variant 2
+  bench bench_training_overhead "$py" benchmarks/python/bench_training_overhead.py --epochs-per-variant 2 --settle 0
+  bench bench_step_breakdown "$py" benchmarks/python/bench_step_breakdown.py --rounds 8 --settle 0
   bench bench_adapters "$py" benchmarks/python/bench_adapters.py --quick
   bench bench_bridge "$py" benchmarks/bridge/bench_bridge.py --events 2000 --clients 1,10 --paced 50
 else
@@ -82,6 +83,8 @@ else
   bench bench_emit "$py" benchmarks/python/bench_emit.py
   bench bench_readers "$py" benchmarks/python/bench_readers.py
   bench bench_training_overhead "$py" benchmarks/python/bench_training_overhead.py
+  bench bench_training_overhead_followed "$py" benchmarks/python/bench_training_overhead.py --reader
+  bench bench_step_breakdown "$py" benchmarks/python/bench_step_breakdown.py
   bench bench_adapters "$py" benchmarks/python/bench_adapters.py
   bench bench_bridge "$py" benchmarks/bridge/bench_bridge.py
 fi

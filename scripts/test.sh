@@ -45,7 +45,8 @@ done
 echo "== Python package, benchmark smoke runs, Python tests"
 python3 -m pip install -q .
 python3 benchmarks/python/bench_emit.py --calls 400 --no-peers >/dev/null
-python3 benchmarks/python/bench_training_overhead.py --epochs-per-variant 1 >/dev/null
+python3 benchmarks/python/bench_training_overhead.py --epochs-per-variant 1 --settle 0 >/dev/null
+python3 benchmarks/python/bench_step_breakdown.py --rounds 2 --settle 0 >/dev/null
 python3 -m pytest tests/python
 
 echo "== Python tests under AddressSanitizer (the extension ASan-built, libasan preloaded)"
