@@ -20,9 +20,9 @@ import tempfile
 import time
 
 import torch
-from sklearn.datasets import load_digits
 
 import foxml_events as fe
+from digits_step import digits_loop
 
 
 def main() -> int:
@@ -31,14 +31,8 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=6.0, help="seconds of emitting before timing")
     args = parser.parse_args()
 
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    digits = load_digits()
-    x = torch.tensor(digits.data, dtype=torch.float32) / 16.0
-    y = torch.tensor(digits.target, dtype=torch.long)
-    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    loop = digits_loop()
+    x = loop.x
 
     def noop(metrics, step=None):
         pass
@@ -55,12 +49,7 @@ def main() -> int:
             start = time.thread_time()
             for _ in range(steps):
                 index = torch.randint(0, len(x), (32,))
-                logits = model(x[index])
-                loss = loss_fn(logits, y[index])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                accuracy = (logits.argmax(1) == y[index]).float().mean()
+                loss, accuracy = loop.step(index)
                 if kind == "base":
                     loss.item()
                     accuracy.item()

@@ -22,9 +22,9 @@ import tempfile
 import time
 
 import torch
-from sklearn.datasets import load_digits
 
 import foxml_events as fe
+from digits_step import digits_loop
 
 
 def thread_schedstat(name: str) -> tuple[int, int] | None:
@@ -53,17 +53,11 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=6.0,
                         help="seconds of emitting before timing (the emitter's unwatched_after is 5 s)")
     parser.add_argument("--reader", action="store_true",
-                        help="a thread follows the event file throughout (fe.follow), as events-tail would")
+                        help="another process follows the event file throughout (fe.follow), as events-tail would")
     args = parser.parse_args()
 
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    digits = load_digits()
-    x = torch.tensor(digits.data, dtype=torch.float32) / 16.0
-    y = torch.tensor(digits.target, dtype=torch.long)
-    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    loop = digits_loop()
+    x = loop.x
     steps_per_epoch = (len(x) + args.batch_size - 1) // args.batch_size
     args.block_steps = args.block_steps or steps_per_epoch
     total_steps = steps_per_epoch * args.epochs_per_variant * 2
@@ -92,12 +86,7 @@ def main() -> int:
                     order, cursor = torch.randperm(len(x)), 0
                 index = order[cursor * args.batch_size:(cursor + 1) * args.batch_size]
                 cursor += 1
-                logits = model(x[index])
-                loss = loss_fn(logits, y[index])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                accuracy = (logits.argmax(1) == y[index]).float().mean()
+                loss, accuracy = loop.step(index)
                 if emit:
                     events.log_metrics({"loss": loss, "accuracy": accuracy, "lr": 0.05}, step=step)
                     events.emit_progress("training", 100.0 * step / total_steps, step=step, total_steps=total_steps)

@@ -755,17 +755,12 @@ bool atime_moves_on_read(const std::string& path) {
 
 // How many times this process's thread called `name` has been scheduled in (schedstat's third field).
 std::uint64_t thread_runs(const std::string& name) {
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(entry.path() / "comm");
-    std::string comm_name;
-    std::getline(comm, comm_name);
-    if (comm_name != name) continue;
-    std::ifstream stat(entry.path() / "schedstat");
-    std::uint64_t run_ns = 0, wait_ns = 0, runs = 0;
-    stat >> run_ns >> wait_ns >> runs;
-    return runs;
-  }
-  return 0;
+  const auto task = ft::thread_task(name);
+  if (task.empty()) return 0;
+  std::ifstream stat(task / "schedstat");
+  std::uint64_t run_ns = 0, wait_ns = 0, runs = 0;
+  stat >> run_ns >> wait_ns >> runs;
+  return runs;
 }
 
 }  // namespace

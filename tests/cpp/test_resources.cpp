@@ -49,17 +49,12 @@ std::vector<json> events_of(const std::vector<std::string>& lines, std::string_v
 
 // Whether this process has a thread named `name` that is asleep (state S: in a wait).
 bool thread_asleep(const std::string& name) {
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string thread_name;
-    std::getline(comm, thread_name);
-    if (thread_name != name) continue;
-    std::ifstream stat(task.path() / "stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const auto paren = text.rfind(')');
-    return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] == 'S';
-  }
-  return false;
+  const auto task = ft::thread_task(name);
+  if (task.empty()) return false;
+  std::ifstream stat(task / "stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto paren = text.rfind(')');
+  return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] == 'S';
 }
 
 std::size_t count_of(const std::shared_ptr<fe::memory_store>& store, std::string_view type) {

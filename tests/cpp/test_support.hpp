@@ -60,6 +60,17 @@ constexpr bool under_asan = false;
 #endif
 constexpr bool fork_from_busy_threads_unsupported = under_tsan || under_asan;
 
+// The /proc/self/task entry of this process's thread called `name` ("" when there is none).
+inline std::filesystem::path thread_task(const std::string& name) {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string thread_name;
+    std::getline(comm, thread_name);
+    if (thread_name == name) return task.path();
+  }
+  return {};
+}
+
 inline std::vector<std::string> read_lines(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::vector<std::string> lines;
