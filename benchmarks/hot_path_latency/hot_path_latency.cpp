@@ -45,9 +45,13 @@ int main(int argc, char** argv) {
   // Our ring's slots (default 65536 x 256 B = 16 MiB, larger than any cache here): a second
   // argument sizes it, to measure what the ring's footprint costs the tail.
   const std::size_t slots = argc > 2 ? std::stoul(argv[2]) : std::size_t{1} << 16;
+  // A third sets our worker's idle wait in us (default 500): a long one keeps it asleep through
+  // each burst, to measure what its draining alongside the producer costs the tail.
+  const long idle_wait_us = argc > 3 ? std::stol(argv[3]) : 500;
 
   fe::emitter_options options;
   options.queue_capacity = slots;
+  options.max_idle_wait = std::chrono::microseconds(idle_wait_us);
   fe::training_event_emitter emitter("bench-run", std::make_unique<fe::file_sink>(fb::scratch_file("ours.jsonl")), options);
 
   spdlog::init_thread_pool(1 << 16, 1);
