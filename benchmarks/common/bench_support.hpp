@@ -56,7 +56,7 @@ inline double ns_per_tick() {
 }
 
 struct percentiles {
-  double p50 = 0, p99 = 0, p999 = 0, mean = 0;
+  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, mean = 0;
 };
 
 inline percentiles summarize(std::vector<double> ns) {
@@ -65,6 +65,7 @@ inline percentiles summarize(std::vector<double> ns) {
   std::sort(ns.begin(), ns.end());
   auto at = [&](double q) { return ns[std::min(ns.size() - 1, static_cast<std::size_t>(q * ns.size()))]; };
   p.p50 = at(0.50);
+  p.p90 = at(0.90);
   p.p99 = at(0.99);
   p.p999 = at(0.999);
   double sum = 0;

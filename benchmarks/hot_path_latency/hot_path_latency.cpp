@@ -137,6 +137,12 @@ int main(int argc, char** argv) {
       {"emit_progress, 4 threads", 4, libraries(ours_progress, peer_progress, no_quill_progress)},
       {"emit_metrics (4 scalars), 4 threads", 4, libraries(ours_metrics, peer_metrics, no_quill_metrics)},
   };
+  struct cold_row {
+    const char* name;
+    const char* library;
+    fb::percentiles cold, warm;
+  };
+  std::vector<cold_row> cold_rows;
   for (const auto& c : cases) {
     // Interleave the libraries so that drift of the shared machine hits all alike.
     std::vector<std::vector<double>> samples(c.libraries.size());
@@ -150,7 +156,21 @@ int main(int argc, char** argv) {
     const fb::percentiles ours = fb::summarize(samples[0]);
     for (std::size_t k = 0; k < c.libraries.size(); ++k) {
       fb::print_row(k == 0 ? c.name : "", c.libraries[k].library, fb::summarize(samples[k]), ours);
+      // Every thread's samples are whole bursts of 1000, so index % 1000 == 0 is a burst's first.
+      std::vector<double> cold, warm;
+      for (std::size_t i = 0; i < samples[k].size(); ++i) (i % 1000 == 0 ? cold : warm).push_back(samples[k][i]);
+      cold_rows.push_back({k == 0 ? c.name : "", c.libraries[k].library, fb::summarize(cold), fb::summarize(warm)});
     }
+  }
+  // A training loop calls once per step, after the step has filled the caches with its own data:
+  // each call is a burst's first. Its cost, apart from the warm calls' tail.
+  std::printf("\nThe first call of each burst (after the 2 ms pause: cold caches) and the other calls, ns\n\n");
+  std::printf("| %-36s | %-12s | %9s | %9s | %10s | %10s |\n", "case", "library", "first p50", "first p90",
+              "others p99", "others p99.9");
+  std::printf("|%s|\n", std::string(104, '-').c_str());
+  for (const auto& row : cold_rows) {
+    std::printf("| %-36s | %-12s | %9.1f | %9.1f | %10.1f | %12.1f |\n", row.name, row.library, row.cold.p50,
+                row.cold.p90, row.warm.p99, row.warm.p999);
   }
   emitter.close();
   spdlog::shutdown();
