@@ -770,6 +770,9 @@ TEST_CASE("the file sink sees a consumer when another descriptor reads what it w
   const std::string path = dir.file("watched.jsonl");
   fe::file_sink sink(path);
   if (!atime_moves_on_read(dir.path())) return;  // noatime: the sink says "always" (below)
+  // Where file times are kept at the timer tick (kernels before multigrain timestamps), a read in
+  // the creation's tick would leave the atime as it was: let a few ticks pass first.
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
   const auto long_ago = std::chrono::steady_clock::time_point{};
   auto seen = long_ago;
   fe::line_batch batch;
@@ -784,6 +787,24 @@ TEST_CASE("the file sink sees a consumer when another descriptor reads what it w
   auto later = seen;
   sink.note_consumer(now + std::chrono::seconds(1), later);
   CHECK(later == now);  // nothing new read since
+}
+
+TEST_CASE("a burst wakes a worker from its long unwatched wait before the ring fills" * doctest::skip(under_tsan)) {
+  ft::temp_dir dir;
+  const std::string path = dir.file("burst.jsonl");
+  if (!atime_moves_on_read(dir.path())) return;  // noatime: never unwatched
+  fe::emitter_options options;
+  options.queue_capacity = 64;
+  options.unwatched_after = std::chrono::milliseconds(0);  // unwatched from the start
+  options.unwatched_idle_wait = std::chrono::seconds(1);
+  fe::training_event_emitter emitter("run-burst", std::make_unique<fe::file_sink>(path), options);
+  // The idle wait doubles from 100 us: by now the worker is in its 410 ms wait (409-819 ms).
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  for (int i = 0; i < 40; ++i) REQUIRE(emitter.emit_metrics(i, {{"loss", 1.0}}));
+  // Positions 16 and 32 nudge it; without the nudge it would write them at ~819 ms.
+  CHECK(ft::eventually([&] { return emitter.stats().written == 40; }, std::chrono::milliseconds(150)));
+  REQUIRE(emitter.close().ok());
+  CHECK(ft::read_lines(path).size() == 40);
 }
 
 TEST_CASE("an emitter nobody reads wakes its worker far less often, and a reader brings the short wait back" *

@@ -64,7 +64,7 @@ struct emitter_options {
   std::chrono::milliseconds sink_retry_timeout{1000};
   /// Longest the idle worker sleeps before looking at the queue again (emit -> sink latency).
   std::chrono::microseconds max_idle_wait{500};
-  /// The same while the sink says nobody is reading (sink::consumer_live: a file no process has
+  /// The same while the sink says nobody is reading (sink::note_consumer: a file no process has
   /// read for `unwatched_after`). Fewer wake-ups leave the training loop's cores alone; a reader
   /// that starts following is noticed within one such wait. A value below max_idle_wait counts
   /// as max_idle_wait.
