@@ -1,14 +1,10 @@
 """CURVE from Python: the sink and EventReader URIs carry the keys (curve_server_key, curve_keys)
 through a real events-proxy that admits only listed keys (docs/protocol.md, ZeroMQ > CURVE)."""
-import json
-import random
-import selectors
-import signal
 import subprocess
 import time
 
 import foxml_events as fe
-from test_distributed import _proxy_program, needs_proxy
+from test_distributed import _proxy_program, needs_proxy, start_proxy
 
 
 def _keygen(path):
@@ -17,44 +13,26 @@ def _keygen(path):
 
 
 class CurveProxy:
+    """An events-proxy (test_distributed's launcher) that admits only the emitter's and reader's keys."""
+
     def __init__(self, tmp_path):
         self.server_public = tmp_path / "proxy.pub"
         self.server_public.write_text(_keygen(tmp_path / "proxy.key") + "\n")
         self.keys = {name: tmp_path / f"{name}.key" for name in ("emitter", "reader", "stranger")}
         publics = {name: _keygen(path) for name, path in self.keys.items()}
         (tmp_path / "clients").write_text(publics["emitter"] + "\n" + publics["reader"] + "\n")
-        for _ in range(20):
-            base = random.randrange(20000, 60000, 4)
-            self.emitters, self.subscribers = f"tcp://127.0.0.1:{base}", f"tcp://127.0.0.1:{base + 2}"
-            self.process = subprocess.Popen(
-                [_proxy_program(), "--emitters", self.emitters, "--subscribers", self.subscribers,
-                 "--stats-interval", "0", "--curve-keys", str(tmp_path / "proxy.key"),
-                 "--curve-authorized", str(tmp_path / "clients")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            if "emitters" in self._readline():
-                return
-            self.process.kill()
-            self.process.wait()
-        raise RuntimeError("events-proxy did not start")
+        self.proxy = start_proxy(extra=["--curve-keys", str(tmp_path / "proxy.key"),
+                                        "--curve-authorized", str(tmp_path / "clients")])
+        self.emitters, self.subscribers = self.proxy.emitters, self.proxy.subscribers
 
     def query(self, who):
         return f"?curve_server_key={self.server_public}&curve_keys={self.keys[who]}"
 
-    def _readline(self):
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.process.stderr, selectors.EVENT_READ)
-            if not sel.select(20):
-                return ""
-        return self.process.stderr.readline()
-
     def statistics(self):
-        self.process.send_signal(signal.SIGUSR1)
-        return json.loads(self._readline().split(": ", 1)[1])
+        return self.proxy.statistics()
 
     def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        self.process.communicate(timeout=20)
-        return self.process.returncode
+        return self.proxy.stop()[0]
 
 
 @needs_proxy
