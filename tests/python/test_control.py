@@ -192,6 +192,7 @@ def test_digits_demo_pauses_resumes_and_cancels(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()
     assert proc.returncode == 0, err
     assert "cancelled at step" in out
     events = json_lines(events_path)

@@ -101,7 +101,7 @@ class Trainer:
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate()
+        self.proc.communicate()  # reaps and closes the pipes, also of a trainer that exited by itself
 
 
 def ctl(*args: str, timeout: float = 10.0, **kwargs: Any) -> subprocess.CompletedProcess:

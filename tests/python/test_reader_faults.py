@@ -94,6 +94,8 @@ def test_ctrl_c_interrupts_a_zmq_reader_with_keyboard_interrupt(tmp_path):
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=DEADLINE)
     finally:
-        proc.kill()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()  # reaped, pipes closed: no ResourceWarning on a later test
     assert out.strip() == "interrupted", out + err
     assert proc.returncode == 0, err
