@@ -58,5 +58,7 @@ echo "== Python tests under AddressSanitizer (the extension ASan-built, libasan 
 asan_site=build/py-asan-site
 python3 -m pip install -q --no-deps --upgrade --target "$asan_site" -Cbuild-dir=build/py-asan \
   -Ccmake.build-type=RelWithDebInfo -Ccmake.define.FOXML_EVENTS_SANITIZE=address .
+# The programs the tests start (events-bridge, -proxy, -tail, -ctl) are this build's too.
+FOXML_EVENTS_PROGRAMS_DIR="$PWD/$asan_site/bin" \
 PYTHONPATH="$PWD/$asan_site" PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0 \
   LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so)" python3 -m pytest -q -p no:cacheprovider tests/python

@@ -17,6 +17,7 @@ from typing import Any, Dict, List
 import pytest
 
 import foxml_events as fe
+from conftest import installed_program
 
 # A trainer that checks for commands once per step: `cancel` ends it `cancelled` (command_done
 # first), `pause` holds it in wait_while_paused() until `resume`.
@@ -62,7 +63,7 @@ TRAINER = textwrap.dedent(
 
 
 def events_ctl() -> str:
-    found = shutil.which("events-ctl", path=os.path.dirname(sys.executable)) or shutil.which("events-ctl")
+    found = installed_program("events-ctl")
     if found is None:
         pytest.skip("events-ctl is not installed next to this interpreter (pip install . puts it there)")
     return found
