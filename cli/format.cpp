@@ -3,8 +3,12 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <locale.h>
+#include <wchar.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cwchar>
 #include <iterator>
 #include <string_view>
 #include <vector>
@@ -185,6 +189,33 @@ std::size_t escape_length(std::string_view text) {
   return text.size();
 }
 
+struct glyph {
+  std::size_t bytes;
+  std::size_t columns;
+};
+
+// The character at `text[i]`: its bytes and the terminal columns it takes. Non-ASCII goes to
+// glibc's mbrtowc and wcwidth (Unicode's East Asian Width: CJK and emoji take 2, combining marks
+// 0), asked under C.UTF-8 whatever the user's locale, since a character's width does not depend
+// on the language. An invalid byte is one byte and one column.
+glyph next_glyph(std::string_view text, std::size_t i) {
+  if (static_cast<unsigned char>(text[i]) < 0x80u) return {1, 1};
+  static const locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", locale_t{});
+  if (utf8 == locale_t{}) {  // no C.UTF-8 (glibc before 2.35 without the locale): a column each
+    std::size_t end = i + 1;
+    while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0u) == 0x80u) ++end;
+    return {end - i, 1};
+  }
+  const locale_t previous = uselocale(utf8);
+  std::mbstate_t state{};
+  wchar_t wc = 0;
+  const std::size_t n = std::mbrtowc(&wc, text.data() + i, text.size() - i, &state);
+  const int columns = n == 0 || n > text.size() - i ? -1 : ::wcwidth(wc);
+  uselocale(previous);
+  if (n == 0 || n > text.size() - i) return {1, 1};
+  return {n, columns < 0 ? 1u : static_cast<std::size_t>(columns)};
+}
+
 }  // namespace
 
 std::size_t display_width(std::string_view text) {
@@ -194,9 +225,9 @@ std::size_t display_width(std::string_view text) {
       i += esc;
       continue;
     }
-    ++columns;
-    ++i;
-    while (i < text.size() && (static_cast<unsigned char>(text[i]) & 0xC0u) == 0x80u) ++i;
+    const glyph g = next_glyph(text, i);
+    columns += g.columns;
+    i += g.bytes;
   }
   return columns;
 }
@@ -204,17 +235,18 @@ std::size_t display_width(std::string_view text) {
 std::string fit_width(std::string_view text, std::size_t width) {
   std::string out;
   std::size_t columns = 0;
+  bool cut = false;
   for (std::size_t i = 0; i < text.size();) {
     if (const auto esc = escape_length(text.substr(i))) {
       out.append(text.substr(i, esc));  // kept even past the cut: a colour's reset must still come
       i += esc;
       continue;
     }
-    std::size_t end = i + 1;
-    while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0u) == 0x80u) ++end;
-    if (columns < width) out.append(text.substr(i, end - i));
-    ++columns;
-    i = end;
+    const glyph g = next_glyph(text, i);
+    cut = cut || columns + g.columns > width;  // a wide character that would straddle the edge goes too
+    if (!cut) out.append(text.substr(i, g.bytes));
+    columns += g.columns;
+    i += g.bytes;
   }
   return out;
 }

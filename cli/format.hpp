@@ -35,11 +35,12 @@ std::string sparkline(const std::vector<double>& values, bool unicode);
 // cursor or restyle the terminal) shown as spaces, for text from the wire on a full-screen view.
 std::string printable(std::string_view text);
 
-// Returns the columns `text` takes on a terminal: ANSI escape sequences take none, and a UTF-8
-// sequence one.
+// Returns the columns `text` takes on a terminal: ANSI escape sequences take none, a CJK or emoji
+// character two, a combining mark none, any other character one.
 std::size_t display_width(std::string_view text);
 
-// Returns `text` cut to at most `width` columns (display_width), escape sequences kept whole.
+// Returns `text` cut to at most `width` columns (display_width), escape sequences kept whole; a
+// wide character that would cross the edge is left out.
 std::string fit_width(std::string_view text, std::size_t width);
 
 }  // namespace events_tail

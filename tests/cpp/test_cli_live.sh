@@ -3,7 +3,7 @@
 # progress bar moving, and at the end the run's final status, its stages with durations, a
 # sparkline per metric series (validation next to training), the last log lines, a resources line,
 # elapsed time and steps/s; with 15 runs the run list follows the newest and scrolls with the keys.
-# No line is wider than the pane (tmux would wrap it).
+# No line is wider than the pane (tmux would wrap it), CJK text (two columns a character) included.
 # Usage: test_cli_live.sh EVENTS_TAIL SEED_TRAINER
 set -euo pipefail
 tail_bin=$1 trainer=$2
@@ -38,6 +38,10 @@ keys() { "$tmux_bin" -L "$server" send-keys -t live "$@"; }
 for i in $(seq -w 1 14); do "$trainer" "$dir/events.jsonl" "old-$i" 0; done
 # A hostile log line: escape sequences (clear the screen, red) must show as text, not act.
 printf '%s\n' '{"event_type":"log","run_id":"old-01","timestamp":"2026-01-01T00:00:00+00:00","seq":0,"pid":1,"host":"h","rank":0,"world_size":1,"level":"info","message":"\u001b[2J\u001b[31mRED\u009b1m"}' \
+  >> "$dir/events.jsonl"
+# A log line of 60 CJK characters, two columns each: cut to the pane's width, not wrapped.
+cjk=$(for _ in $(seq 20); do printf '\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e'; done)  # "日本語" x 20
+printf '%s\n' "{\"event_type\":\"log\",\"run_id\":\"old-01\",\"timestamp\":\"2026-01-01T00:00:01+00:00\",\"seq\":1,\"pid\":1,\"host\":\"h\",\"rank\":0,\"world_size\":1,\"level\":\"info\",\"message\":\"$cjk\"}" \
   >> "$dir/events.jsonl"
 
 # ASCII bar and sparklines (LANG=C) so the pane text is easy to match; 80x50.
@@ -112,6 +116,9 @@ wait_for "^> old-01 " "Home did not select the first run"
 wait_for "^old-01  \[completed\]" "the detail does not show the selected run"
 wait_for "^runs 15 \(15 completed\)  showing 1-12$" "the list did not scroll to the top"
 wait_for "^  00:00:00 info     \[2J \[31mRED 1m$" "an escape sequence from the wire was not neutralised"
+wait_for "^  00:00:01 info    ($(printf '\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e')){10}$" "the CJK log line was not cut at 79 columns"
+joined=$("$tmux_bin" -L "$server" capture-pane -p -J -t live | sed 's/ *$//')
+[ "$(pane | sed 's/ *$//')" = "$joined" ] || { echo "$joined" >&2; fail "the CJK log line wrapped at 80 columns"; }
 keys Down
 wait_for "^> old-02 " "Down did not move the selection"
 keys NPage
