@@ -355,12 +355,14 @@ import signal, sys, foxml_events as fe
 # A child started from a non-interactive shell's background job inherits SIGINT ignored, and Python
 # then installs no handler: make Ctrl-C what it is in a terminal, so the test is about our wait.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-reader = fe.EventReader(sys.argv[1])          # follows a file that never appears
+reader = fe.EventReader(sys.argv[1])          # a source that never delivers an event
 print("ready", flush=True)
 try:
     {wait}
 except KeyboardInterrupt:
     print("interrupted", flush=True)
+except Exception as e:
+    print("raised", type(e).__name__, e, flush=True)
 """
 
 
@@ -370,7 +372,7 @@ def test_ctrl_c_interrupts_a_wait(tmp_path, wait):
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED.format(wait=wait), str(tmp_path / "never.jsonl")],
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED.format(wait=wait), str(tmp_path / "never.jsonl")],  # never appears
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"

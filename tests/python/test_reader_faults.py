@@ -13,6 +13,7 @@ import pytest
 
 import foxml_events as fe
 from foxml_events import _core
+from test_live_reader import INTERRUPTED
 
 DEADLINE = 30.0  # seconds; a loaded 2-core machine, never a measure of speed
 
@@ -71,22 +72,10 @@ def test_without_follow_a_fifo_is_a_clear_error(tmp_path):
     assert proc.stdout.startswith("error") and "not a regular file" in proc.stdout, proc.stdout + proc.stderr
 
 
-ZMQ_INTERRUPTED = """
-import sys, foxml_events as fe
-reader = fe.EventReader(sys.argv[1])
-print("ready", flush=True)
-try:
-    next(iter(reader))
-except KeyboardInterrupt:
-    print("interrupted", flush=True)
-except Exception as e:
-    print("raised", type(e).__name__, e, flush=True)
-"""
-
-
 @pytest.mark.skipif(not _core._zmq_reader_available, reason="built without the ZeroMQ reader")
 def test_ctrl_c_interrupts_a_zmq_reader_with_keyboard_interrupt(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", ZMQ_INTERRUPTED, f"zmq+ipc://{tmp_path / 'nobody.ipc'}"],
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED.format(wait="next(iter(reader))"),
+                             f"zmq+ipc://{tmp_path / 'nobody.ipc'}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
