@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cwchar>
 #include <iterator>
 #include <string_view>
 #include <vector>
@@ -207,12 +206,13 @@ glyph next_glyph(std::string_view text, std::size_t i) {
     return {end - i, 1};
   }
   const locale_t previous = uselocale(utf8);
-  std::mbstate_t state{};
+  mbstate_t state{};
   wchar_t wc = 0;
-  const std::size_t n = std::mbrtowc(&wc, text.data() + i, text.size() - i, &state);
-  const int columns = n == 0 || n > text.size() - i ? -1 : ::wcwidth(wc);
+  const std::size_t n = mbrtowc(&wc, text.data() + i, text.size() - i, &state);
+  const bool valid = n != 0 && n <= text.size() - i;  // not (size_t)-1 or -2
+  const int columns = valid ? wcwidth(wc) : -1;
   uselocale(previous);
-  if (n == 0 || n > text.size() - i) return {1, 1};
+  if (!valid) return {1, 1};
   return {n, columns < 0 ? 1u : static_cast<std::size_t>(columns)};
 }
 

@@ -55,13 +55,17 @@ def memory_lines(e) -> List[str]:
 
 def installed_program(name: str) -> "str | None":
     """The path of a program `pip install .` put next to this interpreter (or on PATH), if any.
-    $FOXML_EVENTS_PROGRAMS_DIR comes first: the ASan stage of scripts/test.sh points it at the
-    sanitized build's programs, so the bridge, proxy, tail and ctl run instrumented there."""
+    $FOXML_EVENTS_PROGRAMS_DIR, when set, is the only place looked in: the ASan stage of
+    scripts/test.sh points it at the sanitized build's programs, and a program missing there must
+    not be replaced by an uninstrumented one unnoticed."""
     import shutil
     import sysconfig
 
-    first = os.environ.get("FOXML_EVENTS_PROGRAMS_DIR")
-    for folder in ([first] if first else []) + [sysconfig.get_path("scripts"), os.path.dirname(sys.executable)]:
+    only = os.environ.get("FOXML_EVENTS_PROGRAMS_DIR")
+    if only:
+        candidate = os.path.join(only, name)
+        return candidate if os.access(candidate, os.X_OK) else None
+    for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
         candidate = os.path.join(folder, name)
         if os.access(candidate, os.X_OK):
             return candidate

@@ -4,16 +4,14 @@ a ZeroMQ reader waits."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 import foxml_events as fe
 from foxml_events import _core
-from test_live_reader import INTERRUPTED
+from test_live_reader import interrupted_by_ctrl_c
 
 DEADLINE = 30.0  # seconds; a loaded 2-core machine, never a measure of speed
 
@@ -74,17 +72,4 @@ def test_without_follow_a_fifo_is_a_clear_error(tmp_path):
 
 @pytest.mark.skipif(not _core._zmq_reader_available, reason="built without the ZeroMQ reader")
 def test_ctrl_c_interrupts_a_zmq_reader_with_keyboard_interrupt(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED.format(wait="next(iter(reader))"),
-                             f"zmq+ipc://{tmp_path / 'nobody.ipc'}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(0.5)  # into the wait (a signal before it is also a KeyboardInterrupt)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=DEADLINE)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()  # reaped, pipes closed: no ResourceWarning on a later test
-    assert out.strip() == "interrupted", out + err
-    assert proc.returncode == 0, err
+    interrupted_by_ctrl_c(f"zmq+ipc://{tmp_path / 'nobody.ipc'}", "next(iter(reader))")
